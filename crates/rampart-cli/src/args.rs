@@ -1,0 +1,149 @@
+//! Command-line arguments (clap). Every flag of `serve` overrides the configuration key
+//! named in its help.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success; 1 the tool reported an error; 2 usage, configuration, connection or protocol error.
+Configuration precedence: flags > RAMPART_* environment (and ./.env) > rampart.toml > defaults.";
+
+/// Rampart: a secure MCP server and gateway.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve MCP over streamable HTTP (default, 127.0.0.1:8080/mcp) or stdio.
+    Serve(ServeArgs),
+    /// Write a commented example rampart.toml.
+    Init(InitArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Read a password on stdin and print its argon2 hash for [auth.basic] password_hash.
+    HashPassword,
+    /// List the tools of an MCP server (Rampart or any other).
+    Tools(ClientArgs),
+    /// Call a tool on an MCP server: `rampart call get_current_time timezone=Asia/Tokyo`.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate the configuration and print the effective result, secrets masked.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum TransportArg {
+    /// Streamable HTTP at /mcp.
+    Http,
+    /// MCP on stdin/stdout.
+    Stdio,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ProfileArg {
+    /// The configured toolboxes only.
+    Default,
+    /// Adds the MCP conformance-suite fixtures (tests only).
+    Conformance,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::setup::environment_help())]
+pub(crate) struct ServeArgs {
+    /// Configuration file [env: RAMPART_CONFIG] [default: ./rampart.toml if present].
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Transport (server.transport) [default: http].
+    #[arg(long, value_enum)]
+    pub(crate) transport: Option<TransportArg>,
+    /// HTTP listen address (server.listen) [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Serve streamable HTTP without sessions, for load balancers (server.stateless).
+    #[arg(long)]
+    pub(crate) stateless: bool,
+    /// Tool profile (server.profile) [default: default].
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// Static bearer key required on HTTP (auth.key). Prefer RAMPART_AUTH_KEY: flags are
+    /// visible to other local users in the process list.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) auth_key: Option<String>,
+    /// Allow a non-loopback address without authentication (server.insecure_no_auth).
+    #[arg(long)]
+    pub(crate) insecure_no_auth: bool,
+    /// Accept this Host header value too (server.allowed_hosts); repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub(crate) allowed_hosts: Vec<String>,
+    /// Accept this Origin too, e.g. https://app.example.com (server.allowed_origins);
+    /// repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub(crate) allowed_origins: Vec<String>,
+    /// Log filter, e.g. debug or rampart_server=debug,info (log.level).
+    #[arg(long, value_name = "FILTER")]
+    pub(crate) log: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Where to write it.
+    #[arg(long, default_value = "rampart.toml")]
+    pub(crate) path: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigCheckArgs {
+    /// Configuration file [env: RAMPART_CONFIG] [default: ./rampart.toml if present].
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Print JSON instead of TOML.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Streamable HTTP endpoint of the server, e.g. http://127.0.0.1:8080/mcp.
+    #[arg(long, env = "RAMPART_URL", conflicts_with = "stdio")]
+    pub(crate) url: Option<String>,
+    /// Bearer token sent as Authorization: Bearer <token>.
+    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Start the server as a child speaking MCP on stdio, e.g. "rampart serve --transport stdio".
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) stdio: Option<String>,
+    /// Show the stdio server's stderr.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// Tool name.
+    pub(crate) tool: String,
+    /// Arguments: key=value (a string) or key:=JSON (a number, boolean, array, object).
+    #[arg(value_name = "KEY=VALUE")]
+    pub(crate) pairs: Vec<String>,
+    /// All arguments as one JSON object (merged under the key=value pairs).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) args: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}

@@ -1,0 +1,131 @@
+//! `serve`, `init`, `config check`, `hash-password`.
+
+use std::{io::Read, process::ExitCode};
+
+use anyhow::{Context, bail};
+use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, load};
+use serde_json::json;
+
+use crate::args::{ConfigCheckArgs, InitArgs, ProfileArg, ServeArgs, TransportArg};
+
+/// The environment variables, for `rampart serve --help`.
+pub(crate) fn environment_help() -> String {
+    let mut help = String::from("Environment variables:\n");
+    for var in ENV_VARS {
+        help.push_str(&format!("  {:<26} {}\n", var.name, var.doc));
+    }
+    help
+}
+
+fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
+    let mut overrides = Vec::new();
+    if let Some(transport) = args.transport {
+        let name = match transport {
+            TransportArg::Http => "http",
+            TransportArg::Stdio => "stdio",
+        };
+        overrides.push(("server.transport", json!(name)));
+    }
+    if let Some(listen) = args.listen {
+        overrides.push(("server.listen", json!(listen.to_string())));
+    }
+    if args.stateless {
+        overrides.push(("server.stateless", json!(true)));
+    }
+    if let Some(profile) = args.profile {
+        let name = match profile {
+            ProfileArg::Default => "default",
+            ProfileArg::Conformance => "conformance",
+        };
+        overrides.push(("server.profile", json!(name)));
+    }
+    if let Some(key) = &args.auth_key {
+        overrides.push(("auth.key", json!(key)));
+    }
+    if args.insecure_no_auth {
+        overrides.push(("server.insecure_no_auth", json!(true)));
+    }
+    if !args.allowed_hosts.is_empty() {
+        overrides.push(("server.allowed_hosts", json!(args.allowed_hosts)));
+    }
+    if !args.allowed_origins.is_empty() {
+        overrides.push(("server.allowed_origins", json!(args.allowed_origins)));
+    }
+    if let Some(log) = &args.log {
+        overrides.push(("log.level", json!(log)));
+    }
+    overrides
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    Ok(())
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides = flag_overrides(&args);
+    let Loaded { config, file } =
+        load(LoadOptions { config_path: args.config, overrides, dotenv: true, env: None })?;
+    init_logging(&config.log.level)?;
+    if let Some(file) = &file {
+        tracing::info!(file = %file.display(), "configuration loaded");
+    }
+    rampart_server::serve(config).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if args.force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = match options.open(&args.path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("{} already exists; pass --force to overwrite it", args.path.display())
+        }
+        Err(error) => return Err(error).with_context(|| format!("cannot create {}", args.path.display())),
+    };
+    file.write_all(EXAMPLE_CONFIG.as_bytes()).and_then(|()| file.sync_all())?;
+    eprintln!("wrote {}; check it with `rampart config check --config {}`", args.path.display(), args.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+    let Loaded { config, file } =
+        load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
+    let transport = match config.server.transport {
+        rampart_config::TransportKind::Http => rampart_core::Transport::StreamableHttp,
+        rampart_config::TransportKind::Stdio => rampart_core::Transport::Stdio,
+    };
+    rampart_server::build(&config, transport)?;
+    match &file {
+        Some(file) => eprintln!("configuration OK ({})", file.display()),
+        None => eprintln!("configuration OK (no file: defaults, environment)"),
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+    } else {
+        print!("{}", toml::to_string(&config)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn hash_password() -> anyhow::Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password on stdin; try: printf '%s' 'my password' | rampart hash-password");
+    }
+    let hash = rampart_auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}

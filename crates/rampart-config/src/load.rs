@@ -1,0 +1,178 @@
+//! Layering: defaults < `rampart.toml` < environment (and `.env`) < flags.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment, Metadata, Profile as FigmentProfile, Provider,
+    providers::{Format, Serialized, Toml},
+    value::{Dict, Map, Value},
+};
+
+use crate::{Config, ENV_VARS, EnvVarKind};
+
+/// The file looked for in the working directory when no path is given.
+const DEFAULT_FILE: &str = "rampart.toml";
+
+/// What [`load`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--config`; when `None`, `RAMPART_CONFIG`, else `./rampart.toml` if it exists.
+    pub config_path: Option<PathBuf>,
+    /// Flag overrides as (dotted key, value), e.g. `("server.listen", "0.0.0.0:80")`.
+    pub overrides: Vec<(&'static str, serde_json::Value)>,
+    /// Read `./.env` into the environment first (does not override set variables).
+    pub dotenv: bool,
+    /// The environment to read, as (name, value). `None`: the process environment.
+    pub env: Option<Vec<(String, String)>>,
+}
+
+/// A loaded, validated configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named file does not exist or cannot be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// `.env` exists but is malformed.
+    #[error("cannot read .env: {0}")]
+    Dotenv(String),
+    /// A `RAMPART_*` variable is unknown or has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// Variable name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key is unknown or a value is invalid; figment's message names the key and the
+    /// source (file path, environment, flags).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Loads the configuration.
+///
+/// # Errors
+/// [`ConfigError`] naming the key and its source.
+pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
+    if options.dotenv {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(error) if error.not_found() => {}
+            Err(error) => return Err(ConfigError::Dotenv(error.to_string())),
+        }
+    }
+    let env: Vec<(String, String)> = options.env.unwrap_or_else(|| std::env::vars().collect());
+    let file = config_file(options.config_path, &env)?;
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = &file {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Layer { name: "environment", dict: env_layer(&env)? });
+    figment = figment.merge(Layer { name: "command-line flags", dict: flags_layer(&options.overrides)? });
+    let config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
+    Ok(Loaded { config, file })
+}
+
+fn config_file(explicit: Option<PathBuf>, env: &[(String, String)]) -> Result<Option<PathBuf>, ConfigError> {
+    let from_env = env.iter().find(|(k, _)| k == "RAMPART_CONFIG").map(|(_, v)| PathBuf::from(v));
+    match explicit.or(from_env) {
+        Some(path) => {
+            std::fs::metadata(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            Ok(Some(path))
+        }
+        None => Ok(Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE))),
+    }
+}
+
+fn env_layer(env: &[(String, String)]) -> Result<Dict, ConfigError> {
+    let mut dict = Dict::new();
+    for (name, raw) in env.iter().filter(|(name, _)| name.starts_with("RAMPART_")) {
+        let var = ENV_VARS.iter().find(|v| v.name == name).ok_or_else(|| ConfigError::Env {
+            name: name.clone(),
+            message: "unknown variable (see `rampart serve --help` for the list)".into(),
+        })?;
+        let Some(key) = var.key else { continue };
+        let bad = |message: &str| ConfigError::Env { name: name.clone(), message: message.into() };
+        let value = match var.kind {
+            EnvVarKind::String | EnvVarKind::Other => Value::from(raw.clone()),
+            EnvVarKind::Bool => Value::from(parse_bool(raw).ok_or_else(|| bad("expected true or false"))?),
+            EnvVarKind::Integer => Value::from(raw.trim().parse::<u64>().map_err(|_| bad("expected an integer"))?),
+            EnvVarKind::List => Value::from(
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>(),
+            ),
+        };
+        insert_path(&mut dict, key, value);
+    }
+    Ok(dict)
+}
+
+fn flags_layer(overrides: &[(&'static str, serde_json::Value)]) -> Result<Dict, ConfigError> {
+    let mut dict = Dict::new();
+    for (key, value) in overrides {
+        let value = Value::serialize(value).map_err(|e| ConfigError::Invalid(format!("flag for {key}: {e}")))?;
+        insert_path(&mut dict, key, value);
+    }
+    Ok(dict)
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn insert_path(dict: &mut Dict, dotted: &str, value: Value) {
+    let mut parts = dotted.split('.').peekable();
+    let mut current = dict;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.into(), value);
+            return;
+        }
+        let entry = current.entry(part.into()).or_insert_with(|| Value::from(Dict::new()));
+        if !matches!(entry, Value::Dict(..)) {
+            *entry = Value::from(Dict::new());
+        }
+        let Value::Dict(_, next) = entry else { return };
+        current = next;
+    }
+}
+
+fn describe(error: figment::Error) -> String {
+    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// A named in-memory layer, so errors say "in environment" or "in command-line flags".
+struct Layer {
+    name: &'static str,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name)
+    }
+
+    fn data(&self) -> Result<Map<FigmentProfile, Dict>, figment::Error> {
+        Ok(FigmentProfile::Default.collect(self.dict.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! Layering and error tests; each writes real files in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::{EXAMPLE_CONFIG, Profile, TransportKind};
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn load_with(file: Option<PathBuf>, env: &[(&str, &str)], flags: Vec<(&'static str, serde_json::Value)>) -> Result<Loaded, ConfigError> {
+    load(LoadOptions {
+        config_path: file,
+        overrides: flags,
+        dotenv: false,
+        env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+    })
+}
+
+#[test]
+fn example_config_parses_to_the_defaults() {
+    let path = temp_file("example", EXAMPLE_CONFIG);
+    let loaded = load_with(Some(path), &[], vec![]).unwrap();
+    assert_eq!(loaded.config, Config::default());
+}
+
+#[test]
+fn flags_beat_environment_beats_file() {
+    let path = temp_file("precedence", "[server]\nlisten = \"127.0.0.1:1000\"\nstateless = true\n[log]\nlevel = \"warn\"\n");
+    let env = [("RAMPART_LISTEN", "127.0.0.1:2000"), ("RAMPART_LOG", "debug")];
+    let loaded = load_with(Some(path), &env, vec![("server.listen", serde_json::json!("127.0.0.1:3000"))]).unwrap();
+    assert_eq!(loaded.config.server.listen.port(), 3000, "flag wins");
+    assert_eq!(loaded.config.log.level, "debug", "environment beats file");
+    assert!(loaded.config.server.stateless, "file beats default");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_the_file() {
+    let path = temp_file("unknown", "[server]\nlsiten = \"127.0.0.1:1\"\n");
+    let error = load_with(Some(path.clone()), &[], vec![]).unwrap_err().to_string();
+    assert!(error.contains("lsiten"), "{error}");
+    assert!(error.contains(&path.display().to_string()), "{error}");
+}
+
+#[test]
+fn bad_value_names_the_key() {
+    let path = temp_file("badvalue", "[server]\nlisten = \"nowhere\"\n");
+    let error = load_with(Some(path), &[], vec![]).unwrap_err().to_string();
+    assert!(error.contains("server.listen") || error.contains("listen"), "{error}");
+}
+
+#[test]
+fn unknown_rampart_variable_is_an_error() {
+    let error = load_with(None, &[("RAMPART_LSITEN", "x")], vec![]).unwrap_err().to_string();
+    assert!(error.contains("RAMPART_LSITEN"), "{error}");
+}
+
+#[test]
+fn bad_boolean_in_environment_names_the_variable() {
+    let error = load_with(None, &[("RAMPART_STATELESS", "maybe")], vec![]).unwrap_err().to_string();
+    assert!(error.contains("RAMPART_STATELESS"), "{error}");
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    let error = load_with(Some(PathBuf::from("/nonexistent/rampart.toml")), &[], vec![]).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }), "{error}");
+}
+
+#[test]
+fn environment_lists_and_enums() {
+    let env = [("RAMPART_TOOLS", "system, other"), ("RAMPART_PROFILE", "conformance"), ("RAMPART_TRANSPORT", "stdio")];
+    let config = load_with(None, &env, vec![]).unwrap().config;
+    assert_eq!(config.tools.enabled, vec!["system", "other"]);
+    assert_eq!(config.server.profile, Profile::Conformance);
+    assert_eq!(config.server.transport, TransportKind::Stdio);
+}
+
+#[test]
+fn secrets_are_masked_when_printed() {
+    let config = load_with(None, &[("RAMPART_AUTH_KEY", "hunter2-very-secret")], vec![]).unwrap().config;
+    let printed = format!("{config:?} {}", toml::to_string(&config).unwrap());
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert_eq!(config.auth.key.unwrap().expose(), "hunter2-very-secret");
+}

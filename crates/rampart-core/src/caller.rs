@@ -1,0 +1,77 @@
+//! Who is calling and over what: the identity that authentication produces and that
+//! authorization, rate limits and audit consume.
+
+use std::fmt;
+
+/// How a principal was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// The operator of a stdio server: whoever started the process.
+    LocalOperator,
+    /// Nobody authenticated (public paths, or `--insecure-no-auth`).
+    Anonymous,
+    /// The static bearer key (`--auth-key`).
+    StaticKey,
+    /// HTTP Basic, `[auth.basic]` (RFC 7617).
+    Basic,
+}
+
+/// An authenticated identity: a stable id, how it was established, and its roles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Principal {
+    /// Stable identifier, e.g. `local`, `anonymous`, `basic:alice`.
+    pub id: String,
+    /// How this principal was authenticated.
+    pub kind: PrincipalKind,
+    /// Role names granted to this principal (resolved by policy).
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// The local operator of a stdio server.
+    pub fn local_operator() -> Self {
+        Self { id: "local".into(), kind: PrincipalKind::LocalOperator, roles: vec!["admin".into()] }
+    }
+
+    /// The unauthenticated caller.
+    pub fn anonymous() -> Self {
+        Self { id: "anonymous".into(), kind: PrincipalKind::Anonymous, roles: vec!["public".into()] }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+/// The transport a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// MCP over stdin/stdout.
+    Stdio,
+    /// Streamable HTTP (MCP 2025-06-18 and later, including stateless 2026-07-28).
+    StreamableHttp,
+}
+
+/// Everything known about the origin of one request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Caller {
+    /// Who is calling.
+    pub principal: Principal,
+    /// Over which transport.
+    pub transport: Transport,
+    /// The MCP session id, when the transport has sessions.
+    pub session: Option<String>,
+    /// The remote socket address, for HTTP.
+    pub remote_addr: Option<String>,
+}
+
+impl Caller {
+    /// A caller on stdio: the local operator, no session id, no address.
+    pub fn stdio() -> Self {
+        Self { principal: Principal::local_operator(), transport: Transport::Stdio, session: None, remote_addr: None }
+    }
+}

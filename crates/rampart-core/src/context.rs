@@ -1,0 +1,159 @@
+//! What a running tool can reach besides its arguments: the caller, cancellation, and the
+//! client peer for progress and log notifications and for server-to-client requests
+//! (sampling, elicitation).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::Caller;
+
+/// Syslog severities used by MCP logging (MCP 2025-11-25 "Logging", RFC 5424 §6.2.1),
+/// least severe first so that `level >= minimum` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Debug detail.
+    Debug,
+    /// Informational.
+    Info,
+    /// Normal but significant.
+    Notice,
+    /// Warning.
+    Warning,
+    /// Error.
+    Error,
+    /// Critical.
+    Critical,
+    /// Action must be taken.
+    Alert,
+    /// System unusable.
+    Emergency,
+}
+
+/// Why a request to the client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The transport cannot carry server-to-client requests (e.g. stateless HTTP, or no
+    /// client at all in the CLI).
+    #[error("the client connection cannot carry this request")]
+    Unsupported,
+    /// The client answered with a JSON-RPC error.
+    #[error("the client refused: {0}")]
+    Refused(String),
+    /// The connection failed.
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+/// The client side of the connection, as a tool sees it. Implemented by `rampart-mcp`
+/// over rmcp's peer; [`NullPeer`] where there is no client.
+#[async_trait]
+pub trait ClientPeer: Send + Sync {
+    /// Sends `notifications/progress` for `token`.
+    async fn notify_progress(&self, token: &Value, progress: f64, total: Option<f64>, message: Option<String>);
+
+    /// Sends `notifications/message` when `level` passes the client's `logging/setLevel`.
+    async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value);
+
+    /// Sends a server-to-client request such as `sampling/createMessage` or
+    /// `elicitation/create` and returns the client's result object.
+    ///
+    /// # Errors
+    /// [`PeerError`] when the transport cannot carry it or the client refuses.
+    async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError>;
+}
+
+/// A peer that drops notifications and refuses requests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullPeer;
+
+#[async_trait]
+impl ClientPeer for NullPeer {
+    async fn notify_progress(&self, _: &Value, _: f64, _: Option<f64>, _: Option<String>) {}
+    async fn log(&self, _: LogLevel, _: Option<&str>, _: Value) {}
+    async fn request(&self, _: &str, _: Value) -> Result<Value, PeerError> {
+        Err(PeerError::Unsupported)
+    }
+}
+
+/// The context of one call: who calls, its cancellation, and the client peer.
+#[derive(Clone)]
+pub struct CallContext {
+    /// Who is calling.
+    pub caller: Caller,
+    /// The JSON-RPC request id, for logs and audit.
+    pub request_id: Option<String>,
+    /// Cancelled when the client sends `notifications/cancelled` or disconnects.
+    pub cancellation: CancellationToken,
+    progress_token: Option<Value>,
+    peer: Arc<dyn ClientPeer>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("caller", &self.caller)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallContext {
+    /// A context for `caller` talking through `peer`.
+    pub fn new(caller: Caller, peer: Arc<dyn ClientPeer>) -> Self {
+        Self { caller, request_id: None, cancellation: CancellationToken::new(), progress_token: None, peer }
+    }
+
+    /// A context with no client (tests, local CLI calls).
+    pub fn detached(caller: Caller) -> Self {
+        Self::new(caller, Arc::new(NullPeer))
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the cancellation token.
+    pub fn with_cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancellation = token;
+        self
+    }
+
+    /// Sets the request's `_meta.progressToken`.
+    pub fn with_progress_token(mut self, token: Option<Value>) -> Self {
+        self.progress_token = token;
+        self
+    }
+
+    /// Reports progress when the client asked for it (a `progressToken` in `_meta`);
+    /// otherwise does nothing.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(token) = &self.progress_token {
+            self.peer.notify_progress(token, progress, total, message).await;
+        }
+    }
+
+    /// Sends a log notification to the client (filtered by its `logging/setLevel`).
+    pub async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
+        self.peer.log(level, logger, data).await;
+    }
+
+    /// Sends a server-to-client request (sampling, elicitation, roots).
+    ///
+    /// # Errors
+    /// [`PeerError`].
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError> {
+        self.peer.request(method, params).await
+    }
+
+    /// Whether the client has cancelled this call.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
+    }
+}

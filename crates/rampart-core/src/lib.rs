@@ -1,0 +1,29 @@
+//! Rampart's domain: what a tool is, what a call returns, who is calling, and the one
+//! call pipeline every tool call goes through.
+//!
+//! This crate does no IO and knows nothing of MCP's wire format or of rmcp: transports
+//! (`rampart-mcp`) translate to and from these types, toolboxes (`rampart-tools`, user
+//! crates, the gateway) implement [`Toolbox`], and the server (`rampart-server`) builds one
+//! [`Pipeline`] that every transport calls into.
+
+mod caller;
+mod context;
+mod content;
+mod pipeline;
+mod prompt;
+mod resource;
+mod tool;
+
+pub use caller::{Caller, Principal, PrincipalKind, Transport};
+pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
+pub use content::{Content, ResourceContents};
+pub use pipeline::{CallError, Pipeline, PipelineBuilder};
+pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
+pub use resource::{ResourceSpec, ResourceTemplateSpec};
+pub use tool::{
+    CompletionRef, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, input_schema_for, output_schema_for,
+    parse_arguments,
+};
+
+/// Rampart's version, as reported by `system_about`, `/healthz` and the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,268 @@
+//! What a tool is ([`ToolSpec`]), what a call returns ([`ToolOutput`], [`ToolError`]), and
+//! the one trait every provider of tools implements ([`Toolbox`]).
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+
+use crate::{
+    CallContext, Content, PromptOutput, PromptSpec, ResourceContents, ResourceSpec,
+    ResourceTemplateSpec,
+};
+
+/// Behaviour hints for clients (MCP 2025-11-25 "ToolAnnotations"). Hints, not guarantees:
+/// Rampart's policy never trusts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolAnnotations {
+    /// The tool does not modify its environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may perform destructive updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    /// Repeating the call with the same arguments has no further effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool talks to an open world (the internet) rather than a closed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+impl ToolAnnotations {
+    /// A read-only, idempotent, closed-world tool.
+    pub fn read_only() -> Self {
+        Self {
+            read_only_hint: Some(true),
+            destructive_hint: Some(false),
+            idempotent_hint: Some(true),
+            open_world_hint: Some(false),
+        }
+    }
+}
+
+/// The description of one tool, as `tools/list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// Unique name across the server, e.g. `get_current_time`.
+    pub name: String,
+    /// Human-readable title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What the tool does, for the model.
+    pub description: String,
+    /// JSON Schema (2020-12) of the arguments object; always `"type": "object"`.
+    pub input_schema: Map<String, Value>,
+    /// JSON Schema of `structuredContent`, when the tool returns structured output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Map<String, Value>>,
+    /// Behaviour hints.
+    pub annotations: ToolAnnotations,
+}
+
+impl ToolSpec {
+    /// A spec whose input schema is generated from `Args` (schemars).
+    pub fn new<Args: JsonSchema>(name: &str, description: &str) -> Self {
+        Self {
+            name: name.into(),
+            title: None,
+            description: description.into(),
+            input_schema: input_schema_for::<Args>(),
+            output_schema: None,
+            annotations: ToolAnnotations::default(),
+        }
+    }
+
+    /// Sets the title.
+    pub fn title(mut self, title: &str) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Declares structured output whose schema is generated from `Out`.
+    pub fn output<Out: JsonSchema>(mut self) -> Self {
+        self.output_schema = Some(output_schema_for::<Out>());
+        self
+    }
+
+    /// Sets the annotations.
+    pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
+        self.annotations = annotations;
+        self
+    }
+}
+
+/// The JSON Schema of `T` as an object schema for `inputSchema`.
+///
+/// MCP requires `"type": "object"`; a unit-like `T` yields `{"type": "object",
+/// "properties": {}}`.
+pub fn input_schema_for<T: JsonSchema>() -> Map<String, Value> {
+    let mut map = schema_object::<T>();
+    map.insert("type".into(), Value::String("object".into()));
+    map.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+    map
+}
+
+/// The JSON Schema of `T` for `outputSchema`.
+pub fn output_schema_for<T: JsonSchema>() -> Map<String, Value> {
+    schema_object::<T>()
+}
+
+fn schema_object<T: JsonSchema>() -> Map<String, Value> {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    match schema.to_value() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Deserializes call arguments into `T`.
+///
+/// # Errors
+/// [`ToolError::InvalidArguments`] with serde's message (e.g. "missing field `time`").
+pub fn parse_arguments<T: DeserializeOwned>(arguments: Map<String, Value>) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(arguments))
+        .map_err(|error| ToolError::InvalidArguments(error.to_string()))
+}
+
+/// The result of a tool call: content for the model, optional structured content matching
+/// the tool's `outputSchema`, and whether the tool failed (MCP "CallToolResult").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolOutput {
+    /// Content blocks.
+    pub content: Vec<Content>,
+    /// Structured result, matching the declared output schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    /// `true` when the tool failed; `content` then says why.
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    /// A successful text result.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { content: vec![Content::text(text)], structured_content: None, is_error: false }
+    }
+
+    /// A successful result with structured content and its readable rendering.
+    ///
+    /// # Errors
+    /// [`ToolError::Internal`] when `value` does not serialize to JSON.
+    pub fn structured(value: &impl Serialize, text: impl Into<String>) -> Result<Self, ToolError> {
+        let value = serde_json::to_value(value)
+            .map_err(|error| ToolError::Internal(format!("serializing result: {error}")))?;
+        Ok(Self { content: vec![Content::text(text)], structured_content: Some(value), is_error: false })
+    }
+
+    /// A successful result made of several blocks.
+    pub fn content(content: Vec<Content>) -> Self {
+        Self { content, structured_content: None, is_error: false }
+    }
+
+    /// A failed result whose text a person can act on.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { content: vec![Content::text(message)], structured_content: None, is_error: true }
+    }
+}
+
+/// Why a tool, resource read or prompt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments do not match the input schema.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The tool ran and failed in a way the caller can act on.
+    #[error("{0}")]
+    Failed(String),
+    /// The named prompt or resource does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The call was cancelled by the client.
+    #[error("cancelled")]
+    Cancelled,
+    /// A bug or an unexpected condition; the detail is logged, not sent to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Which completion the client asks for (MCP "completion/complete" `ref`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionRef {
+    /// An argument of the named prompt.
+    Prompt(String),
+    /// A variable of the resource template with this URI template.
+    ResourceTemplate(String),
+}
+
+/// A provider of tools (and optionally resources and prompts): built-in toolboxes, a
+/// user's own Rust toolbox, and upstream MCP servers all implement this one trait, and the
+/// [`crate::Pipeline`] applies the same security to each.
+#[async_trait]
+pub trait Toolbox: Send + Sync + 'static {
+    /// The toolbox's name, e.g. `system`; shown by `system_about` and the banner.
+    fn name(&self) -> &str;
+
+    /// The tools this toolbox serves. Names must be unique across the server.
+    fn tools(&self) -> Vec<ToolSpec>;
+
+    /// Runs `tool` with `arguments` (already known to belong to this toolbox).
+    ///
+    /// # Errors
+    /// A [`ToolError`]; the pipeline turns it into an `isError` result.
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        context: &CallContext,
+    ) -> Result<ToolOutput, ToolError>;
+
+    /// Concrete resources this toolbox serves.
+    fn resources(&self) -> Vec<ResourceSpec> {
+        Vec::new()
+    }
+
+    /// Resource templates this toolbox serves.
+    fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
+        Vec::new()
+    }
+
+    /// Reads `uri`; `Ok(None)` when this toolbox does not serve it.
+    ///
+    /// # Errors
+    /// A [`ToolError`] when the resource exists but cannot be read.
+    async fn read_resource(
+        &self,
+        _uri: &str,
+        _context: &CallContext,
+    ) -> Result<Option<Vec<ResourceContents>>, ToolError> {
+        Ok(None)
+    }
+
+    /// Prompts this toolbox serves.
+    fn prompts(&self) -> Vec<PromptSpec> {
+        Vec::new()
+    }
+
+    /// Renders prompt `name` (one of [`Toolbox::prompts`]).
+    ///
+    /// # Errors
+    /// [`ToolError::InvalidArguments`] for missing arguments, [`ToolError::NotFound`].
+    async fn get_prompt(
+        &self,
+        name: &str,
+        _arguments: Map<String, Value>,
+        _context: &CallContext,
+    ) -> Result<PromptOutput, ToolError> {
+        Err(ToolError::NotFound(format!("prompt '{name}'")))
+    }
+
+    /// Completion values for `argument` starting with `value`.
+    fn complete(&self, _reference: &CompletionRef, _argument: &str, _value: &str) -> Vec<String> {
+        Vec::new()
+    }
+}

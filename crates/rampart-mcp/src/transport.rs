@@ -1,0 +1,63 @@
+//! Server transports: stdio (MCP "stdio" transport) and streamable HTTP (MCP "Streamable
+//! HTTP", session-based for 2025-x revisions, stateless for 2026-07-28).
+
+use std::{sync::Arc, time::Duration};
+
+use rmcp::{
+    ServiceExt,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::McpHandler;
+
+/// Serves MCP over stdin/stdout until the client closes stdin or `shutdown` fires.
+///
+/// # Errors
+/// An IO error when the initialize handshake fails.
+pub async fn serve_stdio(handler: McpHandler, shutdown: CancellationToken) -> std::io::Result<()> {
+    let running = handler
+        .serve_with_ct(rmcp::transport::stdio(), shutdown)
+        .await
+        .map_err(|error| std::io::Error::other(format!("stdio handshake failed: {error}")))?;
+    let reason = running.waiting().await.map_err(std::io::Error::other)?;
+    tracing::info!(?reason, "stdio session ended");
+    Ok(())
+}
+
+/// Streamable HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `false`: no `Mcp-Session-Id`, every request served on its own (load balancers).
+    /// Requests that negotiate 2026-07-28 are always stateless.
+    pub sessions: bool,
+    /// Largest accepted POST body, bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Idle time after which a session is closed.
+    pub session_idle_timeout: Duration,
+    /// Fired on shutdown: open SSE streams and sessions end.
+    pub shutdown: CancellationToken,
+}
+
+/// The streamable HTTP endpoint as a tower `Service`, ready to be mounted at `/mcp`.
+///
+/// Each new session (or, stateless, each request) gets a fresh handler from
+/// [`McpHandler::for_new_session`]. rmcp's own Host/Origin checks are off: the server's
+/// middleware validates both before any request reaches this service (one rule, one
+/// place, tested there).
+pub fn streamable_http_service(
+    handler: McpHandler,
+    options: HttpOptions,
+) -> StreamableHttpService<McpHandler, LocalSessionManager> {
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(options.session_idle_timeout);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(options.sessions)
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_cancellation_token(options.shutdown);
+    StreamableHttpService::new(move || Ok(handler.for_new_session()), Arc::new(sessions), config)
+}

@@ -1,0 +1,36 @@
+//! Conversions between `rampart-core` types and rmcp's model. Both sides follow MCP's JSON
+//! shapes, so conversion goes through `serde_json::Value`; this keeps us independent of
+//! rmcp's constructors (many of its types are `#[non_exhaustive]`).
+
+use rmcp::ErrorData;
+use rampart_core::CallError;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+/// Re-types `value` as rmcp's `T` through JSON.
+pub(crate) fn retype<T: DeserializeOwned>(value: &impl Serialize) -> Result<T, ErrorData> {
+    serde_json::to_value(value).and_then(serde_json::from_value).map_err(|error| {
+        tracing::error!(%error, type_name = std::any::type_name::<T>(), "cannot convert to the MCP wire type");
+        ErrorData::internal_error("internal error", None)
+    })
+}
+
+/// Re-types a JSON value as rmcp's `T`.
+pub(crate) fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ErrorData> {
+    retype(&value)
+}
+
+/// The one place where a pipeline refusal becomes a JSON-RPC error (MCP 2025-11-25
+/// "Error Handling": unknown tool and bad params are -32602, a missing resource -32002).
+pub(crate) fn call_error(error: CallError) -> ErrorData {
+    match error {
+        CallError::UnknownTool(name) => ErrorData::invalid_params(format!("Unknown tool: {name}"), None),
+        CallError::UnknownPrompt(name) => ErrorData::invalid_params(format!("Unknown prompt: {name}"), None),
+        CallError::ResourceNotFound(uri) => {
+            ErrorData::resource_not_found(format!("Resource not found: {uri}"), Some(serde_json::json!({ "uri": uri })))
+        }
+        CallError::InvalidParams(message) => ErrorData::invalid_params(message, None),
+        CallError::Cancelled => ErrorData::internal_error("request cancelled", None),
+        CallError::Internal => ErrorData::internal_error("internal error", None),
+    }
+}

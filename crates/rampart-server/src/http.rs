@@ -1,0 +1,103 @@
+//! The axum router and its middleware stack.
+//!
+//! Order, outermost first, and why:
+//! 1. request span + `x-request-id`: every log line of a request carries its id, including
+//!    refusals by the layers below;
+//! 2. Host/Origin guard: DNS-rebinding attempts are refused before anything else runs,
+//!    public paths included;
+//! 3. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
+//! 4. authentication: everything else needs credentials; it stores the [`Caller`] that
+//!    the MCP handler and the pipeline use;
+//! 5. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces the body limit,
+//!    `Accept` (406) and sessions.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderValue, StatusCode, header};
+use rampart_auth::Authenticator;
+use rampart_mcp::{HttpOptions, McpHandler, streamable_http_service};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::guard::OriginGuard;
+
+/// What the router needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Credentials checked on every non-public path.
+    pub authenticator: Arc<Authenticator>,
+    /// The MCP handler mounted at `/mcp`.
+    pub handler: McpHandler,
+    /// Streamable HTTP settings.
+    pub http: HttpOptions,
+    /// `server.allowed_hosts`.
+    pub allowed_hosts: Vec<String>,
+    /// `server.allowed_origins`.
+    pub allowed_origins: Vec<String>,
+}
+
+/// A JSON-RPC-shaped error body (MCP clients parse these on any status).
+pub(crate) fn error_body(kind: &str, message: &str) -> Json<Value> {
+    Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": message, "data": { "kind": kind } } }))
+}
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let guard = Arc::new(OriginGuard::new(&state.allowed_hosts, &state.allowed_origins));
+    let mcp = streamable_http_service(state.handler.clone(), state.http.clone());
+    let protected = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state.authenticator.clone(), crate::auth::authenticate));
+    Router::new()
+        .route("/", get(health))
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(guard, check_origin))
+        .layer(middleware::from_fn(request_span))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": rampart_core::VERSION }))
+}
+
+/// Readiness: one entry per backing service. There are none yet in this build; toolboxes
+/// with backends (SQL, gateway upstreams) add theirs, and a down backend makes the status
+/// `degraded` rather than stopping the server.
+async fn ready() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": rampart_core::VERSION, "services": {} }))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, error_body("not_found", "no such path; the MCP endpoint is /mcp")).into_response()
+}
+
+async fn check_origin(State(guard): State<Arc<OriginGuard>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let origin = text(header::ORIGIN);
+    if let Err(refusal) = guard.check(host.as_deref(), origin.as_deref()) {
+        tracing::warn!(reason = %refusal.message(), "request refused (DNS-rebinding protection)");
+        return (StatusCode::FORBIDDEN, error_body("forbidden", &refusal.message())).into_response();
+    }
+    next.run(request).await
+}
+
+async fn request_span(request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

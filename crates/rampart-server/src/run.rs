@@ -1,0 +1,172 @@
+//! Running the server: bind, banner, serve, and graceful shutdown.
+//!
+//! Shutdown (SIGINT/SIGTERM): stop accepting connections, let tool calls in flight finish
+//! for up to `server.shutdown_grace_secs`, then close MCP sessions and SSE streams, and
+//! return (the binary exits 0).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::serve::ListenerExt;
+use rampart_config::{Config, TransportKind};
+use rampart_core::{Pipeline, Transport};
+use rampart_mcp::{HttpOptions, serve_stdio};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{AppState, Built, ServerError, build, router};
+
+/// A running HTTP server.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// Cancel to start a graceful shutdown.
+    pub shutdown: CancellationToken,
+    /// Completes when the server has stopped.
+    pub task: JoinHandle<()>,
+}
+
+/// Binds and serves HTTP in the background.
+///
+/// # Errors
+/// [`ServerError::Unauthenticated`] for a non-loopback address without credentials,
+/// [`ServerError::Bind`].
+pub async fn start_http(config: &Config, built: &Built) -> Result<Running, ServerError> {
+    let address = config.server.listen;
+    if !address.ip().is_loopback() && !built.authenticator.is_enabled() && !config.server.insecure_no_auth {
+        return Err(ServerError::Unauthenticated(address));
+    }
+    let listener = TcpListener::bind(address).await.map_err(|source| ServerError::Bind { address, source })?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let sessions_closed = CancellationToken::new();
+    let state = AppState {
+        authenticator: built.authenticator.clone(),
+        handler: built.handler.clone(),
+        http: HttpOptions {
+            sessions: !config.server.stateless,
+            max_body_bytes: config.server.max_body_bytes,
+            session_idle_timeout: Duration::from_secs(config.server.session_idle_secs),
+            shutdown: sessions_closed.clone(),
+        },
+        allowed_hosts: config.server.allowed_hosts.clone(),
+        allowed_origins: config.server.allowed_origins.clone(),
+    };
+    // Nagle's algorithm delays each small SSE frame by ~40 ms; MCP is latency-bound.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let drain = drain_then_close(
+        built.pipeline.clone(),
+        shutdown.clone(),
+        sessions_closed,
+        Duration::from_secs(config.server.shutdown_grace_secs),
+    );
+    let task = tokio::spawn(async move {
+        let drain = tokio::spawn(drain);
+        if let Err(error) = server.await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+        drain.abort();
+    });
+    Ok(Running { local_addr, shutdown, task })
+}
+
+/// After `shutdown`, waits for calls in flight (bounded by `grace`), then closes sessions
+/// and streams so the HTTP server can finish.
+async fn drain_then_close(pipeline: Arc<Pipeline>, shutdown: CancellationToken, close: CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    let in_flight = pipeline.in_flight();
+    if in_flight > 0 {
+        tracing::info!(in_flight, grace_s = grace.as_secs(), "waiting for tool calls in flight");
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while pipeline.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if pipeline.in_flight() > 0 {
+        tracing::warn!(in_flight = pipeline.in_flight(), "grace period over; closing with calls in flight");
+    }
+    close.cancel();
+}
+
+/// Builds everything from `config`, prints the banner, and serves until SIGINT/SIGTERM
+/// (HTTP) or until stdin closes (stdio).
+///
+/// # Errors
+/// [`ServerError`] for bad configuration or a failed bind.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let transport = match config.server.transport {
+        TransportKind::Http => Transport::StreamableHttp,
+        TransportKind::Stdio => Transport::Stdio,
+    };
+    let built = build(&config, transport)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(forward_signals(shutdown.clone()));
+    match config.server.transport {
+        TransportKind::Stdio => {
+            banner(&config, &built, "stdio (MCP on stdin/stdout)");
+            serve_stdio(built.handler.clone(), shutdown).await?;
+        }
+        TransportKind::Http => {
+            let running = start_http(&config, &built).await?;
+            let mode = if config.server.stateless { "stateless" } else { "sessions; 2026-07-28 clients stateless" };
+            banner(&config, &built, &format!("streamable HTTP at http://{}/mcp ({mode})", running.local_addr));
+            shutdown.cancelled().await;
+            tracing::info!("shutting down");
+            running.shutdown.cancel();
+            let grace = Duration::from_secs(config.server.shutdown_grace_secs + 2);
+            if tokio::time::timeout(grace, running.task).await.is_err() {
+                tracing::warn!("connections still open after the grace period; exiting");
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn banner(config: &Config, built: &Built, transport: &str) {
+    let tools: Vec<String> = built
+        .pipeline
+        .list_tools(&rampart_core::CallContext::detached(rampart_core::Caller::stdio()))
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let auth = match config.server.transport {
+        TransportKind::Stdio => "local operator (stdio)".to_owned(),
+        TransportKind::Http if built.authenticator.is_enabled() => built.authenticator.mode().to_owned(),
+        TransportKind::Http => "none (loopback only)".to_owned(),
+    };
+    eprintln!("rampart {}", rampart_core::VERSION);
+    eprintln!("  transport: {transport}");
+    eprintln!("  auth:      {auth}");
+    eprintln!("  toolboxes: {}", built.pipeline.toolbox_names().join(", "));
+    eprintln!("  tools:     {}", tools.join(", "));
+}
+
+async fn forward_signals(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    shutdown.cancel();
+}
