@@ -156,7 +156,11 @@ impl Authenticator {
             if !cached && let Ok(mut guard) = basic.verified.lock() {
                 *guard = Some(presented);
             }
-            Ok(Principal { id: format!("basic:{}", basic.user), kind: PrincipalKind::Basic, roles: vec!["admin".into()] })
+            Ok(Principal {
+                id: format!("basic:{}", basic.user),
+                kind: PrincipalKind::Basic,
+                roles: vec!["admin".into()],
+            })
         } else {
             Err(AuthError::Invalid)
         }

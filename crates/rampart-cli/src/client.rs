@@ -21,7 +21,9 @@ fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
             }
             Ok(ClientTarget::Stdio { command, show_stderr: args.verbose })
         }
-        (None, None) => bail!("say where the server is: --url http://127.0.0.1:8080/mcp (or RAMPART_URL), or --stdio \"COMMAND\""),
+        (None, None) => {
+            bail!("say where the server is: --url http://127.0.0.1:8080/mcp (or RAMPART_URL), or --stdio \"COMMAND\"")
+        }
         (Some(_), Some(_)) => bail!("give either --url or --stdio, not both"),
     }
 }

@@ -58,7 +58,8 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     Ok(())
@@ -66,8 +67,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let overrides = flag_overrides(&args);
-    let Loaded { config, file } =
-        load(LoadOptions { config_path: args.config, overrides, dotenv: true, env: None })?;
+    let Loaded { config, file } = load(LoadOptions { config_path: args.config, overrides, dotenv: true, env: None })?;
     init_logging(&config.log.level)?;
     if let Some(file) = &file {
         tracing::info!(file = %file.display(), "configuration loaded");

@@ -36,14 +36,34 @@ const fn key(name: &'static str, key: &'static str, kind: EnvVarKind, doc: &'sta
 /// Every `RAMPART_*` variable. Any other `RAMPART_*` variable is an error (a typo would
 /// otherwise be silently ignored).
 pub const ENV_VARS: &[EnvVar] = &[
-    EnvVar { name: "RAMPART_CONFIG", key: None, kind: EnvVarKind::Other, doc: "path of rampart.toml (default: ./rampart.toml if present)" },
+    EnvVar {
+        name: "RAMPART_CONFIG",
+        key: None,
+        kind: EnvVarKind::Other,
+        doc: "path of rampart.toml (default: ./rampart.toml if present)",
+    },
     key("RAMPART_TRANSPORT", "server.transport", EnvVarKind::String, "transport: http or stdio"),
     key("RAMPART_LISTEN", "server.listen", EnvVarKind::String, "HTTP listen address, e.g. 127.0.0.1:8080"),
     key("RAMPART_STATELESS", "server.stateless", EnvVarKind::Bool, "serve streamable HTTP without sessions"),
     key("RAMPART_PROFILE", "server.profile", EnvVarKind::String, "tool profile: default or conformance"),
-    key("RAMPART_ALLOWED_HOSTS", "server.allowed_hosts", EnvVarKind::List, "extra accepted Host values, comma-separated"),
-    key("RAMPART_ALLOWED_ORIGINS", "server.allowed_origins", EnvVarKind::List, "accepted Origin values, comma-separated"),
-    key("RAMPART_INSECURE_NO_AUTH", "server.insecure_no_auth", EnvVarKind::Bool, "allow a non-loopback address without authentication"),
+    key(
+        "RAMPART_ALLOWED_HOSTS",
+        "server.allowed_hosts",
+        EnvVarKind::List,
+        "extra accepted Host values, comma-separated",
+    ),
+    key(
+        "RAMPART_ALLOWED_ORIGINS",
+        "server.allowed_origins",
+        EnvVarKind::List,
+        "accepted Origin values, comma-separated",
+    ),
+    key(
+        "RAMPART_INSECURE_NO_AUTH",
+        "server.insecure_no_auth",
+        EnvVarKind::Bool,
+        "allow a non-loopback address without authentication",
+    ),
     key("RAMPART_AUTH_KEY", "auth.key", EnvVarKind::String, "static bearer key required on HTTP"),
     key("RAMPART_LOG", "log.level", EnvVarKind::String, "log filter, e.g. info or rampart=debug"),
     key("RAMPART_TOOLS", "tools.enabled", EnvVarKind::List, "enabled toolboxes, comma-separated"),

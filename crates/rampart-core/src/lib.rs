@@ -7,16 +7,16 @@
 //! [`Pipeline`] that every transport calls into.
 
 mod caller;
-mod context;
 mod content;
+mod context;
 mod pipeline;
 mod prompt;
 mod resource;
 mod tool;
 
 pub use caller::{Caller, Principal, PrincipalKind, Transport};
-pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
 pub use content::{Content, ResourceContents};
+pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
 pub use pipeline::{CallError, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};

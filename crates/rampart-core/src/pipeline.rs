@@ -20,8 +20,8 @@ use futures::FutureExt;
 use serde_json::{Map, Value};
 
 use crate::{
-    CallContext, CompletionRef, PromptOutput, PromptSpec, ResourceContents, ResourceSpec,
-    ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, CompletionRef, PromptOutput, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec,
+    ToolError, ToolOutput, ToolSpec, Toolbox,
 };
 
 /// A request the pipeline refuses as a protocol error rather than a tool result.
@@ -100,7 +100,14 @@ impl PipelineBuilder {
                 prompts.insert(spec.name.clone(), (spec, toolbox.clone()));
             }
         }
-        Ok(Pipeline { toolboxes: self.toolboxes, tools, tool_order, prompts, prompt_order, in_flight: AtomicUsize::new(0) })
+        Ok(Pipeline {
+            toolboxes: self.toolboxes,
+            tools,
+            tool_order,
+            prompts,
+            prompt_order,
+            in_flight: AtomicUsize::new(0),
+        })
     }
 }
 
@@ -264,10 +271,7 @@ impl Pipeline {
     ) -> Result<PromptOutput, CallError> {
         let (spec, toolbox) = self.prompts.get(name).ok_or_else(|| CallError::UnknownPrompt(name.into()))?;
         if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {
-            return Err(CallError::InvalidParams(format!(
-                "prompt '{name}' requires argument '{}'",
-                missing.name
-            )));
+            return Err(CallError::InvalidParams(format!("prompt '{name}' requires argument '{}'", missing.name)));
         }
         match AssertUnwindSafe(toolbox.get_prompt(name, arguments, context)).catch_unwind().await {
             Ok(result) => result.map_err(|e| protocol_error(e, || CallError::UnknownPrompt(name.into()))),

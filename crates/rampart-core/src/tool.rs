@@ -6,10 +6,7 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-use crate::{
-    CallContext, Content, PromptOutput, PromptSpec, ResourceContents, ResourceSpec,
-    ResourceTemplateSpec,
-};
+use crate::{CallContext, Content, PromptOutput, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec};
 
 /// Behaviour hints for clients (MCP 2025-11-25 "ToolAnnotations"). Hints, not guarantees:
 /// Rampart's policy never trusts them.
@@ -111,9 +108,7 @@ pub fn output_schema_for<T: JsonSchema>() -> Map<String, Value> {
 }
 
 fn schema_object<T: JsonSchema>() -> Map<String, Value> {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<T>();
+    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
     match schema.to_value() {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -125,8 +120,7 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
 /// # Errors
 /// [`ToolError::InvalidArguments`] with serde's message (e.g. "missing field `time`").
 pub fn parse_arguments<T: DeserializeOwned>(arguments: Map<String, Value>) -> Result<T, ToolError> {
-    serde_json::from_value(Value::Object(arguments))
-        .map_err(|error| ToolError::InvalidArguments(error.to_string()))
+    serde_json::from_value(Value::Object(arguments)).map_err(|error| ToolError::InvalidArguments(error.to_string()))
 }
 
 /// The result of a tool call: content for the model, optional structured content matching
@@ -154,8 +148,8 @@ impl ToolOutput {
     /// # Errors
     /// [`ToolError::Internal`] when `value` does not serialize to JSON.
     pub fn structured(value: &impl Serialize, text: impl Into<String>) -> Result<Self, ToolError> {
-        let value = serde_json::to_value(value)
-            .map_err(|error| ToolError::Internal(format!("serializing result: {error}")))?;
+        let value =
+            serde_json::to_value(value).map_err(|error| ToolError::Internal(format!("serializing result: {error}")))?;
         Ok(Self { content: vec![Content::text(text)], structured_content: Some(value), is_error: false })
     }
 

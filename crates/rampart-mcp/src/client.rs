@@ -8,8 +8,7 @@ use rmcp::{
     model::{CallToolRequestParams, ClientConfig},
     service::RunningService,
     transport::{
-        StreamableHttpClientTransport, TokioChildProcess,
-        streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport, TokioChildProcess, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use serde::Serialize;
@@ -105,10 +104,8 @@ impl McpClient {
                 let mut cmd = tokio::process::Command::new(program);
                 cmd.args(args);
                 let stderr = if *show_stderr { std::process::Stdio::inherit() } else { std::process::Stdio::null() };
-                let (transport, _) = TokioChildProcess::builder(cmd)
-                    .stderr(stderr)
-                    .spawn()
-                    .map_err(|e| connect_error(e.to_string()))?;
+                let (transport, _) =
+                    TokioChildProcess::builder(cmd).stderr(stderr).spawn().map_err(|e| connect_error(e.to_string()))?;
                 info.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
         };

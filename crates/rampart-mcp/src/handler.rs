@@ -8,15 +8,14 @@
 
 use std::sync::Arc;
 
-use rampart_core::{Caller, CallContext, CompletionRef, LogLevel, Pipeline, Principal, Transport};
+use rampart_core::{CallContext, Caller, CompletionRef, LogLevel, Pipeline, Principal, Transport};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-        ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
-        UnsubscribeRequestParams,
+        GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
+        SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -73,10 +72,8 @@ impl McpHandler {
             session: None,
             remote_addr: None,
         });
-        caller.session = parts
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        caller.session =
+            parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok()).map(str::to_owned);
         caller
     }
 
@@ -87,6 +84,13 @@ impl McpHandler {
             .with_cancellation(context.ct.clone())
             .with_progress_token(context.meta.get_progress_token().and_then(|t| serde_json::to_value(t).ok()))
     }
+}
+
+/// Marks a result object `resultType: "complete"` (SEP-2322, required for 2026-07-28 peers;
+/// rmcp strips it again for older peers).
+fn complete(mut result: Value) -> Value {
+    result["resultType"] = json!("complete");
+    result
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
@@ -118,7 +122,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let tools = self.pipeline.list_tools(&self.call_context(&context));
-        from_json(json!({ "tools": tools }))
+        from_json(complete(json!({ "tools": tools })))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -132,11 +136,8 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let call_context = self.call_context(&context);
-        let output = self
-            .pipeline
-            .call_tool(&request.name, request.arguments, &call_context)
-            .await
-            .map_err(call_error)?;
+        let output =
+            self.pipeline.call_tool(&request.name, request.arguments, &call_context).await.map_err(call_error)?;
         let mut result: CallToolResult = if output.is_error {
             CallToolResult::error(retype(&output.content)?)
         } else {
@@ -152,7 +153,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let resources = self.pipeline.list_resources(&self.call_context(&context));
-        from_json(json!({ "resources": resources }))
+        from_json(complete(json!({ "resources": resources })))
     }
 
     async fn list_resource_templates(
@@ -161,7 +162,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let templates = self.pipeline.list_resource_templates(&self.call_context(&context));
-        from_json(json!({ "resourceTemplates": templates }))
+        from_json(complete(json!({ "resourceTemplates": templates })))
     }
 
     async fn read_resource(
@@ -171,7 +172,7 @@ impl ServerHandler for McpHandler {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let contents =
             self.pipeline.read_resource(&request.uri, &self.call_context(&context)).await.map_err(call_error)?;
-        let result: rmcp::model::ReadResourceResult = from_json(json!({ "contents": contents }))?;
+        let result: rmcp::model::ReadResourceResult = from_json(complete(json!({ "contents": contents })))?;
         Ok(result.into())
     }
 
@@ -201,7 +202,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let prompts = self.pipeline.list_prompts(&self.call_context(&context));
-        from_json(json!({ "prompts": prompts }))
+        from_json(complete(json!({ "prompts": prompts })))
     }
 
     async fn get_prompt(
@@ -214,7 +215,7 @@ impl ServerHandler for McpHandler {
         let arguments = request["arguments"].as_object().cloned().unwrap_or_else(Map::new);
         let output =
             self.pipeline.get_prompt(name, arguments, &self.call_context(&context)).await.map_err(call_error)?;
-        let result: rmcp::model::GetPromptResult = retype(&output)?;
+        let result: rmcp::model::GetPromptResult = from_json(complete(to_json(&output)))?;
         Ok(result.into())
     }
 
@@ -234,7 +235,7 @@ impl ServerHandler for McpHandler {
         let argument = request["argument"]["name"].as_str().unwrap_or_default();
         let value = request["argument"]["value"].as_str().unwrap_or_default();
         let values = self.pipeline.complete(&reference, argument, value);
-        from_json(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } }))
+        from_json(complete(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } })))
     }
 
     async fn set_level(

@@ -15,7 +15,6 @@ pub use client::{ClientError, ClientTarget, McpClient, ToolInfo};
 pub use handler::{McpHandler, ServerIdentity};
 pub use transport::{HttpOptions, serve_stdio, streamable_http_service};
 
-
 /// Protocol revisions Rampart negotiates, newest first (those rmcp implements).
 pub fn supported_protocol_versions() -> Vec<String> {
     let mut versions: Vec<String> =

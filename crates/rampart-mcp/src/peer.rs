@@ -1,6 +1,9 @@
 //! [`ClientPeer`] over rmcp's server-side peer: progress and log notifications, and
 //! server-to-client requests (sampling, elicitation, roots).
-#![expect(deprecated, reason = "logging notifications are deprecated by SEP-2577 for 2026-07-28 but serve clients of 2025-x revisions")]
+#![expect(
+    deprecated,
+    reason = "logging notifications are deprecated by SEP-2577 for 2026-07-28 but serve clients of 2025-x revisions"
+)]
 
 use std::sync::{
     Arc,

@@ -2,8 +2,8 @@
 //! shapes, so conversion goes through `serde_json::Value`; this keeps us independent of
 //! rmcp's constructors (many of its types are `#[non_exhaustive]`).
 
-use rmcp::ErrorData;
 use rampart_core::CallError;
+use rmcp::ErrorData;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 

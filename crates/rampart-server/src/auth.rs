@@ -28,9 +28,11 @@ pub(crate) async fn authenticate(
             Ok(principal) => principal,
             Err(error) => {
                 tracing::warn!(remote = ?remote, reason = error.reason(), path = %request.uri().path(), "authentication failed");
-                let mut response =
-                    (StatusCode::UNAUTHORIZED, error_body("unauthorized", &format!("{error}: send Authorization: Bearer <key>")))
-                        .into_response();
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    error_body("unauthorized", &format!("{error}: send Authorization: Bearer <key>")),
+                )
+                    .into_response();
                 if let Ok(value) = HeaderValue::from_str(&authenticator.challenge()) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }

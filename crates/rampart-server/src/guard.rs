@@ -17,7 +17,7 @@ pub(crate) struct OriginGuard {
 }
 
 /// Why a request was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
     Host(String),
     Origin(String),
@@ -37,7 +37,9 @@ fn host_part(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split_once(']').map_or(authority, |(h, _)| &authority[..h.len() + 2]);
     }
-    authority.rsplit_once(':').map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority })
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority })
 }
 
 impl OriginGuard {
@@ -81,9 +83,13 @@ mod tests {
 
     #[test]
     fn host_and_origin_table() {
-        let guard = OriginGuard::new(&["mcp.example.com".into(), "api.example.com:8443".into()], &["https://app.example.com".into()]);
+        let guard = OriginGuard::new(
+            &["mcp.example.com".into(), "api.example.com:8443".into()],
+            &["https://app.example.com".into()],
+        );
         let ok = Ok(());
-        let cases: &[(Option<&str>, Option<&str>, Result<(), Refusal>)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<(), Refusal>);
+        let cases: &[Case<'_>] = &[
             (Some("127.0.0.1:8080"), None, ok.clone()),
             (Some("localhost"), None, ok.clone()),
             (Some("LOCALHOST:1"), None, ok.clone()),
@@ -99,11 +105,23 @@ mod tests {
             (Some("localhost.evil.com"), None, Err(Refusal::Host("localhost.evil.com".into()))),
             (Some("127.0.0.1.nip.io"), None, Err(Refusal::Host("127.0.0.1.nip.io".into()))),
             (None, None, Err(Refusal::Host(String::new()))),
-            (Some("127.0.0.1:8080"), Some("http://evil.example.com"), Err(Refusal::Origin("http://evil.example.com".into()))),
+            (
+                Some("127.0.0.1:8080"),
+                Some("http://evil.example.com"),
+                Err(Refusal::Origin("http://evil.example.com".into())),
+            ),
             (Some("127.0.0.1:8080"), Some("null"), Err(Refusal::Origin("null".into()))),
-            (Some("127.0.0.1:8080"), Some("http://localhost.evil.com"), Err(Refusal::Origin("http://localhost.evil.com".into()))),
+            (
+                Some("127.0.0.1:8080"),
+                Some("http://localhost.evil.com"),
+                Err(Refusal::Origin("http://localhost.evil.com".into())),
+            ),
             (Some("127.0.0.1:8080"), Some("file://localhost"), Err(Refusal::Origin("file://localhost".into()))),
-            (Some("127.0.0.1:8080"), Some("https://app.example.com.evil"), Err(Refusal::Origin("https://app.example.com.evil".into()))),
+            (
+                Some("127.0.0.1:8080"),
+                Some("https://app.example.com.evil"),
+                Err(Refusal::Origin("https://app.example.com.evil".into())),
+            ),
         ];
         for (host, origin, expected) in cases {
             assert_eq!(&guard.check(*host, *origin), expected, "host {host:?} origin {origin:?}");

@@ -8,7 +8,9 @@
 //! 3. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
 //! 4. authentication: everything else needs credentials; it stores the [`Caller`] that
 //!    the MCP handler and the pipeline use;
-//! 5. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces the body limit,
+//! 5. JSON-RPC validation of POST bodies (size, JSON, batch, version), after
+//!    authentication so that unauthenticated bodies are never read;
+//! 6. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces the body limit,
 //!    `Accept` (406) and sessions.
 
 use std::sync::Arc;
@@ -45,15 +47,19 @@ pub struct AppState {
 
 /// A JSON-RPC-shaped error body (MCP clients parse these on any status).
 pub(crate) fn error_body(kind: &str, message: &str) -> Json<Value> {
-    Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": message, "data": { "kind": kind } } }))
+    Json(
+        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": message, "data": { "kind": kind } } }),
+    )
 }
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let guard = Arc::new(OriginGuard::new(&state.allowed_hosts, &state.allowed_origins));
     let mcp = streamable_http_service(state.handler.clone(), state.http.clone());
+    let body_limit = crate::jsonrpc::BodyLimit(state.http.max_body_bytes);
     let protected = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(body_limit, crate::jsonrpc::validate))
         .layer(middleware::from_fn_with_state(state.authenticator.clone(), crate::auth::authenticate));
     Router::new()
         .route("/", get(health))

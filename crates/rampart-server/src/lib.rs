@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod guard;
 mod http;
+mod jsonrpc;
 mod run;
 mod setup;
 

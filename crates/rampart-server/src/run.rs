@@ -78,7 +78,12 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
 
 /// After `shutdown`, waits for calls in flight (bounded by `grace`), then closes sessions
 /// and streams so the HTTP server can finish.
-async fn drain_then_close(pipeline: Arc<Pipeline>, shutdown: CancellationToken, close: CancellationToken, grace: Duration) {
+async fn drain_then_close(
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+    close: CancellationToken,
+    grace: Duration,
+) {
     shutdown.cancelled().await;
     let in_flight = pipeline.in_flight();
     if in_flight > 0 {

@@ -71,7 +71,10 @@ pub fn build(config: &Config, transport: Transport) -> Result<Built, ServerError
     let identity = ServerIdentity {
         name: "rampart".into(),
         version: rampart_core::VERSION.into(),
-        instructions: Some("Rampart serves tools under authentication, policy and audit. Call system_about to see what is enabled.".into()),
+        instructions: Some(
+            "Rampart serves tools under authentication, policy and audit. Call system_about to see what is enabled."
+                .into(),
+        ),
     };
     let handler = McpHandler::new(pipeline.clone(), identity, transport);
     Ok(Built { pipeline, authenticator: Arc::new(authenticator), handler })

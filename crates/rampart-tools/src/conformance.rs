@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rampart_core::{
-    CallContext, CompletionRef, Content, LogLevel, PromptArgument, PromptMessage, PromptOutput, PromptRole,
-    PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, CompletionRef, Content, LogLevel, PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec,
+    ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
 };
 use serde_json::{Map, Value, json};
 
@@ -69,7 +69,9 @@ fn string_argument(arguments: &Map<String, Value>, name: &str) -> Result<String,
 
 impl ConformanceToolbox {
     async fn with_logging(context: &CallContext) -> ToolOutput {
-        for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"].iter().enumerate() {
+        for (i, message) in
+            ["Tool execution started", "Tool processing data", "Tool execution completed"].iter().enumerate()
+        {
             if i > 0 {
                 tokio::time::sleep(STEP).await;
             }
@@ -191,14 +193,39 @@ impl Toolbox for ConformanceToolbox {
             spec("test_image_content", "Tests image content response", empty_schema()),
             spec("test_audio_content", "Tests audio content response", empty_schema()),
             spec("test_embedded_resource", "Tests embedded resource content response", empty_schema()),
-            spec("test_multiple_content_types", "Tests response with multiple content types (text, image, resource)", empty_schema()),
+            spec(
+                "test_multiple_content_types",
+                "Tests response with multiple content types (text, image, resource)",
+                empty_schema(),
+            ),
             spec("test_tool_with_logging", "Tests tool that emits log messages during execution", empty_schema()),
             spec("test_tool_with_progress", "Tests tool that reports progress notifications", empty_schema()),
             spec("test_error_handling", "Tests error response handling", empty_schema()),
-            spec("test_sampling", "Tests server-initiated sampling (LLM completion request)", string_argument_schema("prompt", "The prompt to send to the LLM")),
-            spec("test_elicitation", "Tests server-initiated elicitation (user input request)", string_argument_schema("message", "The message to show the user")),
-            spec("test_elicitation_sep1034_defaults", "Tests elicitation with default values per SEP-1034", empty_schema()),
-            spec("test_elicitation_sep1330_enums", "Tests elicitation with enum schema improvements per SEP-1330", empty_schema()),
+            spec(
+                "test_sampling",
+                "Tests server-initiated sampling (LLM completion request)",
+                string_argument_schema("prompt", "The prompt to send to the LLM"),
+            ),
+            spec(
+                "test_elicitation",
+                "Tests server-initiated elicitation (user input request)",
+                string_argument_schema("message", "The message to show the user"),
+            ),
+            spec(
+                "test_elicitation_sep1034_defaults",
+                "Tests elicitation with default values per SEP-1034",
+                empty_schema(),
+            ),
+            spec(
+                "test_elicitation_sep1330_enums",
+                "Tests elicitation with enum schema improvements per SEP-1330",
+                empty_schema(),
+            ),
+            spec(
+                "test_sleep",
+                "Sleeps for `ms` milliseconds, then answers (Rampart's own fixture for cancellation and graceful-shutdown tests)",
+                json!({ "type": "object", "properties": { "ms": { "type": "integer", "minimum": 0, "maximum": 60000 } }, "required": ["ms"] }),
+            ),
             spec(
                 "json_schema_2020_12_tool",
                 "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
@@ -213,11 +240,18 @@ impl Toolbox for ConformanceToolbox {
         ]
     }
 
-    async fn call_tool(&self, tool: &str, arguments: Map<String, Value>, context: &CallContext) -> Result<ToolOutput, ToolError> {
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        context: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
         Ok(match tool {
             "test_simple_text" => ToolOutput::text("This is a simple text response for testing."),
             "test_image_content" => ToolOutput::content(vec![image()]),
-            "test_audio_content" => ToolOutput::content(vec![Content::Audio { data: WAV.into(), mime_type: "audio/wav".into() }]),
+            "test_audio_content" => {
+                ToolOutput::content(vec![Content::Audio { data: WAV.into(), mime_type: "audio/wav".into() }])
+            }
             "test_embedded_resource" => ToolOutput::content(vec![text_resource(
                 "test://embedded-resource",
                 "text/plain",
@@ -235,6 +269,15 @@ impl Toolbox for ConformanceToolbox {
             "test_elicitation" => Self::elicit(context, elicitation_params(&arguments)?).await?,
             "test_elicitation_sep1034_defaults" => Self::elicit(context, sep1034_defaults_params()).await?,
             "test_elicitation_sep1330_enums" => Self::elicit(context, sep1330_enums_params()).await?,
+            "test_sleep" => {
+                let ms = arguments
+                    .get("ms")
+                    .and_then(Value::as_u64)
+                    .filter(|ms| *ms <= 60_000)
+                    .ok_or_else(|| ToolError::InvalidArguments("'ms' must be an integer from 0 to 60000".into()))?;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                ToolOutput::text(format!("slept {ms} ms"))
+            }
             "json_schema_2020_12_tool" => {
                 ToolOutput::text(format!("JSON Schema 2020-12 tool called with: {}", Value::Object(arguments)))
             }
@@ -252,7 +295,12 @@ impl Toolbox for ConformanceToolbox {
         };
         vec![
             resource("static-text", "Static Text Resource", "A static text resource for testing", "text/plain"),
-            resource("static-binary", "Static Binary Resource", "A static binary resource (image) for testing", "image/png"),
+            resource(
+                "static-binary",
+                "Static Binary Resource",
+                "A static binary resource (image) for testing",
+                "image/png",
+            ),
             resource("watched-resource", "Watched Resource", "A resource that can be subscribed to", "text/plain"),
         ]
     }
@@ -266,11 +314,18 @@ impl Toolbox for ConformanceToolbox {
         }]
     }
 
-    async fn read_resource(&self, uri: &str, _context: &CallContext) -> Result<Option<Vec<ResourceContents>>, ToolError> {
-        let text = |mime: &str, text: String| ResourceContents::Text { uri: uri.into(), mime_type: Some(mime.into()), text };
+    async fn read_resource(
+        &self,
+        uri: &str,
+        _context: &CallContext,
+    ) -> Result<Option<Vec<ResourceContents>>, ToolError> {
+        let text =
+            |mime: &str, text: String| ResourceContents::Text { uri: uri.into(), mime_type: Some(mime.into()), text };
         let contents = match uri {
             "test://static-text" => text("text/plain", "This is the content of the static text resource.".into()),
-            "test://static-binary" => ResourceContents::Blob { uri: uri.into(), mime_type: Some("image/png".into()), blob: PNG.into() },
+            "test://static-binary" => {
+                ResourceContents::Blob { uri: uri.into(), mime_type: Some("image/png".into()), blob: PNG.into() }
+            }
             "test://watched-resource" => text("text/plain", "Watched resource content.".into()),
             _ => match uri.strip_prefix("test://template/").and_then(|rest| rest.strip_suffix("/data")) {
                 Some(id) if !id.is_empty() && !id.contains('/') => text(
@@ -313,7 +368,12 @@ impl Toolbox for ConformanceToolbox {
         ]
     }
 
-    async fn get_prompt(&self, name: &str, arguments: Map<String, Value>, _context: &CallContext) -> Result<PromptOutput, ToolError> {
+    async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        _context: &CallContext,
+    ) -> Result<PromptOutput, ToolError> {
         let user = |content: Content| PromptMessage { role: PromptRole::User, content };
         let messages = match name {
             "test_simple_prompt" => vec![user(Content::text("This is a simple prompt for testing."))],
@@ -338,7 +398,11 @@ impl Toolbox for ConformanceToolbox {
     fn complete(&self, reference: &CompletionRef, argument: &str, value: &str) -> Vec<String> {
         match (reference, argument) {
             (CompletionRef::Prompt(name), "arg1" | "arg2") if name == "test_prompt_with_arguments" => {
-                ["paris", "park", "party", "test", "testing"].iter().filter(|v| v.starts_with(value)).map(|v| (*v).to_owned()).collect()
+                ["paris", "park", "party", "test", "testing"]
+                    .iter()
+                    .filter(|v| v.starts_with(value))
+                    .map(|v| (*v).to_owned())
+                    .collect()
             }
             _ => Vec::new(),
         }

@@ -137,7 +137,12 @@ impl Toolbox for SystemToolbox {
         ]
     }
 
-    async fn call_tool(&self, tool: &str, arguments: Map<String, Value>, _context: &CallContext) -> Result<ToolOutput, ToolError> {
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        _context: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
         match tool {
             "system_health" => {
                 parse_arguments::<NoArguments>(arguments)?;

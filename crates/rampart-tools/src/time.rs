@@ -77,8 +77,9 @@ pub(crate) fn convert_time(
 ) -> Result<TimeConversionResult, ToolError> {
     let source_zone = zone(source_name)?;
     let target_zone = zone(target_name)?;
-    let (hours, minutes) = parse_hh_mm(time)
-        .ok_or_else(|| ToolError::InvalidArguments(format!("invalid time '{time}': expected HH:MM in 24-hour format")))?;
+    let (hours, minutes) = parse_hh_mm(time).ok_or_else(|| {
+        ToolError::InvalidArguments(format!("invalid time '{time}': expected HH:MM in 24-hour format"))
+    })?;
     let today: Date = now.to_zoned(source_zone.clone()).date();
     let source = today
         .at(hours, minutes, 0, 0)
@@ -129,7 +130,11 @@ mod tests {
         ];
         for (zone, datetime, weekday, dst) in cases {
             let got = current_time(zone, now).unwrap();
-            assert_eq!((got.datetime.as_str(), got.day_of_week.as_str(), got.is_dst), (datetime, weekday, dst), "{zone}");
+            assert_eq!(
+                (got.datetime.as_str(), got.day_of_week.as_str(), got.is_dst),
+                (datetime, weekday, dst),
+                "{zone}"
+            );
         }
     }
 
@@ -146,7 +151,11 @@ mod tests {
             ("UTC", "Asia/Kolkata", "+5.5h"),
         ];
         for (source, target, expected) in cases {
-            assert_eq!(convert_time(source, "12:00", target, now).unwrap().time_difference, expected, "{source}->{target}");
+            assert_eq!(
+                convert_time(source, "12:00", target, now).unwrap().time_difference,
+                expected,
+                "{source}->{target}"
+            );
         }
     }
 

@@ -14,7 +14,11 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
-fn load_with(file: Option<PathBuf>, env: &[(&str, &str)], flags: Vec<(&'static str, serde_json::Value)>) -> Result<Loaded, ConfigError> {
+fn load_with(
+    file: Option<PathBuf>,
+    env: &[(&str, &str)],
+    flags: Vec<(&'static str, serde_json::Value)>,
+) -> Result<Loaded, ConfigError> {
     load(LoadOptions {
         config_path: file,
         overrides: flags,
@@ -32,7 +36,8 @@ fn example_config_parses_to_the_defaults() {
 
 #[test]
 fn flags_beat_environment_beats_file() {
-    let path = temp_file("precedence", "[server]\nlisten = \"127.0.0.1:1000\"\nstateless = true\n[log]\nlevel = \"warn\"\n");
+    let path =
+        temp_file("precedence", "[server]\nlisten = \"127.0.0.1:1000\"\nstateless = true\n[log]\nlevel = \"warn\"\n");
     let env = [("RAMPART_LISTEN", "127.0.0.1:2000"), ("RAMPART_LOG", "debug")];
     let loaded = load_with(Some(path), &env, vec![("server.listen", serde_json::json!("127.0.0.1:3000"))]).unwrap();
     assert_eq!(loaded.config.server.listen.port(), 3000, "flag wins");

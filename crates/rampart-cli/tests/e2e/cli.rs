@@ -1,0 +1,116 @@
+//! The `rampart` CLI: set-up commands and the client commands against a live server.
+
+use serde_json::Value;
+
+use crate::support::{BIN, Server, TempDir, run};
+
+#[test]
+fn init_writes_a_config_that_checks_and_refuses_to_overwrite() {
+    let dir = TempDir::new("init");
+    let (code, _, stderr) = run(&["init"], &[], Some(&dir.0));
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::read_to_string(dir.0.join("rampart.toml")).unwrap();
+    assert!(written.contains("[server]") && written.contains("# "), "commented example");
+    let (code, _, stderr) = run(&["init"], &[], Some(&dir.0));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, stdout, stderr) = run(&["config", "check"], &[], Some(&dir.0));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("configuration OK (rampart.toml)"), "{stderr}");
+    assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
+}
+
+#[test]
+fn config_check_masks_secrets_and_shows_precedence() {
+    let dir = TempDir::new("check");
+    std::fs::write(
+        dir.0.join("rampart.toml"),
+        "[server]\nlisten = \"127.0.0.1:9000\"\n[auth]\nkey = \"file-secret-123\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.0.join(".env"), "RAMPART_LOG=debug\n").unwrap();
+    let (code, stdout, stderr) =
+        run(&["config", "check", "--json"], &[("RAMPART_LISTEN", "127.0.0.1:9100")], Some(&dir.0));
+    assert_eq!(code, 0, "{stderr}");
+    let config: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(config["server"]["listen"], "127.0.0.1:9100", "environment beats file");
+    assert_eq!(config["log"]["level"], "debug", ".env is read");
+    assert_eq!(config["auth"]["key"], "***");
+    assert!(!stdout.contains("file-secret-123") && !stderr.contains("file-secret-123"));
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_the_file() {
+    let dir = TempDir::new("bad");
+    let file = dir.0.join("rampart.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9000\"\ntransprot = \"http\"\n").unwrap();
+    let (code, _, stderr) = run(&["config", "check", "--config", file.to_str().unwrap()], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("transprot") && stderr.contains(file.to_str().unwrap()), "{stderr}");
+    std::fs::write(&file, "[tools]\nenabled = [\"system\", \"nope\"]\n").unwrap();
+    let (code, _, stderr) = run(&["serve", "--config", file.to_str().unwrap()], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown toolbox 'nope' in tools.enabled"), "{stderr}");
+    let (code, _, stderr) = run(&["serve"], &[("RAMPART_LISTN", "x")], Some(&dir.0));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("RAMPART_LISTN"), "{stderr}");
+}
+
+#[test]
+fn tools_and_call_against_a_live_server() {
+    let server = Server::start(&["--auth-key", "cli-key"]);
+    let env = [("RAMPART_URL", server.url.as_str()), ("RAMPART_TOKEN", "cli-key")];
+    let (code, stdout, stderr) = run(&["tools"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("NAME"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("get_current_time ")), "{stdout}");
+
+    let (code, stdout, _) = run(&["tools", "--json"], &env, None);
+    assert_eq!(code, 0);
+    let tools: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(tools.as_array().unwrap().len(), 4);
+
+    let (code, stdout, stderr) = run(&["call", "get_current_time", "timezone=Asia/Kolkata"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+05:30"), "{stdout}");
+
+    let (code, stdout, _) = run(
+        &[
+            "call",
+            "convert_time",
+            "--args",
+            r#"{"source_timezone":"UTC","time":"12:00"}"#,
+            "target_timezone=Asia/Tokyo",
+            "--json",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0);
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["structuredContent"]["time_difference"], "+9.0h");
+
+    let (code, stdout, stderr) = run(&["call", "get_current_time", "timezone=Mars/Olympus"], &env, None);
+    assert_eq!(code, 1, "a tool error exits 1");
+    assert!(stdout.is_empty() && stderr.contains("unknown timezone 'Mars/Olympus'"), "{stderr}");
+
+    let (code, _, stderr) = run(&["call", "no_such_tool"], &env, None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Unknown tool"), "{stderr}");
+
+    let (code, _, stderr) = run(&["tools", "--url", &server.url], &[], None);
+    assert_eq!(code, 2, "no token");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn call_over_stdio_spawns_the_server() {
+    let command = format!("{BIN} serve --transport stdio");
+    let (code, stdout, stderr) = run(&["call", "system_health", "--stdio", &command, "--json"], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["structuredContent"]["status"], "ok");
+    let (code, _, stderr) = run(&["tools"], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--url"), "says what is missing: {stderr}");
+}

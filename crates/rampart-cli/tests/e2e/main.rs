@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `rampart` binary, driven by real MCP clients (rmcp through
+//! `rampart_mcp::McpClient`, the official Python SDK, the MCP Inspector CLI) and by raw
+//! HTTP for malformed input. One test binary for the crate, as builds are slow.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod http;
+mod real_clients;
+mod shutdown;
+mod stdio;

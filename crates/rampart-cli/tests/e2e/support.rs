@@ -1,0 +1,258 @@
+//! Starting the real binary and talking to it.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// A `rampart serve` process on 127.0.0.1 with an OS-chosen port. It runs under
+/// `timeout`, so it stops by itself even if the test process dies; dropping it sends
+/// SIGTERM to its PID.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `http://127.0.0.1:PORT/mcp`
+    pub url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `rampart serve --listen 127.0.0.1:0 ARGS...`, waiting for the banner.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Same, with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("timeout");
+        command
+            .args(["--signal=TERM", "600", BIN, "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RAMPART_AUTH_KEY")
+            .env_remove("RAMPART_CONFIG")
+            .env("RAMPART_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let (child, stderr, banner) = spawn_collecting(command, "streamable HTTP at http://");
+        let url = banner
+            .split("streamable HTTP at ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("banner names the URL")
+            .to_owned();
+        let base = url.trim_end_matches("/mcp").to_owned();
+        Self { child, base, url, stderr }
+    }
+
+    /// The process id (of the `timeout` wrapper, which forwards signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `seconds` for the exit status.
+    pub fn terminate(&mut self, seconds: u64) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        for _ in 0..seconds * 20 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (5 s at most) until stderr contains `needle`; returns whether it did.
+    pub fn stderr_eventually_contains(&self, needle: &str) -> bool {
+        for _ in 0..100 {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Health check: the server still answers.
+    pub async fn assert_alive(&self) {
+        let body: serde_json::Value =
+            reqwest::get(format!("{}/healthz", self.base)).await.expect("server answers").json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` with stderr piped, collects stderr in the background, and waits (20 s
+/// at most) for a line containing `marker`, which it returns.
+pub fn spawn_collecting(mut command: Command, marker: &str) -> (Child, Arc<Mutex<String>>, String) {
+    let mut child = command.spawn().expect("spawn rampart");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let collected = Arc::new(Mutex::new(String::new()));
+    let (found, wait) = mpsc::channel();
+    let sink = collected.clone();
+    let wanted = marker.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&wanted) {
+                let _ = found.send(line.clone());
+            }
+            let mut sink = sink.lock().unwrap();
+            sink.push_str(&line);
+            sink.push('\n');
+        }
+    });
+    match wait.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => (child, collected, line),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no '{marker}' on stderr within 20 s; stderr:\n{}", collected.lock().unwrap());
+        }
+    }
+}
+
+/// Runs the binary to completion with `args`, returning (exit code, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)], cwd: Option<&std::path::Path>) -> (i32, String, String) {
+    let mut command = Command::new("timeout");
+    command
+        .args(["60", BIN])
+        .args(args)
+        .env_remove("RAMPART_AUTH_KEY")
+        .env_remove("RAMPART_URL")
+        .env_remove("RAMPART_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let output = command.output().expect("run rampart");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("rampart-e2e-{}-{name}-{}", std::process::id(), uuid_like()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// `Accept` and `Content-Type` as streamable HTTP requires (MCP 2025-11-25 §Transports).
+pub fn mcp_post(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    client.post(url).header("content-type", "application/json").header("accept", "application/json, text/event-stream")
+}
+
+/// The JSON-RPC messages in a response body, whether JSON or SSE (`data:` lines).
+pub fn messages(content_type: &str, body: &str) -> Vec<serde_json::Value> {
+    if content_type.starts_with("text/event-stream") {
+        body.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|data| !data.is_empty())
+            .filter_map(|data| serde_json::from_str(data).ok())
+            .collect()
+    } else {
+        serde_json::from_str(body).map(|v| vec![v]).unwrap_or_default()
+    }
+}
+
+/// An initialize request body.
+pub fn initialize_body(id: u64, version: &str) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": { "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "e2e", "version": "0" } }
+    })
+}
+
+/// Opens a session with raw HTTP: initialize + notifications/initialized. Returns the
+/// session id.
+pub async fn open_session(client: &reqwest::Client, url: &str) -> String {
+    let response = mcp_post(client, url).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = response.text().await.unwrap();
+    let response = mcp_post(client, url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    session
+}
+
+/// Posts `body` on `session` and returns (status, JSON-RPC messages).
+pub async fn post_in_session(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Vec<serde_json::Value>) {
+    let response = mcp_post(client, url)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = response.text().await.unwrap();
+    (status, messages(&content_type, &body))
+}
+
+/// Whether third-party clients must be present (CI) rather than skipped.
+pub fn clients_required() -> bool {
+    std::env::var("RAMPART_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
+}
+
+/// Says loudly that a test was skipped, or fails when clients are required.
+pub fn skip(what: &str, why: &str) {
+    assert!(!clients_required(), "{what} is required (RAMPART_REQUIRE_CLIENTS=1) but {why}");
+    eprintln!("\n!!!!! SKIPPED: {what}: {why}. Run the README test command to install it. !!!!!\n");
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test of Rampart, from a fresh clone:
+#   1. installs the pinned third-party MCP clients into tests/clients (Node 22, the
+#      official conformance suite and MCP Inspector from npm; the Python SDK into a venv);
+#   2. cargo nextest: unit tests and the end-to-end tests that drive the real binary with
+#      rmcp's client, the Python SDK and the Inspector CLI;
+#   3. the official MCP conformance suite (active server scenarios) against
+#      `rampart serve --profile conformance`.
+# Third-party clients are required here (RAMPART_REQUIRE_CLIENTS=1): a test that cannot
+# find one fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+
+export RAMPART_REQUIRE_CLIENTS="${RAMPART_REQUIRE_CLIENTS:-1}"
+
+echo "== installing test clients" >&2
+if [[ ! -x tests/clients/node_modules/.bin/conformance || tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]]; then
+  npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error >&2
+fi
+RAMPART_TEST_PYTHON="$(scripts/setup-python-clients.sh | tail -n 1)"
+export RAMPART_TEST_PYTHON
+
+echo "== cargo nextest" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  echo "cargo-nextest not found; falling back to cargo test" >&2
+  cargo test --workspace --no-fail-fast
+fi
+
+echo "== MCP conformance suite" >&2
+cargo build -q -p rampart-cli
+log="$(mktemp "${TMPDIR:-/tmp}/rampart-conformance-server.XXXXXX")"
+# The server stops by itself after 10 minutes even if this script dies.
+timeout 600 "$root/target/debug/rampart" serve --listen 127.0.0.1:0 --profile conformance --log warn 2>"$log" &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+url=""
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/.*streamable HTTP at \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)"
+  [[ -n "$url" ]] && break
+  sleep 0.1
+done
+if [[ -z "$url" ]]; then
+  echo "the conformance server did not start:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+scripts/conformance.sh "$url"
