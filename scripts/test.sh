@@ -6,20 +6,20 @@
 #      rmcp's client, the Python SDK and the Inspector CLI;
 #   3. the official MCP conformance suite (active server scenarios) against
 #      `rampart serve --profile conformance`.
-# Third-party clients are required here (RAMPART_REQUIRE_CLIENTS=1): a test that cannot
+# Third-party clients are required here (MCP_TEST_REQUIRE_CLIENTS=1): a test that cannot
 # find one fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
-export RAMPART_REQUIRE_CLIENTS="${RAMPART_REQUIRE_CLIENTS:-1}"
+export MCP_TEST_REQUIRE_CLIENTS="${MCP_TEST_REQUIRE_CLIENTS:-1}"
 
 echo "== installing test clients" >&2
 if [[ ! -x tests/clients/node_modules/.bin/conformance || tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]]; then
   npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error >&2
 fi
-RAMPART_TEST_PYTHON="$(scripts/setup-python-clients.sh | tail -n 1)"
-export RAMPART_TEST_PYTHON
+MCP_TEST_PYTHON="$(scripts/setup-python-clients.sh | tail -n 1)"
+export MCP_TEST_PYTHON
 
 echo "== cargo nextest" >&2
 if cargo nextest --version >/dev/null 2>&1; then

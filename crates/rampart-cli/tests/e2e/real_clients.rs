@@ -1,7 +1,7 @@
 //! Clients nobody on the team wrote: the official Python SDK (`mcp` on PyPI, through
 //! `tests/clients/mcp_client.py`) and the MCP Inspector CLI. The README test command
 //! installs both; without them these tests say loudly that they were skipped, and under
-//! `RAMPART_REQUIRE_CLIENTS=1` (CI) they fail instead.
+//! `MCP_TEST_REQUIRE_CLIENTS=1` (CI) they fail instead.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +19,7 @@ fn workspace() -> PathBuf {
 }
 
 fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("RAMPART_TEST_PYTHON")
+    let path = std::env::var_os("MCP_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("tests/clients/.venv/bin/python"));
     path.exists().then_some(path)

@@ -248,11 +248,11 @@ pub async fn post_in_session(
 
 /// Whether third-party clients must be present (CI) rather than skipped.
 pub fn clients_required() -> bool {
-    std::env::var("RAMPART_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
+    std::env::var("MCP_TEST_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
 }
 
 /// Says loudly that a test was skipped, or fails when clients are required.
 pub fn skip(what: &str, why: &str) {
-    assert!(!clients_required(), "{what} is required (RAMPART_REQUIRE_CLIENTS=1) but {why}");
+    assert!(!clients_required(), "{what} is required (MCP_TEST_REQUIRE_CLIENTS=1) but {why}");
     eprintln!("\n!!!!! SKIPPED: {what}: {why}. Run the README test command to install it. !!!!!\n");
 }
