@@ -24,8 +24,12 @@ if command -v flock >/dev/null 2>&1; then
     flock -w 600 9
 fi
 
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum "$REQ" | cut -d' ' -f1)"
+
 have_pin() {
-    [[ -x "$VPY" ]] && [[ "$("$VPY" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" == "$PIN" ]]
+    [[ -x "$VPY" ]] && [[ "$("$VPY" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" == "$PIN" ]] \
+        && [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]]
 }
 
 if have_pin; then
@@ -38,6 +42,7 @@ else
     fi
     echo "setup-python-clients: installing $REQ" >&2
     "$VPY" -m pip install --quiet --disable-pip-version-check -r "$REQ" >&2
+    echo "$WANT" > "$STAMP"
     if ! have_pin; then
         echo "setup-python-clients: mcp==$PIN not importable from $VENV after install" >&2
         exit 1

@@ -176,3 +176,36 @@ fn inspector_cli_over_http_with_a_bearer_key() {
         inspector(&node_bin, &["--server-url", &server.url, "--transport", "http", "--method", "tools/list"]);
     assert_ne!(code, 0, "no key, no tools");
 }
+
+#[test]
+fn rampart_cli_drives_a_third_party_server_over_stdio() {
+    let Some(python) = python() else {
+        return crate::support::skip("mcp-server-time", "tests/clients/.venv is missing");
+    };
+    let server = python.with_file_name("mcp-server-time");
+    assert!(server.exists(), "mcp-server-time is in tests/clients/requirements.txt");
+    let command = format!("{} --local-timezone UTC", server.display());
+    let (code, stdout, stderr) = crate::support::run(&["tools", "--stdio", &command], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("convert_time ")), "{stdout}");
+    let (code, stdout, stderr) = crate::support::run(
+        &[
+            "call",
+            "convert_time",
+            "source_timezone=UTC",
+            "time=12:00",
+            "target_timezone=Asia/Kathmandu",
+            "--stdio",
+            &command,
+            "--json",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["structuredContent"]["time_difference"], "+5.75h", "{result}");
+    let (code, _, stderr) =
+        crate::support::run(&["call", "get_current_time", "timezone=Bad/Zone", "--stdio", &command], &[], None);
+    assert_eq!(code, 1, "their isError exits 1 too: {stderr}");
+}

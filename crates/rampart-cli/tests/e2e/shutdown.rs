@@ -1,11 +1,12 @@
-//! SIGTERM: stop accepting, let calls in flight finish, exit 0.
+//! Ending calls and servers: client cancellation stops a running tool; SIGTERM stops
+//! accepting, lets calls in flight finish, and exits 0.
 
 use std::time::{Duration, Instant};
 
 use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::json;
 
-use crate::support::Server;
+use crate::support::{Server, mcp_post, open_session};
 
 #[tokio::test]
 async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
@@ -44,4 +45,36 @@ async fn sigterm_on_an_idle_server_exits_promptly() {
         started.elapsed()
     );
     drop(client);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_the_running_tool() {
+    let server = Server::start(&["--profile", "conformance"]);
+    let client = reqwest::Client::new();
+    let session = open_session(&client, &server.url).await;
+    let call = json!({ "jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": { "name": "test_sleep", "arguments": { "ms": 20000 } } });
+    let request = mcp_post(&client, &server.url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&call)
+        .send();
+    let pending = tokio::spawn(async move { request.await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 41, "reason": "user gave up" } });
+    let response = mcp_post(&client, &server.url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&cancel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let cancelled_in_time = tokio::task::spawn_blocking(move || {
+        let seen = server.stderr_eventually_contains("tool call cancelled");
+        (seen, server.stderr())
+    })
+    .await
+    .unwrap();
+    assert!(cancelled_in_time.0, "the tool stopped long before its 20 s: {}", cancelled_in_time.1);
+    pending.abort();
 }
