@@ -15,6 +15,7 @@ Stdlib only. Output: min / median / p90 / max in ms, then `cold_start_median_ms=
 import argparse
 import json
 import os
+import resource
 import select
 import statistics
 import subprocess
@@ -40,6 +41,18 @@ def default_bin():
         os.path.dirname(os.path.abspath(__file__)), "..", "target"
     )
     return os.path.join(target, "release", "rampart")
+
+
+def system_busy_seconds():
+    """CPU seconds spent busy (not idle/iowait) by the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def percentile(sorted_vals, p):
@@ -127,11 +140,14 @@ def main():
         for _ in range(max(0, args.warmup)):
             one_run(argv, cwd, err, args.timeout)
         samples = []
+        w0, busy0, own0 = time.perf_counter(), system_busy_seconds(), own_cpu_seconds()
         for i in range(args.runs):
             ms = one_run(argv, cwd, err, args.timeout)
             samples.append(ms)
             if args.verbose:
                 print(f"run {i + 1}: {ms:.2f} ms", file=sys.stderr)
+        wall = time.perf_counter() - w0
+        other = max(0.0, system_busy_seconds() - busy0 - (own_cpu_seconds() - own0)) / wall
 
     s = sorted(samples)
     print(f"cold start (spawn -> initialize response), {len(s)} runs, {os.path.basename(args.bin)} serve --transport stdio")
@@ -139,6 +155,9 @@ def main():
     print(f"  median {statistics.median(s):8.2f} ms")
     print(f"  p90    {percentile(s, 90):8.2f} ms")
     print(f"  max    {s[-1]:8.2f} ms")
+    print(f"  other processes used {other:.2f} cores meanwhile ({os.cpu_count()} CPUs)")
+    if other > 0.15:
+        print("  WARNING: the machine was busy with other work; the figures are noisy")
     print(f"cold_start_median_ms={statistics.median(s):.2f}")
 
 

@@ -1,0 +1,120 @@
+//! The `audit_records` table: the hash-chained audit log, one row per record, with the
+//! record's exact JSON so that verification re-hashes what was written.
+
+use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+
+use crate::{Store, StoreError, conflict_or};
+
+/// One stored audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Sequence number (1-based, contiguous).
+    pub seq: i64,
+    /// Record time, Unix ms.
+    pub time_ms: i64,
+    /// Principal id.
+    pub principal: String,
+    /// MCP method (or `auth`).
+    pub method: String,
+    /// Tool, prompt or resource.
+    pub tool: Option<String>,
+    /// Outcome (`ok`, `denied`, …).
+    pub outcome: String,
+    /// The whole record, JSON.
+    pub record: String,
+    /// The record's hash, hex.
+    pub hash: String,
+}
+
+/// A search over audit records; `None` fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Exact principal id.
+    pub principal: Option<String>,
+    /// Exact tool name.
+    pub tool: Option<String>,
+    /// Records at or after this time, Unix ms.
+    pub since_ms: Option<i64>,
+    /// Records with a sequence number above this.
+    pub after_seq: Option<i64>,
+    /// At most this many (the newest when `newest_first`).
+    pub limit: i64,
+    /// Newest first (for `tail`); otherwise in chain order.
+    pub newest_first: bool,
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: row.try_get("seq")?,
+        time_ms: row.try_get("time_ms")?,
+        principal: row.try_get("principal")?,
+        method: row.try_get("method")?,
+        tool: row.try_get("tool")?,
+        outcome: row.try_get("outcome")?,
+        record: row.try_get("record")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+const COLUMNS: &str = "seq, time_ms, principal, method, tool, outcome, record, hash";
+
+impl Store {
+    /// Appends one record (a transaction of its own, committed before returning).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the sequence number exists (two writers).
+    pub async fn append_audit(&self, row: &AuditRow) -> Result<(), StoreError> {
+        let pool = self.ready().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )))
+        .bind(row.seq)
+        .bind(row.time_ms)
+        .bind(&row.principal)
+        .bind(&row.method)
+        .bind(&row.tool)
+        .bind(&row.outcome)
+        .bind(&row.record)
+        .bind(&row.hash)
+        .execute(pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
+        Ok(())
+    }
+
+    /// The record with the highest sequence number.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn last_audit(&self) -> Result<Option<AuditRow>, StoreError> {
+        let pool = self.ready().await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1")))
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Records matching `query`, in chain order (or newest first).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let pool = self.ready().await?;
+        let order = if query.newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_records \
+             WHERE ($1 IS NULL OR principal = $1) AND ($2 IS NULL OR tool = $2) \
+               AND ($3 IS NULL OR time_ms >= $3) AND ($4 IS NULL OR seq > $4) \
+             ORDER BY seq {order} LIMIT $5"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&query.principal)
+            .bind(&query.tool)
+            .bind(query.since_ms)
+            .bind(query.after_seq)
+            .bind(query.limit.max(0))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

@@ -1,0 +1,206 @@
+//! Rampart's store: API tokens and audit records, through sqlx.
+//!
+//! One code path for both back-ends: the embedded SQLite database (a file in the data
+//! directory; the default, no external service) and PostgreSQL (`RAMPART_DATABASE_URL=
+//! postgres://…`). Queries are portable SQL run through sqlx's `Any` driver; migrations
+//! (`migrations/`, embedded at build time) are applied on first use.
+//!
+//! The connection is lazy: the server starts while PostgreSQL is down, `/readyz` reports
+//! the store as degraded, and the first operation after it comes back connects and
+//! migrates.
+
+mod audit;
+mod tokens;
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{
+    AnyPool,
+    any::{AnyPoolOptions, install_default_drivers},
+};
+use tokio::sync::OnceCell;
+
+pub use audit::{AuditQuery, AuditRow};
+pub use tokens::TokenRow;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// Connecting or migrating failed (the database is down or refuses us).
+    #[error("database {url} unavailable: {source}")]
+    Unavailable {
+        /// The URL without credentials.
+        url: String,
+        /// The sqlx error.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("database {url}: migration failed: {source}")]
+    Migrate {
+        /// The URL without credentials.
+        url: String,
+        /// The migration error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A unique constraint: the name or key already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored value does not parse (e.g. a roles column that is not a JSON array).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// The store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    display_url: String,
+    migrated: std::sync::Arc<OnceCell<()>>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The URL with any password replaced by `***`, for logs and `/readyz`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// The default SQLite URL for a data directory: `sqlite://DIR/rampart.db`.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("rampart.db").display())
+    }
+
+    /// Opens the store lazily: no connection is made until the first operation.
+    ///
+    /// For SQLite the file (and its directory) is created if missing, with WAL journaling
+    /// (`synchronous = NORMAL`: a committed record survives a crash of the process, not
+    /// necessarily a power loss).
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::DataDir`].
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let mut connect_url = url.to_owned();
+        if backend == Backend::Sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| StoreError::DataDir { path: parent.display().to_string(), source })?;
+            }
+            if !connect_url.contains("mode=") {
+                connect_url.push_str(if connect_url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        }
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5)).max_connections(8);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *connection).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *connection).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect_lazy(&connect_url)
+            .map_err(|source| StoreError::Unavailable { url: redact_url(url), source })?;
+        Ok(Self { pool, backend, display_url: redact_url(url), migrated: Default::default() })
+    }
+
+    /// Which back-end this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL, password masked.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// Connects and applies pending migrations (once per process).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Migrate`].
+    pub async fn ready(&self) -> Result<&AnyPool, StoreError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                let mut connection = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(|source| StoreError::Unavailable { url: self.display_url.clone(), source })?;
+                MIGRATOR
+                    .run(&mut *connection)
+                    .await
+                    .map_err(|source| StoreError::Migrate { url: self.display_url.clone(), source })
+            })
+            .await?;
+        Ok(&self.pool)
+    }
+
+    /// A round trip to the database, for `/readyz`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database is unreachable.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let pool = self.ready().await?;
+        sqlx::query("SELECT 1").execute(pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool (waits for connections to return).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn conflict_or(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Query(error),
+    }
+}
+
+#[cfg(test)]
+mod tests;
