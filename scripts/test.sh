@@ -33,7 +33,8 @@ echo "== MCP conformance suite" >&2
 cargo build -q -p rampart-cli
 log="$(mktemp "${TMPDIR:-/tmp}/rampart-conformance-server.XXXXXX")"
 # The server stops by itself after 10 minutes even if this script dies.
-timeout 600 "$root/target/debug/rampart" serve --listen 127.0.0.1:0 --profile conformance --log warn 2>"$log" &
+RAMPART_DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rampart-conformance-data.XXXXXX")" \
+  timeout 600 "$root/target/debug/rampart" serve --listen 127.0.0.1:0 --insecure-no-auth --profile conformance --log warn 2>"$log" &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 url=""

@@ -4,6 +4,8 @@
 //! an argon2 password hash. Secrets are compared in constant time (over SHA-256 digests,
 //! so lengths do not leak either), and nothing here logs a secret.
 
+mod token;
+
 use std::sync::Mutex;
 
 use argon2::{
@@ -14,6 +16,10 @@ use base64::Engine;
 use rampart_core::{Principal, PrincipalKind};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+pub use token::{
+    NewToken, TOKEN_LEN, TOKEN_PREFIX, TokenFormatError, check_token_format, generate_id, generate_token,
+    looks_like_token, token_digest,
+};
 
 /// Why a request was not authenticated. The `reason` is for logs and metrics, never the
 /// secret.

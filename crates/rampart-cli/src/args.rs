@@ -30,6 +30,21 @@ pub(crate) enum Command {
     },
     /// Read a password on stdin and print its argon2 hash for [auth.basic] password_hash.
     HashPassword,
+    /// Manage API tokens in the local store (the server need not run).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Read and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Inspect the authorization policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// List the tools of an MCP server (Rampart or any other).
     Tools(ClientArgs),
     /// Call a tool on an MCP server: `rampart call get_current_time timezone=Asia/Tokyo`.
@@ -146,4 +161,111 @@ pub(crate) struct CallArgs {
     pub(crate) args: Option<String>,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+}
+
+/// Where the configuration is (for commands that open the store).
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file [env: RAMPART_CONFIG] [default: ./rampart.toml if present].
+    #[arg(long, short, global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token; it is printed once, on stdout.
+    Create {
+        /// Unique name, e.g. ci.
+        #[arg(long)]
+        name: String,
+        /// Role to grant; repeatable (reader, writer, admin, or a configured role).
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// Lifetime, e.g. 90m, 12h, 30d, 8w [default: never expires].
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke a token by id or name; it stops working at once.
+    Revoke {
+        /// Token id (tok_...) or name.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Replace a token's secret; the old one stops working; the new one is printed once.
+    Rotate {
+        /// Token id (tok_...) or name.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// The newest records, oldest first.
+    Tail {
+        /// How many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: i64,
+        /// Keep printing new records as they are written (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Records matching all the given filters, in order.
+    Search {
+        /// Principal id, e.g. token:ci.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Tool name.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Since a time (RFC 3339) or a duration ago (e.g. 1h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Check the hash chain: exit 0 when intact, 1 naming the first bad record.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Show the decision for a principal and a tool (or resource), and the grant behind it.
+    Explain {
+        /// The principal: an API token's name.
+        #[arg(long, conflicts_with = "roles")]
+        token_name: Option<String>,
+        /// Or explicit roles; repeatable.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Tool name.
+        #[arg(long)]
+        tool: Option<String>,
+        /// A resource: fs:read:/path, fs:write:/path, command:NAME, db:read:NAME,
+        /// db:write:NAME, http:NAME.
+        #[arg(long)]
+        resource: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }

@@ -5,6 +5,7 @@
 //! 0 success, 1 the tool reported an error (`isError`), 2 usage, configuration,
 //! connection or protocol error.
 
+mod admin;
 mod args;
 mod client;
 mod display;
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
             Command::Init(args) => setup::init(&args),
             Command::Config { command: ConfigCommand::Check(args) } => setup::config_check(&args),
             Command::HashPassword => setup::hash_password(),
+            Command::Token { command } => admin::token(command).await,
+            Command::Audit { command } => admin::audit(command).await,
+            Command::Policy { command } => admin::policy(command).await,
             Command::Tools(args) => client::tools(args).await,
             Command::Call(args) => client::call(args).await,
         }

@@ -100,11 +100,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
     let Loaded { config, file } =
         load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
-    let transport = match config.server.transport {
-        rampart_config::TransportKind::Http => rampart_core::Transport::StreamableHttp,
-        rampart_config::TransportKind::Stdio => rampart_core::Transport::Stdio,
-    };
-    rampart_server::build(&config, transport)?;
+    rampart_server::validate(&config)?;
     match &file {
         Some(file) => eprintln!("configuration OK ({})", file.display()),
         None => eprintln!("configuration OK (no file: defaults, environment)"),

@@ -67,6 +67,14 @@ pub const ENV_VARS: &[EnvVar] = &[
     key("RAMPART_AUTH_KEY", "auth.key", EnvVarKind::String, "static bearer key required on HTTP"),
     key("RAMPART_LOG", "log.level", EnvVarKind::String, "log filter, e.g. info or rampart=debug"),
     key("RAMPART_TOOLS", "tools.enabled", EnvVarKind::List, "enabled toolboxes, comma-separated"),
+    key("RAMPART_DATA_DIR", "store.data_dir", EnvVarKind::String, "directory of the embedded SQLite database"),
+    key(
+        "RAMPART_DATABASE_URL",
+        "store.database_url",
+        EnvVarKind::String,
+        "postgres://... to use PostgreSQL for the store",
+    ),
+    key("RAMPART_AUDIT_FILE", "audit.file", EnvVarKind::String, "write the audit log as JSON lines to this file"),
     EnvVar { name: "RAMPART_URL", key: None, kind: EnvVarKind::Other, doc: "client commands: server URL" },
     EnvVar { name: "RAMPART_TOKEN", key: None, kind: EnvVarKind::Other, doc: "client commands: bearer token" },
 ];

@@ -1,6 +1,8 @@
 //! The serde model of `rampart.toml`. Every table denies unknown keys.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
+
+use rampart_policy::PolicyConfig;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,14 @@ pub struct Config {
     pub log: LogConfig,
     /// `[tools]`: which toolboxes are on, and their settings.
     pub tools: ToolsConfig,
+    /// `[store]`: where tokens and audit records live.
+    pub store: StoreConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
+    /// `[stdio]`: who the caller is on stdio.
+    pub stdio: StdioConfig,
+    /// `[roles.NAME]`: roles, added to the built-in `public`, `reader`, `writer`, `admin`.
+    pub roles: PolicyConfig,
 }
 
 /// Which transport `rampart serve` speaks.
@@ -86,15 +96,38 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[auth]`. With neither a key nor Basic set, HTTP is unauthenticated, which is allowed
-/// only on a loopback address (or with `insecure_no_auth`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[auth]`. HTTP callers authenticate with an API token (`rampart token create`), the
+/// static key, or Basic. With `server.insecure_no_auth` nobody authenticates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Static bearer key (`Authorization: Bearer <key>`, RFC 6750).
     pub key: Option<Secret>,
+    /// Principal id of the static key's holder. Default `static-key`.
+    pub key_principal: String,
+    /// Roles of the static key's holder. Default `["admin"]`.
+    pub key_roles: Vec<String>,
     /// HTTP Basic (RFC 7617).
     pub basic: Option<BasicAuthConfig>,
+    /// Let requests without credentials in, as principal `anonymous` with
+    /// `anonymous_roles` (wrong credentials are still refused). Default `false`.
+    pub anonymous: bool,
+    /// Roles of unauthenticated callers. Default `["public"]`, or `["admin"]` under
+    /// `server.insecure_no_auth`.
+    pub anonymous_roles: Option<Vec<String>>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_principal: "static-key".into(),
+            key_roles: vec!["admin".into()],
+            basic: None,
+            anonymous: false,
+            anonymous_roles: None,
+        }
+    }
 }
 
 /// `[auth.basic]`.
@@ -105,6 +138,89 @@ pub struct BasicAuthConfig {
     pub user: String,
     /// Argon2 PHC string (`$argon2id$v=19$...`), e.g. from `rampart hash-password`.
     pub password_hash: Secret,
+    /// Roles of this user. Default `["admin"]`.
+    #[serde(default = "admin_roles")]
+    pub roles: Vec<String>,
+}
+
+fn admin_roles() -> Vec<String> {
+    vec!["admin".into()]
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the embedded SQLite database (`rampart.db`). Default:
+    /// `$XDG_DATA_HOME/rampart`, else `~/.local/share/rampart`, else `./rampart-data`.
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://USER:PASSWORD@HOST/DB` to use PostgreSQL instead of SQLite.
+    pub database_url: Option<Secret>,
+}
+
+impl StoreConfig {
+    /// The data directory, defaults applied.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("rampart");
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(home).join(".local/share/rampart");
+        }
+        PathBuf::from("rampart-data")
+    }
+}
+
+/// What to do when the audit log cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFailure {
+    /// Refuse calls (default).
+    #[default]
+    Closed,
+    /// Serve calls and log the failure.
+    Open,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record every request. Default `true`.
+    pub enabled: bool,
+    /// Write JSON lines to this file instead of the store.
+    pub file: Option<PathBuf>,
+    /// `closed` (default): refuse calls when the log cannot be written; `open`: serve.
+    pub on_failure: AuditFailure,
+    /// Records waiting to be written before callers wait (then fail). Default 1024.
+    pub queue_capacity: usize,
+    /// Extra secret values to redact from records (the auth key is always redacted).
+    pub redact: Vec<Secret>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { enabled: true, file: None, on_failure: AuditFailure::Closed, queue_capacity: 1024, redact: Vec::new() }
+    }
+}
+
+/// `[stdio]`: the principal of a stdio server (whoever started the process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdioConfig {
+    /// Principal id. Default `local`.
+    pub principal: String,
+    /// Roles. Default `["admin"]`: the local operator has full access.
+    pub roles: Vec<String>,
+}
+
+impl Default for StdioConfig {
+    fn default() -> Self {
+        Self { principal: "local".into(), roles: admin_roles() }
+    }
 }
 
 /// `[log]`.
@@ -182,10 +298,51 @@ session_idle_secs = 300
 # [auth.basic]
 # user = "alice"
 # password_hash = "$argon2id$v=19$m=19456,t=2,p=1$..."
+# roles = ["admin"]
+
+# Roles of the static key's holder, and its principal id.
+key_principal = "static-key"
+key_roles = ["admin"]
+# Let requests without credentials in with anonymous_roles (default ["public"]: only
+# system_health). Wrong credentials are refused either way.
+anonymous = false
+# anonymous_roles = ["public"]
 
 [log]
 # A tracing filter: "info", "debug", "rampart_server=debug,info".
 level = "info"
+
+[store]
+# Where the embedded SQLite database lives (default: $XDG_DATA_HOME/rampart or
+# ~/.local/share/rampart). Prefer RAMPART_DATA_DIR.
+# data_dir = "/var/lib/rampart"
+# PostgreSQL instead of SQLite; prefer RAMPART_DATABASE_URL (it holds a password).
+# database_url = "postgres://rampart:secret@127.0.0.1/rampart"
+
+[audit]
+# One hash-chained record per request: `rampart audit tail | search | verify`.
+enabled = true
+# JSON lines to a file instead of the store.
+# file = "/var/log/rampart/audit.jsonl"
+# "closed": refuse calls when the audit log cannot be written; "open": serve anyway.
+on_failure = "closed"
+queue_capacity = 1024
+# Secret values to mask in records (the auth key always is).
+redact = []
+
+[stdio]
+# Who the caller is on stdio: whoever started the process.
+principal = "local"
+roles = ["admin"]
+
+# Roles: deny by default. Built in: public (system_health), reader (read-only tools),
+# writer (reader + write tools), admin (everything). A [roles.NAME] table with a built-in
+# name adds to it. Resource scopes are typed: fs paths, commands, databases, HTTP APIs.
+# [roles.analyst]
+# includes = ["reader"]
+# tools = ["sql_*"]
+# databases = [{ name = "analytics", access = "read" }]
+# fs = [{ path = "/srv/reports/**", access = "read" }]
 
 [tools]
 # Enabled toolboxes.

@@ -15,6 +15,8 @@ pub enum PrincipalKind {
     StaticKey,
     /// HTTP Basic, `[auth.basic]` (RFC 7617).
     Basic,
+    /// A Rampart API token (`rpt_…`).
+    ApiToken,
 }
 
 /// An authenticated identity: a stable id, how it was established, and its roles.
@@ -34,9 +36,9 @@ impl Principal {
         Self { id: "local".into(), kind: PrincipalKind::LocalOperator, roles: vec!["admin".into()] }
     }
 
-    /// The unauthenticated caller.
-    pub fn anonymous() -> Self {
-        Self { id: "anonymous".into(), kind: PrincipalKind::Anonymous, roles: vec!["public".into()] }
+    /// The unauthenticated caller, with `roles`.
+    pub fn anonymous(roles: Vec<String>) -> Self {
+        Self { id: "anonymous".into(), kind: PrincipalKind::Anonymous, roles }
     }
 }
 
@@ -72,6 +74,11 @@ pub struct Caller {
 impl Caller {
     /// A caller on stdio: the local operator, no session id, no address.
     pub fn stdio() -> Self {
-        Self { principal: Principal::local_operator(), transport: Transport::Stdio, session: None, remote_addr: None }
+        Self::local(Principal::local_operator())
+    }
+
+    /// A caller on stdio (or a local CLI) acting as `principal`.
+    pub fn local(principal: Principal) -> Self {
+        Self { principal, transport: Transport::Stdio, session: None, remote_addr: None }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::Caller;
+use crate::{Caller, Denied, Guard, OpenGuard, Resource};
 
 /// Syslog severities used by MCP logging (MCP 2025-11-25 "Logging", RFC 5424 §6.2.1),
 /// least severe first so that `level >= minimum` filters.
@@ -91,6 +91,7 @@ pub struct CallContext {
     pub cancellation: CancellationToken,
     progress_token: Option<Value>,
     peer: Arc<dyn ClientPeer>,
+    guard: Arc<dyn Guard>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -105,7 +106,14 @@ impl std::fmt::Debug for CallContext {
 impl CallContext {
     /// A context for `caller` talking through `peer`.
     pub fn new(caller: Caller, peer: Arc<dyn ClientPeer>) -> Self {
-        Self { caller, request_id: None, cancellation: CancellationToken::new(), progress_token: None, peer }
+        Self {
+            caller,
+            request_id: None,
+            cancellation: CancellationToken::new(),
+            progress_token: None,
+            peer,
+            guard: Arc::new(OpenGuard),
+        }
     }
 
     /// A context with no client (tests, local CLI calls).
@@ -129,6 +137,22 @@ impl CallContext {
     pub fn with_progress_token(mut self, token: Option<Value>) -> Self {
         self.progress_token = token;
         self
+    }
+
+    /// Sets the guard that [`CallContext::authorize`] asks (the pipeline does this).
+    pub fn with_guard(mut self, guard: Arc<dyn Guard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// Asks the policy whether the caller may touch `resource`. Toolboxes call this before
+    /// every access to a typed resource (path, command, database, API).
+    ///
+    /// # Errors
+    /// [`Denied`] naming the missing permission; return it as
+    /// [`crate::ToolError::Denied`].
+    pub fn authorize(&self, resource: &Resource) -> Result<(), Denied> {
+        self.guard.check_resource(&self.caller, resource)
     }
 
     /// Reports progress when the client asked for it (a `progressToken` in `_meta`);

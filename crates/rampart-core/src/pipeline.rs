@@ -1,10 +1,14 @@
-//! The one call pipeline. Every `tools/call`, `resources/read` and `prompts/get`, from
+//! The one call pipeline. Every MCP request that touches tools, resources or prompts, from
 //! every transport and for every toolbox, goes through [`Pipeline`]; this is where
-//! authorization, rate limits and audit plug in, so that no tool can forget them.
+//! authorization, admission (audit health, rate limits) and audit apply, so that no tool
+//! can forget them.
 //!
-//! Order of a tool call: look up the tool → (authorize) → (rate-limit) → run it under the
-//! client's cancellation and a panic guard → turn a [`ToolError`] into an `isError` result
-//! → (audit) → log one line.
+//! A tool call: look up the tool and ask the [`Guard`] whether the caller may use it (an
+//! unknown tool and a forbidden one get the same answer, so nothing leaks) → admit →
+//! run it under the client's cancellation and a panic guard, with the guard in its
+//! [`CallContext`] for resource checks → turn a [`ToolError`] into an `isError` result →
+//! record → log one line. With audit failing closed, a result that cannot be recorded is
+//! withheld.
 
 use std::{
     collections::HashMap,
@@ -20,14 +24,15 @@ use futures::FutureExt;
 use serde_json::{Map, Value};
 
 use crate::{
-    CallContext, CompletionRef, PromptOutput, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec,
-    ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, CallRecord, CompletionRef, Guard, OpenGuard, Outcome, PromptOutput, PromptSpec, Refusal,
+    ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
 };
 
 /// A request the pipeline refuses as a protocol error rather than a tool result.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// No tool of that name is visible to the caller (MCP: JSON-RPC -32602).
+    /// No tool of that name is visible to the caller: it does not exist, or no role of
+    /// the caller grants it (the same answer for both). MCP: JSON-RPC -32602.
     #[error("unknown tool: {0}")]
     UnknownTool(String),
     /// No prompt of that name is visible to the caller.
@@ -39,12 +44,25 @@ pub enum CallError {
     /// Bad arguments to a prompt (MCP: -32602).
     #[error("{0}")]
     InvalidParams(String),
+    /// Refused before running: audit unavailable, rate limited.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The call was cancelled.
     #[error("request cancelled")]
     Cancelled,
     /// Anything else; the detail is logged, the client sees "internal error".
     #[error("internal error")]
     Internal,
+}
+
+impl CallError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Refused(_) => Outcome::Refused,
+            Self::Cancelled => Outcome::Cancelled,
+            _ => Outcome::Error,
+        }
+    }
 }
 
 /// Two toolboxes declared the same tool or prompt name.
@@ -62,16 +80,28 @@ struct ToolEntry {
     toolbox: Arc<dyn Toolbox>,
 }
 
-/// Collects toolboxes, then builds a [`Pipeline`].
-#[derive(Default)]
+/// Collects toolboxes and the guard, then builds a [`Pipeline`].
 pub struct PipelineBuilder {
     toolboxes: Vec<Arc<dyn Toolbox>>,
+    guard: Arc<dyn Guard>,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        Self { toolboxes: Vec::new(), guard: Arc::new(OpenGuard) }
+    }
 }
 
 impl PipelineBuilder {
     /// Adds a toolbox.
     pub fn toolbox(mut self, toolbox: Arc<dyn Toolbox>) -> Self {
         self.toolboxes.push(toolbox);
+        self
+    }
+
+    /// Sets the security hooks (default: [`OpenGuard`], everything allowed).
+    pub fn guard(mut self, guard: Arc<dyn Guard>) -> Self {
+        self.guard = guard;
         self
     }
 
@@ -82,30 +112,36 @@ impl PipelineBuilder {
     pub fn build(self) -> Result<Pipeline, DuplicateName> {
         let mut tools: HashMap<String, ToolEntry> = HashMap::new();
         let mut tool_order = Vec::new();
-        let mut prompts: HashMap<String, (PromptSpec, Arc<dyn Toolbox>)> = HashMap::new();
+        let mut prompts: HashMap<String, (PromptSpec, usize)> = HashMap::new();
         let mut prompt_order = Vec::new();
-        for toolbox in &self.toolboxes {
+        let mut toolbox_tools = Vec::new();
+        for (index, toolbox) in self.toolboxes.iter().enumerate() {
+            let mut names = Vec::new();
             for spec in toolbox.tools() {
                 if let Some(existing) = tools.get(&spec.name) {
                     return Err(duplicate("tool", &spec.name, &existing.toolbox, toolbox));
                 }
                 tool_order.push(spec.name.clone());
+                names.push(spec.name.clone());
                 tools.insert(spec.name.clone(), ToolEntry { spec, toolbox: toolbox.clone() });
             }
+            toolbox_tools.push(names);
             for spec in toolbox.prompts() {
                 if let Some((_, existing)) = prompts.get(&spec.name) {
-                    return Err(duplicate("prompt", &spec.name, existing, toolbox));
+                    return Err(duplicate("prompt", &spec.name, &self.toolboxes[*existing], toolbox));
                 }
                 prompt_order.push(spec.name.clone());
-                prompts.insert(spec.name.clone(), (spec, toolbox.clone()));
+                prompts.insert(spec.name.clone(), (spec, index));
             }
         }
         Ok(Pipeline {
             toolboxes: self.toolboxes,
+            toolbox_tools,
             tools,
             tool_order,
             prompts,
             prompt_order,
+            guard: self.guard,
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -115,13 +151,16 @@ fn duplicate(kind: &'static str, name: &str, first: &Arc<dyn Toolbox>, second: &
     DuplicateName { kind, name: name.into(), first: first.name().into(), second: second.name().into() }
 }
 
-/// The one path from a request to a toolbox. Cheap to share (`Arc<Pipeline>`).
+/// The one path from a request to a toolbox. Share it as `Arc<Pipeline>`.
 pub struct Pipeline {
     toolboxes: Vec<Arc<dyn Toolbox>>,
+    /// Tool names per toolbox (same index as `toolboxes`).
+    toolbox_tools: Vec<Vec<String>>,
     tools: HashMap<String, ToolEntry>,
     tool_order: Vec<String>,
-    prompts: HashMap<String, (PromptSpec, Arc<dyn Toolbox>)>,
+    prompts: HashMap<String, (PromptSpec, usize)>,
     prompt_order: Vec<String>,
+    guard: Arc<dyn Guard>,
     in_flight: AtomicUsize,
 }
 
@@ -147,6 +186,15 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// One request's bookkeeping: what to put in its audit record.
+struct Request<'a> {
+    context: &'a CallContext,
+    method: &'static str,
+    target: Option<String>,
+    arguments: Value,
+    started: Instant,
+}
+
 impl Pipeline {
     /// Starts a builder.
     pub fn builder() -> PipelineBuilder {
@@ -163,56 +211,158 @@ impl Pipeline {
         self.toolboxes.iter().map(|t| t.name().to_owned()).collect()
     }
 
-    /// The tools the caller of `context` may see, in registration order.
-    pub fn list_tools(&self, _context: &CallContext) -> Vec<ToolSpec> {
+    /// Every tool, whoever asks (for the banner and `system_about`; never for clients).
+    pub fn all_tools(&self) -> Vec<ToolSpec> {
         self.tool_order.iter().filter_map(|name| self.tools.get(name)).map(|e| e.spec.clone()).collect()
     }
 
+    fn request<'a>(
+        &self,
+        context: &'a CallContext,
+        method: &'static str,
+        target: Option<&str>,
+        arguments: Value,
+    ) -> Request<'a> {
+        Request { context, method, target: target.map(str::to_owned), arguments, started: Instant::now() }
+    }
+
+    /// Records `request` with `outcome`; a failed record becomes the request's error.
+    async fn finish(
+        &self,
+        request: Request<'_>,
+        allowed: bool,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<(), CallError> {
+        let duration_ms = request.started.elapsed().as_secs_f64() * 1000.0;
+        let record = CallRecord {
+            caller: request.context.caller.clone(),
+            request_id: request.context.request_id.clone(),
+            method: request.method.into(),
+            target: request.target,
+            arguments: request.arguments,
+            allowed,
+            outcome,
+            detail,
+            duration_ms,
+        };
+        self.guard.record(record).await.map_err(CallError::Refused)
+    }
+
+    /// Records a refused or failed request and returns its error.
+    async fn fail<T>(
+        &self,
+        request: Request<'_>,
+        allowed: bool,
+        error: CallError,
+        detail: Option<String>,
+    ) -> Result<T, CallError> {
+        let outcome = if allowed { error.outcome() } else { Outcome::Denied };
+        let detail = detail.or_else(|| Some(error.to_string()));
+        if let Err(audit) = self.finish(request, allowed, outcome, detail).await {
+            tracing::warn!(%audit, "refused request not recorded");
+        }
+        Err(error)
+    }
+
+    /// Admits a listing and records it.
+    async fn listing(&self, context: &CallContext, method: &'static str) -> Result<(), CallError> {
+        let request = self.request(context, method, None, Value::Null);
+        if let Err(refusal) = self.guard.admit(&context.caller, method).await {
+            return self.fail(request, true, refusal.into(), None).await;
+        }
+        self.finish(request, true, Outcome::Ok, None).await
+    }
+
+    /// The tools the caller of `context` may see, in registration order.
+    ///
+    /// # Errors
+    /// [`CallError::Refused`].
+    pub async fn list_tools(&self, context: &CallContext) -> Result<Vec<ToolSpec>, CallError> {
+        self.listing(context, "tools/list").await?;
+        Ok(self.visible_tools(context))
+    }
+
+    fn visible_tools(&self, context: &CallContext) -> Vec<ToolSpec> {
+        self.tool_order
+            .iter()
+            .filter(|name| self.guard.check_tool(&context.caller, name).is_ok())
+            .filter_map(|name| self.tools.get(name))
+            .map(|e| e.spec.clone())
+            .collect()
+    }
+
     /// The spec of one tool, if the caller may see it.
-    pub fn tool(&self, name: &str, _context: &CallContext) -> Option<&ToolSpec> {
+    pub fn tool(&self, name: &str, context: &CallContext) -> Option<&ToolSpec> {
+        self.guard.check_tool(&context.caller, name).ok()?;
         self.tools.get(name).map(|e| &e.spec)
     }
 
     /// Calls a tool through the pipeline.
     ///
-    /// Tool failures, bad arguments and panics come back as `Ok` with `is_error: true`
-    /// (MCP 2025-11-25: tool execution errors, so the model can correct itself).
+    /// Tool failures, bad arguments, resource denials and panics come back as `Ok` with
+    /// `is_error: true` (MCP 2025-11-25: tool execution errors, so the model can correct
+    /// itself).
     ///
     /// # Errors
-    /// [`CallError::UnknownTool`]; [`CallError::Cancelled`] when the client cancels.
+    /// [`CallError::UnknownTool`] (unknown or not granted), [`CallError::Refused`],
+    /// [`CallError::Cancelled`].
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<ToolOutput, CallError> {
-        let entry = self.tools.get(name).ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let arguments = arguments.unwrap_or_default();
+        let request = self.request(context, "tools/call", Some(name), Value::Object(arguments.clone()));
+        let Some(entry) = self.tools.get(name) else {
+            return self
+                .fail(request, true, CallError::UnknownTool(name.to_owned()), Some("no such tool".into()))
+                .await;
+        };
+        if let Err(denied) = self.guard.check_tool(&context.caller, name) {
+            return self.fail(request, false, CallError::UnknownTool(name.to_owned()), Some(denied.to_string())).await;
+        }
+        if let Err(refusal) = self.guard.admit(&context.caller, "tools/call").await {
+            return self.fail(request, true, refusal.into(), None).await;
+        }
         let _in_flight = InFlightGuard::enter(&self.in_flight);
-        let started = Instant::now();
-        let call = entry.toolbox.call_tool(name, arguments.unwrap_or_default(), context);
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        let call = entry.toolbox.call_tool(name, arguments, &tool_context);
         let result = tokio_util::future::FutureExt::with_cancellation_token(
             AssertUnwindSafe(call).catch_unwind(),
             &context.cancellation,
         )
         .await;
-        let output = match result {
+        let result = match result {
             None => Err(ToolError::Cancelled),
             Some(Err(_panic)) => Err(ToolError::Internal(format!("tool '{name}' panicked"))),
             Some(Ok(result)) => result,
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let output = match output {
-            Ok(output) => output,
+        let (output, allowed, outcome, detail) = match result {
+            Ok(output) => {
+                let outcome = if output.is_error { Outcome::ToolError } else { Outcome::Ok };
+                (output, true, outcome, None)
+            }
             Err(ToolError::Cancelled) => {
-                tracing::info!(tool = name, principal = %context.caller.principal, elapsed_ms, "tool call cancelled");
-                return Err(CallError::Cancelled);
+                tracing::info!(tool = name, principal = %context.caller.principal, "tool call cancelled");
+                return self.fail(request, true, CallError::Cancelled, None).await;
             }
             Err(ToolError::Internal(detail)) => {
                 tracing::error!(tool = name, principal = %context.caller.principal, %detail, "tool call failed internally");
-                ToolOutput::error(format!("tool '{name}' failed with an internal error; see the server log"))
+                let message = format!("tool '{name}' failed with an internal error; see the server log");
+                (ToolOutput::error(message), true, Outcome::Error, Some(detail))
             }
-            Err(error) => ToolOutput::error(error.to_string()),
+            Err(ToolError::Denied(denied)) => {
+                let message = denied.to_string();
+                (ToolOutput::error(message.clone()), false, Outcome::Denied, Some(message))
+            }
+            Err(error) => {
+                let message = error.to_string();
+                (ToolOutput::error(message.clone()), true, Outcome::ToolError, Some(message))
+            }
         };
+        let elapsed_ms = request.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             tool = name,
             principal = %context.caller.principal,
@@ -221,71 +371,141 @@ impl Pipeline {
             elapsed_ms,
             "tool call"
         );
+        self.finish(request, allowed, outcome, detail).await?;
         Ok(output)
     }
 
+    /// Indexes of the toolboxes whose resources and prompts the caller may use: those
+    /// with at least one tool the caller may call (a toolbox without tools is visible to
+    /// every caller).
+    fn usable_toolboxes(&self, context: &CallContext) -> Vec<usize> {
+        (0..self.toolboxes.len())
+            .filter(|&i| {
+                let names = &self.toolbox_tools[i];
+                names.is_empty() || names.iter().any(|n| self.guard.check_tool(&context.caller, n).is_ok())
+            })
+            .collect()
+    }
+
     /// Concrete resources the caller may see.
-    pub fn list_resources(&self, _context: &CallContext) -> Vec<ResourceSpec> {
-        self.toolboxes.iter().flat_map(|t| t.resources()).collect()
+    ///
+    /// # Errors
+    /// [`CallError::Refused`].
+    pub async fn list_resources(&self, context: &CallContext) -> Result<Vec<ResourceSpec>, CallError> {
+        self.listing(context, "resources/list").await?;
+        Ok(self.usable_toolboxes(context).into_iter().flat_map(|i| self.toolboxes[i].resources()).collect())
     }
 
     /// Resource templates the caller may see.
-    pub fn list_resource_templates(&self, _context: &CallContext) -> Vec<ResourceTemplateSpec> {
-        self.toolboxes.iter().flat_map(|t| t.resource_templates()).collect()
-    }
-
-    /// Reads a resource from the first toolbox that serves `uri`.
     ///
     /// # Errors
-    /// [`CallError::ResourceNotFound`], [`CallError::InvalidParams`], [`CallError::Internal`].
+    /// [`CallError::Refused`].
+    pub async fn list_resource_templates(&self, context: &CallContext) -> Result<Vec<ResourceTemplateSpec>, CallError> {
+        self.listing(context, "resources/templates/list").await?;
+        Ok(self.usable_toolboxes(context).into_iter().flat_map(|i| self.toolboxes[i].resource_templates()).collect())
+    }
+
+    /// Reads a resource from the first usable toolbox that serves `uri`.
+    ///
+    /// # Errors
+    /// [`CallError::ResourceNotFound`], [`CallError::InvalidParams`], [`CallError::Refused`],
+    /// [`CallError::Internal`].
     pub async fn read_resource(&self, uri: &str, context: &CallContext) -> Result<Vec<ResourceContents>, CallError> {
-        for toolbox in &self.toolboxes {
-            let read = AssertUnwindSafe(toolbox.read_resource(uri, context)).catch_unwind().await;
+        let request = self.request(context, "resources/read", Some(uri), Value::Null);
+        if let Err(refusal) = self.guard.admit(&context.caller, "resources/read").await {
+            return self.fail(request, true, refusal.into(), None).await;
+        }
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        for index in self.usable_toolboxes(context) {
+            let read = AssertUnwindSafe(self.toolboxes[index].read_resource(uri, &tool_context)).catch_unwind().await;
             match read {
-                Ok(Ok(Some(contents))) => return Ok(contents),
+                Ok(Ok(Some(contents))) => {
+                    self.finish(request, true, Outcome::Ok, None).await?;
+                    return Ok(contents);
+                }
                 Ok(Ok(None)) => continue,
-                Ok(Err(error)) => return Err(protocol_error(error, || CallError::ResourceNotFound(uri.into()))),
+                Ok(Err(error)) => {
+                    let error = protocol_error(error, || CallError::ResourceNotFound(uri.into()));
+                    return self.fail(request, true, error, None).await;
+                }
                 Err(_panic) => {
                     tracing::error!(uri, "resource read panicked");
-                    return Err(CallError::Internal);
+                    return self.fail(request, true, CallError::Internal, Some("panicked".into())).await;
                 }
             }
         }
-        Err(CallError::ResourceNotFound(uri.into()))
+        self.fail(request, true, CallError::ResourceNotFound(uri.into()), None).await
     }
 
     /// Prompts the caller may see, in registration order.
-    pub fn list_prompts(&self, _context: &CallContext) -> Vec<PromptSpec> {
-        self.prompt_order.iter().filter_map(|name| self.prompts.get(name)).map(|(spec, _)| spec.clone()).collect()
+    ///
+    /// # Errors
+    /// [`CallError::Refused`].
+    pub async fn list_prompts(&self, context: &CallContext) -> Result<Vec<PromptSpec>, CallError> {
+        self.listing(context, "prompts/list").await?;
+        let usable = self.usable_toolboxes(context);
+        Ok(self
+            .prompt_order
+            .iter()
+            .filter_map(|name| self.prompts.get(name))
+            .filter(|(_, index)| usable.contains(index))
+            .map(|(spec, _)| spec.clone())
+            .collect())
     }
 
     /// Renders a prompt.
     ///
     /// # Errors
-    /// [`CallError::UnknownPrompt`], [`CallError::InvalidParams`], [`CallError::Internal`].
+    /// [`CallError::UnknownPrompt`], [`CallError::InvalidParams`], [`CallError::Refused`],
+    /// [`CallError::Internal`].
     pub async fn get_prompt(
         &self,
         name: &str,
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<PromptOutput, CallError> {
-        let (spec, toolbox) = self.prompts.get(name).ok_or_else(|| CallError::UnknownPrompt(name.into()))?;
-        if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {
-            return Err(CallError::InvalidParams(format!("prompt '{name}' requires argument '{}'", missing.name)));
+        let request = self.request(context, "prompts/get", Some(name), Value::Object(arguments.clone()));
+        let usable = self.usable_toolboxes(context);
+        let Some((spec, index)) = self.prompts.get(name).filter(|(_, index)| usable.contains(index)) else {
+            return self.fail(request, true, CallError::UnknownPrompt(name.into()), None).await;
+        };
+        if let Err(refusal) = self.guard.admit(&context.caller, "prompts/get").await {
+            return self.fail(request, true, refusal.into(), None).await;
         }
-        match AssertUnwindSafe(toolbox.get_prompt(name, arguments, context)).catch_unwind().await {
-            Ok(result) => result.map_err(|e| protocol_error(e, || CallError::UnknownPrompt(name.into()))),
+        if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {
+            let error = CallError::InvalidParams(format!("prompt '{name}' requires argument '{}'", missing.name));
+            return self.fail(request, true, error, None).await;
+        }
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        match AssertUnwindSafe(self.toolboxes[*index].get_prompt(name, arguments, &tool_context)).catch_unwind().await {
+            Ok(Ok(output)) => {
+                self.finish(request, true, Outcome::Ok, None).await?;
+                Ok(output)
+            }
+            Ok(Err(error)) => {
+                let error = protocol_error(error, || CallError::UnknownPrompt(name.into()));
+                self.fail(request, true, error, None).await
+            }
             Err(_panic) => {
                 tracing::error!(prompt = name, "prompt panicked");
-                Err(CallError::Internal)
+                self.fail(request, true, CallError::Internal, Some("panicked".into())).await
             }
         }
     }
 
-    /// Completion values from every toolbox, at most 100 (MCP "completion/complete").
-    pub fn complete(&self, reference: &CompletionRef, argument: &str, value: &str) -> Vec<String> {
-        let mut values: Vec<String> =
-            self.toolboxes.iter().flat_map(|t| t.complete(reference, argument, value)).collect();
+    /// Completion values from the usable toolboxes, at most 100 (MCP "completion/complete").
+    pub fn complete(
+        &self,
+        reference: &CompletionRef,
+        argument: &str,
+        value: &str,
+        context: &CallContext,
+    ) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .usable_toolboxes(context)
+            .into_iter()
+            .flat_map(|i| self.toolboxes[i].complete(reference, argument, value))
+            .collect();
         values.truncate(100);
         values
     }
@@ -295,6 +515,7 @@ fn protocol_error(error: ToolError, not_found: impl FnOnce() -> CallError) -> Ca
     match error {
         ToolError::NotFound(_) => not_found(),
         ToolError::InvalidArguments(message) | ToolError::Failed(message) => CallError::InvalidParams(message),
+        ToolError::Denied(denied) => CallError::InvalidParams(denied.to_string()),
         ToolError::Cancelled => CallError::Cancelled,
         ToolError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
@@ -302,3 +523,6 @@ fn protocol_error(error: ToolError, not_found: impl FnOnce() -> CallError) -> Ca
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

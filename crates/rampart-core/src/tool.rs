@@ -173,6 +173,9 @@ pub enum ToolError {
     /// The tool ran and failed in a way the caller can act on.
     #[error("{0}")]
     Failed(String),
+    /// The policy refused a resource the tool needed.
+    #[error(transparent)]
+    Denied(#[from] crate::Denied),
     /// The named prompt or resource does not exist.
     #[error("not found: {0}")]
     NotFound(String),

@@ -46,12 +46,25 @@ pub struct McpHandler {
     identity: Arc<ServerIdentity>,
     transport: Transport,
     threshold: LogThreshold,
+    stdio_principal: Principal,
 }
 
 impl McpHandler {
     /// A handler serving `pipeline` over `transport`.
     pub fn new(pipeline: Arc<Pipeline>, identity: ServerIdentity, transport: Transport) -> Self {
-        Self { pipeline, identity: Arc::new(identity), transport, threshold: LogThreshold::new() }
+        Self {
+            pipeline,
+            identity: Arc::new(identity),
+            transport,
+            threshold: LogThreshold::new(),
+            stdio_principal: Principal::local_operator(),
+        }
+    }
+
+    /// Sets who the caller is on stdio (default: the local operator, role `admin`).
+    pub fn with_stdio_principal(mut self, principal: Principal) -> Self {
+        self.stdio_principal = principal;
+        self
     }
 
     /// The same server with fresh per-session state.
@@ -63,11 +76,13 @@ impl McpHandler {
     /// that authentication stored in the request's extensions (anonymous if none).
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         if self.transport == Transport::Stdio {
-            return Caller::stdio();
+            return Caller::local(self.stdio_principal.clone());
         }
         let parts = context.extensions.get::<http::request::Parts>();
+        // Authentication always stores a Caller; a request without one (a bug, or a test
+        // wiring the service without middleware) gets an anonymous principal with no roles.
         let mut caller = parts.and_then(|p| p.extensions.get::<Caller>().cloned()).unwrap_or(Caller {
-            principal: Principal::anonymous(),
+            principal: Principal::anonymous(Vec::new()),
             transport: Transport::StreamableHttp,
             session: None,
             remote_addr: None,
@@ -121,13 +136,14 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self.pipeline.list_tools(&self.call_context(&context));
+        let tools = self.pipeline.list_tools(&self.call_context(&context)).await.map_err(call_error)?;
         from_json(complete(json!({ "tools": tools })))
     }
 
+    /// Used by rmcp only to validate SEP-2243 `Mcp-Param-*` headers against the tool's
+    /// schema; visibility is enforced by the pipeline on the call itself.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let context = CallContext::detached(Caller::stdio());
-        self.pipeline.tool(name, &context).and_then(|spec| retype(spec).ok())
+        self.pipeline.all_tools().into_iter().find(|t| t.name == name).and_then(|spec| retype(&spec).ok())
     }
 
     async fn call_tool(
@@ -152,7 +168,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let resources = self.pipeline.list_resources(&self.call_context(&context));
+        let resources = self.pipeline.list_resources(&self.call_context(&context)).await.map_err(call_error)?;
         from_json(complete(json!({ "resources": resources })))
     }
 
@@ -161,7 +177,8 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let templates = self.pipeline.list_resource_templates(&self.call_context(&context));
+        let templates =
+            self.pipeline.list_resource_templates(&self.call_context(&context)).await.map_err(call_error)?;
         from_json(complete(json!({ "resourceTemplates": templates })))
     }
 
@@ -201,7 +218,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let prompts = self.pipeline.list_prompts(&self.call_context(&context));
+        let prompts = self.pipeline.list_prompts(&self.call_context(&context)).await.map_err(call_error)?;
         from_json(complete(json!({ "prompts": prompts })))
     }
 
@@ -222,7 +239,7 @@ impl ServerHandler for McpHandler {
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let request = to_json(&request);
         let reference = match request["ref"]["type"].as_str() {
@@ -234,7 +251,7 @@ impl ServerHandler for McpHandler {
         };
         let argument = request["argument"]["name"].as_str().unwrap_or_default();
         let value = request["argument"]["value"].as_str().unwrap_or_default();
-        let values = self.pipeline.complete(&reference, argument, value);
+        let values = self.pipeline.complete(&reference, argument, value, &self.call_context(&context));
         from_json(complete(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } })))
     }
 

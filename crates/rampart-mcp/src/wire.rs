@@ -3,7 +3,7 @@
 //! rmcp's constructors (many of its types are `#[non_exhaustive]`).
 
 use rampart_core::CallError;
-use rmcp::ErrorData;
+use rmcp::{ErrorData, model::ErrorCode};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -24,12 +24,16 @@ pub(crate) fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ErrorDat
 /// "Error Handling": unknown tool and bad params are -32602, a missing resource -32002).
 pub(crate) fn call_error(error: CallError) -> ErrorData {
     match error {
-        CallError::UnknownTool(name) => ErrorData::invalid_params(format!("Unknown tool: {name}"), None),
+        CallError::UnknownTool(name) => ErrorData::invalid_params(
+            format!("Unknown tool: {name} (no such tool, or no role of this principal grants tool '{name}')"),
+            None,
+        ),
         CallError::UnknownPrompt(name) => ErrorData::invalid_params(format!("Unknown prompt: {name}"), None),
         CallError::ResourceNotFound(uri) => {
             ErrorData::resource_not_found(format!("Resource not found: {uri}"), Some(serde_json::json!({ "uri": uri })))
         }
         CallError::InvalidParams(message) => ErrorData::invalid_params(message, None),
+        CallError::Refused(refusal) => ErrorData::new(ErrorCode(-32000), refusal.to_string(), None),
         CallError::Cancelled => ErrorData::internal_error("request cancelled", None),
         CallError::Internal => ErrorData::internal_error("internal error", None),
     }

@@ -27,10 +27,20 @@ pub enum ServerError {
     /// Authentication is misconfigured.
     #[error("{0}")]
     Auth(String),
-    /// A non-loopback address without authentication.
+    /// The roles do not validate.
+    #[error("roles: {0}")]
+    Policy(String),
+    /// The store cannot be opened.
+    #[error("store: {0}")]
+    Store(String),
+    /// The audit log cannot be opened.
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// A non-loopback address where unauthenticated callers would get more than `public`.
     #[error(
-        "refusing to listen on {0} without authentication: set --auth-key (or RAMPART_AUTH_KEY, or [auth.basic]), \
-         or pass --insecure-no-auth if something in front of Rampart authenticates"
+        "refusing to listen on {0} without authentication: auth.anonymous lets unauthenticated callers in with \
+         roles beyond 'public'; use API tokens (rampart token create), or pass --insecure-no-auth if something in \
+         front of Rampart authenticates"
     )]
     Unauthenticated(SocketAddr),
     /// The address cannot be bound.

@@ -23,18 +23,20 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, StatusCode, header};
-use rampart_auth::Authenticator;
 use rampart_mcp::{HttpOptions, McpHandler, streamable_http_service};
+use rampart_store::Store;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::guard::OriginGuard;
+use crate::{auth::Credentials, guard::OriginGuard};
 
 /// What the router needs.
 #[derive(Clone)]
 pub struct AppState {
     /// Credentials checked on every non-public path.
-    pub authenticator: Arc<Authenticator>,
+    pub credentials: Arc<Credentials>,
+    /// The store, for `/readyz`.
+    pub store: Store,
     /// The MCP handler mounted at `/mcp`.
     pub handler: McpHandler,
     /// Streamable HTTP settings.
@@ -60,11 +62,11 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(body_limit, crate::jsonrpc::validate))
-        .layer(middleware::from_fn_with_state(state.authenticator.clone(), crate::auth::authenticate));
+        .layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate));
     Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
-        .route("/readyz", get(ready))
+        .route("/readyz", get(ready).with_state(state.store.clone()))
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
@@ -75,11 +77,24 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": rampart_core::VERSION }))
 }
 
-/// Readiness: one entry per backing service. There are none yet in this build; toolboxes
-/// with backends (SQL, gateway upstreams) add theirs, and a down backend makes the status
-/// `degraded` rather than stopping the server.
-async fn ready() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": rampart_core::VERSION, "services": {} }))
+/// Readiness: one entry per backing service (the store now; SQL databases and gateway
+/// upstreams later). A down service makes the status `degraded` and the response 503;
+/// the server keeps serving what it can.
+async fn ready(State(store): State<Store>) -> Response {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), store.ping()).await;
+    let store_status = match ping {
+        Ok(Ok(())) => json!({ "status": "ok", "backend": format!("{:?}", store.backend()).to_lowercase() }),
+        Ok(Err(error)) => json!({ "status": "unavailable", "error": error.to_string() }),
+        Err(_) => json!({ "status": "unavailable", "error": "no answer within 3 s" }),
+    };
+    let degraded = store_status["status"] != "ok";
+    let body = json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "version": rampart_core::VERSION,
+        "services": { "store": store_status },
+    });
+    let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, Json(body)).into_response()
 }
 
 async fn not_found() -> Response {

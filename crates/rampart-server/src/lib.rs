@@ -3,15 +3,23 @@
 //! authentication, and serves it over stdio or streamable HTTP (axum), with graceful
 //! shutdown on SIGINT/SIGTERM.
 
+mod admin;
+mod audit_store;
 mod auth;
 mod error;
 mod guard;
 mod http;
 mod jsonrpc;
 mod run;
+mod security;
 mod setup;
+mod tokens;
 
+pub use audit_store::{StoreSink, record_from_row};
+pub use auth::Credentials;
 pub use error::ServerError;
 pub use http::{AppState, router};
 pub use run::{Running, serve, start_http};
-pub use setup::{Built, KNOWN_TOOLBOXES, build};
+pub use security::SecurityGuard;
+pub use setup::{Built, KNOWN_TOOLBOXES, build, build_policy, open_store, stdio_principal, validate};
+pub use tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration};

@@ -33,15 +33,19 @@ pub struct Running {
 /// [`ServerError::Bind`].
 pub async fn start_http(config: &Config, built: &Built) -> Result<Running, ServerError> {
     let address = config.server.listen;
-    if !address.ip().is_loopback() && !built.authenticator.is_enabled() && !config.server.insecure_no_auth {
+    if !address.ip().is_loopback() && built.credentials.anonymous_is_privileged() && !config.server.insecure_no_auth {
         return Err(ServerError::Unauthenticated(address));
+    }
+    if !address.ip().is_loopback() && config.server.insecure_no_auth {
+        tracing::warn!(%address, "--insecure-no-auth on a non-loopback address: anyone who can reach it is admin");
     }
     let listener = TcpListener::bind(address).await.map_err(|source| ServerError::Bind { address, source })?;
     let local_addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let sessions_closed = CancellationToken::new();
     let state = AppState {
-        authenticator: built.authenticator.clone(),
+        credentials: built.credentials.clone(),
+        store: built.store.clone(),
         handler: built.handler.clone(),
         http: HttpOptions {
             sessions: !config.server.stateless,
@@ -109,7 +113,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         TransportKind::Http => Transport::StreamableHttp,
         TransportKind::Stdio => Transport::Stdio,
     };
-    let built = build(&config, transport)?;
+    let built = build(&config, transport).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
     match config.server.transport {
@@ -121,6 +125,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             let running = start_http(&config, &built).await?;
             let mode = if config.server.stateless { "stateless" } else { "sessions; 2026-07-28 clients stateless" };
             banner(&config, &built, &format!("streamable HTTP at http://{}/mcp ({mode})", running.local_addr));
+            bootstrap_admin_token(&built).await;
             shutdown.cancelled().await;
             tracing::info!("shutting down");
             running.shutdown.cancel();
@@ -130,25 +135,67 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             }
         }
     }
+    if let Some(audit) = built.guard.audit() {
+        tracing::debug!(queue = audit.queue_depth(), "audit log drained");
+    }
+    built.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// First run: with no static key, no Basic user and no active API token, nobody could
+/// authenticate; create an `admin` token and show it once.
+async fn bootstrap_admin_token(built: &Built) {
+    if built.credentials.is_insecure() || built.credentials.has_static_credentials() {
+        return;
+    }
+    match built.tokens.active_count().await {
+        Ok(0) => {}
+        Ok(_) => return,
+        Err(error) => {
+            tracing::warn!(%error, "cannot count API tokens; no first-run admin token created");
+            return;
+        }
+    }
+    let name = match built.tokens.list().await {
+        Ok(tokens) if tokens.iter().any(|t| t.name == "admin") => {
+            format!("admin-{}", jiff::Timestamp::now().as_second())
+        }
+        _ => "admin".to_owned(),
+    };
+    match built.tokens.create(&name, vec!["admin".into()], None).await {
+        Ok(created) => {
+            eprintln!();
+            eprintln!("  First run: created API token '{name}' with role admin. It is shown only now:");
+            eprintln!();
+            eprintln!("    {}", created.token);
+            eprintln!();
+            eprintln!("  Send it as `Authorization: Bearer <token>`. Make narrower tokens with");
+            eprintln!("  `rampart token create --name NAME --role reader`, and revoke this one when done.");
+            eprintln!();
+        }
+        Err(error) => tracing::error!(%error, "cannot create the first-run admin token"),
+    }
+}
+
 fn banner(config: &Config, built: &Built, transport: &str) {
-    let tools: Vec<String> = built
-        .pipeline
-        .list_tools(&rampart_core::CallContext::detached(rampart_core::Caller::stdio()))
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let tools: Vec<String> = built.pipeline.all_tools().into_iter().map(|t| t.name).collect();
     let auth = match config.server.transport {
-        TransportKind::Stdio => "local operator (stdio)".to_owned(),
-        TransportKind::Http if built.authenticator.is_enabled() => built.authenticator.mode().to_owned(),
-        TransportKind::Http => "none (loopback only)".to_owned(),
+        TransportKind::Stdio => {
+            format!("stdio caller '{}' (roles {})", config.stdio.principal, config.stdio.roles.join(","))
+        }
+        TransportKind::Http => built.credentials.mode(),
+    };
+    let audit = match (&built.guard.audit(), &config.audit.file) {
+        (None, _) => "off".to_owned(),
+        (Some(_), Some(file)) => format!("{} (fail {:?})", file.display(), config.audit.on_failure).to_lowercase(),
+        (Some(_), None) => format!("store (fail {:?})", config.audit.on_failure).to_lowercase(),
     };
     eprintln!("rampart {}", rampart_core::VERSION);
     eprintln!("  transport: {transport}");
     eprintln!("  auth:      {auth}");
+    eprintln!("  store:     {}", built.store.display_url());
+    eprintln!("  audit:     {audit}");
     eprintln!("  toolboxes: {}", built.pipeline.toolbox_names().join(", "));
     eprintln!("  tools:     {}", tools.join(", "));
 }

@@ -1,25 +1,40 @@
-//! From configuration to a [`Pipeline`], an [`Authenticator`] and an [`McpHandler`]:
-//! everything `serve` needs, built and validated before anything listens.
+//! From configuration to everything `serve` needs, built and validated before anything
+//! listens: the store, the policy, the audit log, the security guard, the pipeline with
+//! its toolboxes, the credentials and the MCP handler.
 
 use std::sync::Arc;
 
+use rampart_audit::{AuditLog, AuditSink, FailurePolicy, JsonlSink, Redactor};
 use rampart_auth::Authenticator;
-use rampart_config::{Config, Profile};
-use rampart_core::{Pipeline, Toolbox, Transport};
+use rampart_config::{AuditFailure, Config, Profile};
+use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
 use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
+use rampart_policy::Policy;
+use rampart_store::Store;
 use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
 
-use crate::ServerError;
+use crate::{
+    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, security::SecurityGuard,
+    tokens::TokenService,
+};
 
 /// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system"];
+pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin"];
 
 /// Everything built from the configuration.
 pub struct Built {
     /// The one call pipeline.
     pub pipeline: Arc<Pipeline>,
-    /// HTTP authentication.
-    pub authenticator: Arc<Authenticator>,
+    /// HTTP credentials.
+    pub credentials: Arc<Credentials>,
+    /// API tokens.
+    pub tokens: Arc<TokenService>,
+    /// The store.
+    pub store: Store,
+    /// Authorization and audit.
+    pub guard: Arc<SecurityGuard>,
+    /// The policy.
+    pub policy: Arc<Policy>,
     /// The MCP handler (for the configured transport).
     pub handler: McpHandler,
 }
@@ -30,11 +45,84 @@ impl std::fmt::Debug for Built {
     }
 }
 
-/// Validates `config` and builds the pipeline, authenticator and handler.
+/// Opens the store named by the configuration (lazily: nothing connects yet).
 ///
 /// # Errors
-/// [`ServerError`] naming the bad setting.
-pub fn build(config: &Config, transport: Transport) -> Result<Built, ServerError> {
+/// [`ServerError::Store`].
+pub fn open_store(config: &Config) -> Result<Store, ServerError> {
+    let url = match &config.store.database_url {
+        Some(url) => url.expose().to_owned(),
+        None => Store::sqlite_url(&config.store.data_dir()),
+    };
+    Store::open(&url).map_err(|e| ServerError::Store(e.to_string()))
+}
+
+/// Validates the roles and compiles the policy.
+///
+/// # Errors
+/// [`ServerError::Policy`].
+pub fn build_policy(config: &Config) -> Result<Arc<Policy>, ServerError> {
+    let policy = Policy::new(&config.roles).map_err(|e| ServerError::Policy(e.to_string()))?;
+    let mut referenced: Vec<String> = config.auth.key_roles.clone();
+    referenced.extend(config.stdio.roles.iter().cloned());
+    if let Some(basic) = &config.auth.basic {
+        referenced.extend(basic.roles.iter().cloned());
+    }
+    if let Some(roles) = &config.auth.anonymous_roles {
+        referenced.extend(roles.iter().cloned());
+    }
+    let unknown = policy.unknown_roles(&referenced);
+    if !unknown.is_empty() {
+        return Err(ServerError::Policy(format!(
+            "unknown role(s) {} in [auth]/[stdio] (defined: {})",
+            unknown.join(", "),
+            policy.role_names().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(Arc::new(policy))
+}
+
+/// The values the audit log masks: the static key and configured secrets.
+fn redactor(config: &Config) -> Redactor {
+    let mut secrets: Vec<String> = config.audit.redact.iter().map(|s| s.expose().to_owned()).collect();
+    if let Some(key) = &config.auth.key {
+        secrets.push(key.expose().to_owned());
+    }
+    Redactor::new(secrets)
+}
+
+async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
+    if !config.audit.enabled {
+        return Ok(None);
+    }
+    let sink: Arc<dyn AuditSink> = match &config.audit.file {
+        Some(path) => {
+            Arc::new(JsonlSink::open(path).await.map_err(|e| ServerError::Audit(format!("{}: {e}", path.display())))?)
+        }
+        None => Arc::new(StoreSink::new(store.clone())),
+    };
+    let policy = match config.audit.on_failure {
+        AuditFailure::Closed => FailurePolicy::FailClosed,
+        AuditFailure::Open => FailurePolicy::FailOpen,
+    };
+    let log = AuditLog::start(sink, config.audit.queue_capacity, policy)
+        .await
+        .map_err(|e| ServerError::Audit(e.to_string()))?;
+    Ok(Some(log))
+}
+
+/// The principal of stdio callers.
+pub fn stdio_principal(config: &Config) -> Principal {
+    Principal {
+        id: config.stdio.principal.clone(),
+        kind: PrincipalKind::LocalOperator,
+        roles: config.stdio.roles.clone(),
+    }
+}
+
+/// The toolboxes to serve: `tools.enabled` (validated), `admin` always (policy limits it
+/// to the admin role), `conformance` under that profile.
+fn toolbox_names(config: &Config) -> Result<Vec<String>, ServerError> {
     let mut names: Vec<String> = Vec::new();
     for name in &config.tools.enabled {
         if !KNOWN_TOOLBOXES.contains(&name.as_str()) {
@@ -44,10 +132,51 @@ pub fn build(config: &Config, transport: Transport) -> Result<Built, ServerError
             names.push(name.clone());
         }
     }
+    if !names.iter().any(|n| n == "admin") {
+        names.push("admin".into());
+    }
     if config.server.profile == Profile::Conformance {
         names.push("conformance".into());
     }
-    let mut builder = Pipeline::builder();
+    Ok(names)
+}
+
+fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
+    Authenticator::new(
+        config.auth.key.as_ref().map(|k| k.expose()),
+        config.auth.basic.as_ref().map(|b| (b.user.as_str(), b.password_hash.expose())),
+    )
+    .map_err(|e| ServerError::Auth(e.to_string()))
+}
+
+/// Checks everything that can be checked without IO: roles, toolbox names, the Basic
+/// hash, the system toolbox's time zone, the store URL's scheme.
+///
+/// # Errors
+/// [`ServerError`] naming the bad setting.
+pub fn validate(config: &Config) -> Result<(), ServerError> {
+    build_policy(config)?;
+    toolbox_names(config)?;
+    authenticator(config)?;
+    open_store(config)?;
+    SystemToolbox::new(SystemInfo { local_timezone: config.tools.system.local_timezone.clone(), ..Default::default() })
+        .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?;
+    Ok(())
+}
+
+/// Validates `config` and builds everything.
+///
+/// # Errors
+/// [`ServerError`] naming the bad setting.
+pub async fn build(config: &Config, transport: Transport) -> Result<Built, ServerError> {
+    let policy = build_policy(config)?;
+    let store = open_store(config)?;
+    let audit = start_audit(config, &store).await?;
+    let guard = Arc::new(SecurityGuard::new(policy.clone(), audit, Arc::new(redactor(config))));
+    let tokens = Arc::new(TokenService::new(store.clone(), policy.clone()));
+
+    let names = toolbox_names(config)?;
+    let mut builder = Pipeline::builder().guard(guard.clone());
     for name in &names {
         let toolbox: Arc<dyn Toolbox> = match name.as_str() {
             "system" => Arc::new(
@@ -58,16 +187,14 @@ pub fn build(config: &Config, transport: Transport) -> Result<Built, ServerError
                 })
                 .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?,
             ),
+            "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
             _ => Arc::new(ConformanceToolbox),
         };
         builder = builder.toolbox(toolbox);
     }
     let pipeline = Arc::new(builder.build().map_err(|e| ServerError::Duplicate(e.to_string()))?);
-    let authenticator = Authenticator::new(
-        config.auth.key.as_ref().map(|k| k.expose()),
-        config.auth.basic.as_ref().map(|b| (b.user.as_str(), b.password_hash.expose())),
-    )
-    .map_err(|e| ServerError::Auth(e.to_string()))?;
+    let authenticator = authenticator(config)?;
+    let credentials = Arc::new(Credentials::new(config, authenticator, tokens.clone(), guard.clone()));
     let identity = ServerIdentity {
         name: "rampart".into(),
         version: rampart_core::VERSION.into(),
@@ -76,6 +203,6 @@ pub fn build(config: &Config, transport: Transport) -> Result<Built, ServerError
                 .into(),
         ),
     };
-    let handler = McpHandler::new(pipeline.clone(), identity, transport);
-    Ok(Built { pipeline, authenticator: Arc::new(authenticator), handler })
+    let handler = McpHandler::new(pipeline.clone(), identity, transport).with_stdio_principal(stdio_principal(config));
+    Ok(Built { pipeline, credentials, tokens, store, guard, policy, handler })
 }

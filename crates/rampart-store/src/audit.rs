@@ -63,58 +63,78 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the sequence number exists (two writers).
-    pub async fn append_audit(&self, row: &AuditRow) -> Result<(), StoreError> {
-        let pool = self.ready().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )))
-        .bind(row.seq)
-        .bind(row.time_ms)
-        .bind(&row.principal)
-        .bind(&row.method)
-        .bind(&row.tool)
-        .bind(&row.outcome)
-        .bind(&row.record)
-        .bind(&row.hash)
-        .execute(pool)
-        .await
-        .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
-        Ok(())
+    pub fn append_audit(
+        &self,
+        row: &AuditRow,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let this = self.clone();
+        let row = row.clone();
+        async move {
+            let pool = this.ready().await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            )))
+            .bind(row.seq)
+            .bind(row.time_ms)
+            .bind(row.principal.clone())
+            .bind(row.method.clone())
+            .bind(row.tool.clone())
+            .bind(row.outcome.clone())
+            .bind(row.record.clone())
+            .bind(row.hash.clone())
+            .execute(&pool)
+            .await
+            .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
+            Ok(())
+        }
     }
 
     /// The record with the highest sequence number.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn last_audit(&self) -> Result<Option<AuditRow>, StoreError> {
-        let pool = self.ready().await?;
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1")))
-            .fetch_optional(pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+    pub fn last_audit(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<AuditRow>, StoreError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let pool = this.ready().await?;
+            let row =
+                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1")))
+                    .fetch_optional(&pool)
+                    .await?;
+            row.as_ref().map(from_row).transpose()
+        }
     }
 
     /// Records matching `query`, in chain order (or newest first).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let pool = self.ready().await?;
-        let order = if query.newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_records \
-             WHERE ($1 IS NULL OR principal = $1) AND ($2 IS NULL OR tool = $2) \
-               AND ($3 IS NULL OR time_ms >= $3) AND ($4 IS NULL OR seq > $4) \
-             ORDER BY seq {order} LIMIT $5"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(&query.principal)
-            .bind(&query.tool)
-            .bind(query.since_ms)
-            .bind(query.after_seq)
-            .bind(query.limit.max(0))
-            .fetch_all(pool)
-            .await?;
-        rows.iter().map(from_row).collect()
+    pub fn audit_records(
+        &self,
+        query: &AuditQuery,
+    ) -> impl std::future::Future<Output = Result<Vec<AuditRow>, StoreError>> + Send + 'static {
+        let this = self.clone();
+        let query = query.clone();
+        async move {
+            let pool = this.ready().await?;
+            let order = if query.newest_first { "DESC" } else { "ASC" };
+            let sql = format!(
+                "SELECT {COLUMNS} FROM audit_records \
+                 WHERE ($1 IS NULL OR principal = $1) AND ($2 IS NULL OR tool = $2) \
+                   AND ($3 IS NULL OR time_ms >= $3) AND ($4 IS NULL OR seq > $4) \
+                 ORDER BY seq {order} LIMIT $5"
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(query.principal.clone())
+                .bind(query.tool.clone())
+                .bind(query.since_ms)
+                .bind(query.after_seq)
+                .bind(query.limit.max(0))
+                .fetch_all(&pool)
+                .await?;
+            rows.iter().map(from_row).collect()
+        }
     }
 }

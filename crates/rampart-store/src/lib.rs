@@ -18,7 +18,12 @@ use sqlx::{
     AnyPool,
     any::{AnyPoolOptions, install_default_drivers},
 };
-use tokio::sync::OnceCell;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use tokio::sync::Mutex;
 
 pub use audit::{AuditQuery, AuditRow};
 pub use tokens::TokenRow;
@@ -79,7 +84,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     display_url: String,
-    migrated: std::sync::Arc<OnceCell<()>>,
+    migrated: Arc<AtomicBool>,
+    migrating: Arc<Mutex<()>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -145,7 +151,13 @@ impl Store {
         let pool = options
             .connect_lazy(&connect_url)
             .map_err(|source| StoreError::Unavailable { url: redact_url(url), source })?;
-        Ok(Self { pool, backend, display_url: redact_url(url), migrated: Default::default() })
+        Ok(Self {
+            pool,
+            backend,
+            display_url: redact_url(url),
+            migrated: Default::default(),
+            migrating: Default::default(),
+        })
     }
 
     /// Which back-end this is.
@@ -158,35 +170,44 @@ impl Store {
         &self.display_url
     }
 
-    /// Connects and applies pending migrations (once per process).
+    /// Connects and applies pending migrations (once per process); returns the pool.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Migrate`].
-    pub async fn ready(&self) -> Result<&AnyPool, StoreError> {
-        self.migrated
-            .get_or_try_init(|| async {
-                let mut connection = self
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(|source| StoreError::Unavailable { url: self.display_url.clone(), source })?;
-                MIGRATOR
-                    .run(&mut *connection)
-                    .await
-                    .map_err(|source| StoreError::Migrate { url: self.display_url.clone(), source })
-            })
-            .await?;
-        Ok(&self.pool)
+    pub async fn ready(&self) -> Result<AnyPool, StoreError> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(self.pool.clone());
+        }
+        let _one_at_a_time = self.migrating.lock().await;
+        if !self.migrated.load(Ordering::Acquire) {
+            let mut connection = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|source| StoreError::Unavailable { url: self.display_url.clone(), source })?;
+            // `run_direct` rather than `run`: `run` is generic over `Acquire<'a>`, which makes
+            // every future awaiting it fail rustc's higher-ranked `Send` check (sqlx's own
+            // comment on `run_direct` says as much).
+            MIGRATOR
+                .run_direct(None, &mut *connection, false)
+                .await
+                .map_err(|source| StoreError::Migrate { url: self.display_url.clone(), source })?;
+            self.migrated.store(true, Ordering::Release);
+        }
+        Ok(self.pool.clone())
     }
 
     /// A round trip to the database, for `/readyz`.
     ///
     /// # Errors
     /// [`StoreError`] when the database is unreachable.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let pool = self.ready().await?;
-        sqlx::query("SELECT 1").execute(pool).await?;
-        Ok(())
+    pub fn ping(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let pool = this.ready().await?;
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            Ok(())
+        }
     }
 
     /// Closes the pool (waits for connections to return).

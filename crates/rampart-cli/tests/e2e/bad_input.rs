@@ -11,7 +11,7 @@ fn error_code(messages: &[Value]) -> Option<i64> {
 
 #[tokio::test]
 async fn each_bad_request_gets_a_clear_error_and_the_server_keeps_serving() {
-    let server = Server::start(&[]);
+    let server = Server::open(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &server.url).await;
     // (case, body, expected HTTP status, expected JSON-RPC error code)
@@ -44,7 +44,7 @@ async fn each_bad_request_gets_a_clear_error_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn arguments_that_fail_the_schema_are_a_tool_error_naming_the_field() {
-    let server = Server::start(&[]);
+    let server = Server::open(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &server.url).await;
     let cases = [
@@ -71,7 +71,7 @@ async fn arguments_that_fail_the_schema_are_a_tool_error_naming_the_field() {
 
 #[tokio::test]
 async fn oversized_body_is_refused_with_413() {
-    let server = Server::start(&[]);
+    let server = Server::open(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &server.url).await;
     let big = format!(
@@ -86,7 +86,7 @@ async fn oversized_body_is_refused_with_413() {
 
 #[tokio::test]
 async fn transport_level_mistakes_get_their_http_status() {
-    let server = Server::start(&[]);
+    let server = Server::open(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &server.url).await;
     let list = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" });

@@ -157,8 +157,12 @@ async fn foreign_host_or_origin_gets_403_even_with_valid_credentials() {
 }
 
 #[test]
-fn refuses_a_non_loopback_address_without_authentication() {
-    let (code, _, stderr) = run(&["serve", "--listen", "0.0.0.0:0"], &[], None);
+fn refuses_a_non_loopback_address_where_anonymous_callers_are_privileged() {
+    let dir = TempDir::new("anonymous");
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(&config, "[auth]\nanonymous = true\nanonymous_roles = [\"admin\"]\n").unwrap();
+    // Refused before binding: nothing ever listens on 0.0.0.0.
+    let (code, _, stderr) = run(&["serve", "--listen", "0.0.0.0:0", "--config", config.to_str().unwrap()], &[], None);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"), "{stderr}");
     assert!(stderr.contains("--insecure-no-auth"), "says how to override: {stderr}");
@@ -166,7 +170,7 @@ fn refuses_a_non_loopback_address_without_authentication() {
 
 #[tokio::test]
 async fn stateless_mode_issues_no_session_and_still_serves() {
-    let server = Server::start(&["--stateless"]);
+    let server = Server::open(&["--stateless"]);
     let client = reqwest::Client::new();
     let response = mcp_post(&client, &server.url).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
     assert_eq!(response.status(), 200);

@@ -12,6 +12,13 @@ use serde_json::Value;
 
 use crate::support::{BIN, Server, TempDir};
 
+/// `RAMPART_DATA_DIR=<fresh dir>` for a stdio server started by a third-party client.
+fn data_env() -> (TempDir, String) {
+    let data = TempDir::new("client-data");
+    let env = format!("RAMPART_DATA_DIR={}", data.0.display());
+    (data, env)
+}
+
 const KEY: &str = "real-clients-key-42";
 
 fn workspace() -> PathBuf {
@@ -128,7 +135,9 @@ fn inspector_cli_over_stdio() {
     let Some(node_bin) = node_bin() else {
         return crate::support::skip("MCP Inspector CLI", "tests/clients/node_modules is missing");
     };
-    let (code, stdout) = inspector(&node_bin, &["--method", "tools/list", "--", BIN, "serve", "--transport", "stdio"]);
+    let (_data, env) = data_env();
+    let (code, stdout) =
+        inspector(&node_bin, &["--method", "tools/list", "--", "env", &env, BIN, "serve", "--transport", "stdio"]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("\"get_current_time\""), "{stdout}");
     let (code, stdout) = inspector(

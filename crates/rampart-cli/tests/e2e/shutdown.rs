@@ -10,7 +10,7 @@ use crate::support::{Server, mcp_post, open_session};
 
 #[tokio::test]
 async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
-    let mut server = Server::start(&["--profile", "conformance"]);
+    let mut server = Server::open(&["--profile", "conformance"]);
     let client = McpClient::connect(&ClientTarget::Http { url: server.url.clone(), token: None }).await.unwrap();
     let call = tokio::spawn(async move {
         let result = client.call_tool("test_sleep", json!({ "ms": 1500 }).as_object().cloned().unwrap()).await;
@@ -34,7 +34,7 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
 
 #[tokio::test]
 async fn sigterm_on_an_idle_server_exits_promptly() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::open(&[]);
     let client = McpClient::connect(&ClientTarget::Http { url: server.url.clone(), token: None }).await.unwrap();
     let started = Instant::now();
     let status = tokio::task::spawn_blocking(move || server.terminate(15)).await.unwrap();
@@ -49,7 +49,7 @@ async fn sigterm_on_an_idle_server_exits_promptly() {
 
 #[tokio::test]
 async fn a_cancelled_call_stops_the_running_tool() {
-    let server = Server::start(&["--profile", "conformance"]);
+    let server = Server::open(&["--profile", "conformance"]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &server.url).await;
     let call = json!({ "jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": { "name": "test_sleep", "arguments": { "ms": 20000 } } });

@@ -10,13 +10,10 @@ use std::{
 use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::{Map, Value, json};
 
-use crate::support::BIN;
+use crate::support::{BIN, TempDir, stdio_command};
 
-fn stdio_target() -> ClientTarget {
-    ClientTarget::Stdio {
-        command: vec!["timeout".into(), "120".into(), BIN.into(), "serve".into(), "--transport".into(), "stdio".into()],
-        show_stderr: false,
-    }
+fn stdio_target(data: &TempDir) -> ClientTarget {
+    ClientTarget::Stdio { command: stdio_command(data), show_stderr: false }
 }
 
 fn arguments(value: Value) -> Map<String, Value> {
@@ -25,11 +22,25 @@ fn arguments(value: Value) -> Map<String, Value> {
 
 #[tokio::test]
 async fn rmcp_client_lists_and_calls_tools_over_stdio() {
-    let client = McpClient::connect(&stdio_target()).await.unwrap();
+    let data = TempDir::new("stdio");
+    let client = McpClient::connect(&stdio_target(&data)).await.unwrap();
     assert_eq!(client.server_info()["serverInfo"]["name"], "rampart");
     let tools = client.list_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["system_health", "system_about", "get_current_time", "convert_time"]);
+    assert_eq!(
+        names,
+        [
+            "system_health",
+            "system_about",
+            "get_current_time",
+            "convert_time",
+            "admin_token_create",
+            "admin_token_list",
+            "admin_token_revoke",
+            "admin_token_rotate"
+        ],
+        "the local operator is admin"
+    );
     let time = tools.iter().find(|t| t.name == "get_current_time").unwrap();
     assert_eq!(time.raw["annotations"]["readOnlyHint"], true);
     assert_eq!(time.raw["outputSchema"]["properties"]["is_dst"]["type"], "boolean");
@@ -53,14 +64,15 @@ async fn rmcp_client_lists_and_calls_tools_over_stdio() {
     assert_eq!(converted["structuredContent"]["time_difference"], "+5.75h");
 
     let about = client.call_tool("system_about", Map::new()).await.unwrap();
-    assert_eq!(about["structuredContent"]["toolboxes"], json!(["system"]));
+    assert_eq!(about["structuredContent"]["toolboxes"], json!(["system", "admin"]));
     assert!(about["structuredContent"]["protocol_versions"].as_array().unwrap().contains(&json!("2026-07-28")));
     client.close().await;
 }
 
 #[tokio::test]
 async fn tool_failures_are_results_and_unknown_tools_are_protocol_errors() {
-    let client = McpClient::connect(&stdio_target()).await.unwrap();
+    let data = TempDir::new("stdio");
+    let client = McpClient::connect(&stdio_target(&data)).await.unwrap();
     let result = client.call_tool("get_current_time", arguments(json!({ "timezone": "Mars/Olympus" }))).await.unwrap();
     assert_eq!(result["isError"], true);
     let text = result["content"][0]["text"].as_str().unwrap();
@@ -77,8 +89,10 @@ async fn tool_failures_are_results_and_unknown_tools_are_protocol_errors() {
 
 #[test]
 fn stdout_carries_only_mcp_messages_and_logs_go_to_stderr() {
+    let data = TempDir::new("stdio-raw");
     let mut child = Command::new("timeout")
         .args(["60", BIN, "serve", "--transport", "stdio", "--log", "debug"])
+        .env("RAMPART_DATA_DIR", &data.0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -15,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 /// SIGTERM to its PID.
 pub struct Server {
     child: Child,
+    /// The server's data directory (its SQLite store), removed on drop.
+    pub data: TempDir,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     /// `http://127.0.0.1:PORT/mcp`
@@ -30,6 +32,7 @@ impl Server {
 
     /// Same, with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data = TempDir::new("server-data");
         let mut command = Command::new("timeout");
         command
             .args(["--signal=TERM", "600", BIN, "serve", "--listen", "127.0.0.1:0"])
@@ -37,6 +40,7 @@ impl Server {
             .env_remove("RAMPART_AUTH_KEY")
             .env_remove("RAMPART_CONFIG")
             .env("RAMPART_LOG", "info")
+            .env("RAMPART_DATA_DIR", &data.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -51,12 +55,31 @@ impl Server {
             .expect("banner names the URL")
             .to_owned();
         let base = url.trim_end_matches("/mcp").to_owned();
-        Self { child, base, url, stderr }
+        Self { child, data, base, url, stderr }
     }
 
     /// The process id (of the `timeout` wrapper, which forwards signals).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `rampart serve --insecure-no-auth ARGS...`: no authentication at all.
+    pub fn open(args: &[&str]) -> Self {
+        Self::start(&[&["--insecure-no-auth"], args].concat())
+    }
+
+    /// The first-run admin token the server printed.
+    pub fn admin_token(&self) -> String {
+        assert!(self.stderr_eventually_contains("rpt_"), "no first-run token: {}", self.stderr());
+        let stderr = self.stderr();
+        let start = stderr.find("rpt_").unwrap();
+        stderr[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// Runs a CLI command against this server's store.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let dir = self.data.0.to_str().unwrap().to_owned();
+        run(args, &[("RAMPART_DATA_DIR", &dir)], None)
     }
 
     /// Sends SIGTERM and waits up to `seconds` for the exit status.
@@ -160,12 +183,29 @@ pub fn run(args: &[&str], env: &[(&str, &str)], cwd: Option<&std::path::Path>) -
     )
 }
 
+/// `env RAMPART_DATA_DIR=<dir> rampart serve --transport stdio`, for clients that spawn
+/// the server themselves.
+pub fn stdio_command(data: &TempDir) -> Vec<String> {
+    vec![
+        "env".into(),
+        format!("RAMPART_DATA_DIR={}", data.0.display()),
+        "timeout".into(),
+        "120".into(),
+        BIN.into(),
+        "serve".into(),
+        "--transport".into(),
+        "stdio".into(),
+    ]
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("rampart-e2e-{}-{name}-{}", std::process::id(), uuid_like()));
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("rampart-e2e-{}-{name}-{n}-{}", std::process::id(), uuid_like()));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
     }

@@ -1,0 +1,169 @@
+//! What the call pipeline reports for one MCP request: [`AuditEvent`], its [`Decision`]
+//! and [`Outcome`], and the one timestamp format audit records use.
+
+use std::time::Duration;
+
+use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
+use serde::{Deserialize, Serialize};
+
+use crate::Redactor;
+
+/// One MCP request that reached the pipeline, or one failed authentication, as the
+/// pipeline reports it. Not yet chained: [`AuditLog`](crate::AuditLog) adds the sequence
+/// number and hashes and makes it an [`AuditRecord`](crate::AuditRecord).
+///
+/// Everything here is written to the audit log as is: run [`AuditEvent::redacted`] (or
+/// [`Redactor::redact`] on `arguments`) before handing the event over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    /// When the request arrived (set by the caller). Kept to whole milliseconds: sealing a
+    /// record truncates finer precision, and the serialized form is
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, exactly three fractional digits).
+    #[serde(with = "time_ms")]
+    pub time: Timestamp,
+    /// The transport's request id (the HTTP `x-request-id`), if any.
+    pub request_id: Option<String>,
+    /// The MCP session id (`Mcp-Session-Id`), if any.
+    pub session: Option<String>,
+    /// Who made the request (`Principal::id`, e.g. `token:ci`), or `anonymous`.
+    pub principal: String,
+    /// `stdio` or `streamable_http`.
+    pub transport: String,
+    /// The client's socket address (`ip:port`), when the transport has one.
+    pub remote_addr: Option<String>,
+    /// The MCP method (e.g. `tools/call`, `resources/read`), or `auth` for a failed
+    /// authentication.
+    pub method: String,
+    /// The tool name, prompt name or resource URI the request was about.
+    pub tool: Option<String>,
+    /// The request's arguments, already redacted; `null` when there were none.
+    pub arguments: serde_json::Value,
+    /// What policy decided.
+    pub decision: Decision,
+    /// How the request ended.
+    pub outcome: Outcome,
+    /// A short explanation, e.g. the missing permission or the error message (redacted).
+    pub detail: Option<String>,
+    /// How long the request took, in whole microseconds (see [`micros`]). An integer so
+    /// that every store reproduces it exactly, and with it the record's hash.
+    pub duration_us: u64,
+}
+
+impl AuditEvent {
+    /// This event with `arguments`, `detail` and `tool` (a resource URI may carry a
+    /// token) passed through `redactor`.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.arguments = redactor.redact(&self.arguments);
+        self.detail = self.detail.map(|detail| redactor.redact_str(&detail).into_owned());
+        self.tool = self.tool.map(|tool| redactor.redact_str(&tool).into_owned());
+        self
+    }
+
+    /// The duration in milliseconds, for display.
+    pub fn duration_ms(&self) -> f64 {
+        // Exact below 2^53 µs (285 years).
+        self.duration_us as f64 / 1000.0
+    }
+}
+
+/// `duration` in whole microseconds, saturating at `u64::MAX`: the unit of
+/// [`AuditEvent::duration_us`].
+pub fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What policy decided about a request. Serialized as `allow` / `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The request was let through to the tool (or handled).
+    Allow,
+    /// The request was refused before reaching a tool (policy, authentication, rate).
+    Deny,
+}
+
+impl Decision {
+    /// The serialized name: `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// How a request ended. Serialized in snake case (`ok`, `tool_error`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The request succeeded.
+    Ok,
+    /// The tool ran and returned `isError: true`.
+    ToolError,
+    /// Policy refused the request.
+    Denied,
+    /// Authentication failed (method `auth`).
+    AuthFailed,
+    /// A rate limit refused the request.
+    RateLimited,
+    /// The request failed otherwise (unknown tool, malformed request, internal error).
+    Error,
+    /// The client cancelled the request before it finished.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The serialized name, e.g. `tool_error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ToolError => "tool_error",
+            Self::Denied => "denied",
+            Self::AuthFailed => "auth_failed",
+            Self::RateLimited => "rate_limited",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// `time` truncated to whole milliseconds (toward the past).
+pub(crate) fn truncate_to_ms(time: Timestamp) -> Timestamp {
+    // Floor rather than truncation toward zero, so times before 1970 format consistently.
+    let floor = TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Floor);
+    time.round(floor).unwrap_or(time)
+}
+
+/// The audit timestamp format: RFC 3339 in UTC with exactly three fractional digits,
+/// `2025-06-01T12:34:56.789Z`. Finer precision is truncated.
+pub fn format_time(time: Timestamp) -> String {
+    format!("{:.3}", truncate_to_ms(time))
+}
+
+/// Parses the audit timestamp format, refusing anything [`format_time`] would not have
+/// written (another offset, more or fewer fractional digits), so that a stored record is
+/// byte-for-byte what was hashed.
+///
+/// # Errors
+/// A message naming the expected shape.
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    let expected = "an RFC 3339 UTC time with milliseconds, like 2025-06-01T12:34:56.789Z";
+    let time: Timestamp = text.parse().map_err(|error| format!("{text:?} is not {expected}: {error}"))?;
+    if format_time(time) == text { Ok(time) } else { Err(format!("{text:?} is not {expected}")) }
+}
+
+/// serde for [`AuditEvent::time`]: [`format_time`] / [`parse_time`].
+pub(crate) mod time_ms {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(crate) fn serialize<S: Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_time(*time))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_time(&text).map_err(D::Error::custom)
+    }
+}

@@ -1,0 +1,208 @@
+//! The writer: ordering under concurrency, restart, failing sinks, a full queue.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::AtomicU8;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::{
+    JsonlSink, MemorySink, read_jsonl,
+    test_support::{ScratchDir, event},
+    verify,
+};
+
+/// What [`TestSink`] does with the next appends.
+const WORKS: u8 = 0;
+const FAILS: u8 = 1;
+/// Stores the records, then reports an error (a commit whose acknowledgement was lost).
+const STORES_THEN_FAILS: u8 = 2;
+
+/// A memory sink that fails on demand, and whose appends can be held at a gate.
+struct TestSink {
+    records: MemorySink,
+    mode: AtomicU8,
+    gate: Option<Semaphore>,
+}
+
+impl TestSink {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { records: MemorySink::new(), mode: AtomicU8::new(WORKS), gate: None })
+    }
+
+    /// Appends wait for a permit of `gate`.
+    fn gated() -> Arc<Self> {
+        Arc::new(Self { records: MemorySink::new(), mode: AtomicU8::new(WORKS), gate: Some(Semaphore::new(0)) })
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl AuditSink for TestSink {
+    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        match self.mode.load(Ordering::SeqCst) {
+            FAILS => Err(SinkError::Unavailable("disk unplugged".into())),
+            STORES_THEN_FAILS => {
+                self.records.append(record).await?;
+                Err(SinkError::Unavailable("commit acknowledgement lost".into()))
+            }
+            _ => self.records.append(record).await,
+        }
+    }
+
+    async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {
+        self.records.last().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_get_contiguous_sequence_numbers() {
+    let sink = Arc::new(MemorySink::new());
+    let log = Arc::new(AuditLog::start(sink.clone(), 8, FailurePolicy::FailClosed).await.unwrap());
+    let tasks: Vec<_> = (1..=100)
+        .map(|n| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { (n, log.record(event(n)).await.unwrap().seq().unwrap()) })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.unwrap());
+    }
+    let records = sink.records();
+    for (n, seq) in &seqs {
+        // Each caller got the seq of its own record.
+        assert_eq!(records[usize::try_from(*seq).unwrap() - 1].event.request_id, Some(format!("req-{n}")));
+    }
+    let mut seqs: Vec<u64> = seqs.into_iter().map(|(_, seq)| seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    let summary = verify(records).unwrap();
+    assert_eq!(summary.records, 100);
+    assert_eq!(summary.last, log.head());
+}
+
+#[tokio::test]
+async fn a_restart_continues_the_chain() {
+    let dir = ScratchDir::new();
+    let path = dir.file("audit.jsonl");
+    for (run, count) in [(1, 3), (2, 2)] {
+        let sink = Arc::new(JsonlSink::open(&path).await.unwrap());
+        let log = AuditLog::start(sink, 4, FailurePolicy::FailClosed).await.unwrap();
+        for n in 1..=count {
+            log.record(event(n)).await.unwrap();
+        }
+        assert_eq!(log.head().seq, if run == 1 { 3 } else { 5 });
+        log.shutdown().await;
+    }
+    let summary = verify(read_jsonl(&path).unwrap()).unwrap();
+    assert_eq!((summary.records, summary.last.seq), (5, 5));
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_until_the_sink_recovers() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailClosed).await.unwrap();
+    assert_eq!(log.record(event(1)).await.unwrap().seq(), Some(1));
+    assert!(log.is_healthy());
+
+    sink.set(FAILS);
+    let error = log.record(event(2)).await.unwrap_err();
+    assert!(matches!(&error, AuditError::Sink(cause) if matches!(**cause, SinkError::Unavailable(_))), "{error}");
+    assert!(!log.is_healthy());
+    assert!(log.record(event(3)).await.is_err());
+
+    sink.set(WORKS);
+    assert_eq!(log.record(event(4)).await.unwrap().seq(), Some(2), "failed records take no place in the chain");
+    assert!(log.is_healthy());
+    let records = sink.records.records();
+    assert_eq!(records[1].event.request_id.as_deref(), Some("req-4"));
+    assert_eq!(verify(records).unwrap().records, 2);
+}
+
+#[tokio::test]
+async fn fail_open_goes_on_unwritten() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailOpen).await.unwrap();
+    sink.set(FAILS);
+    let receipt = log.record(event(1)).await.unwrap();
+    assert!(!receipt.written());
+    assert_eq!(receipt.seq(), None);
+    assert!(!log.is_healthy());
+
+    sink.set(WORKS);
+    let receipt = log.record(event(2)).await.unwrap();
+    assert!(receipt.written());
+    assert_eq!(receipt.seq(), Some(1));
+    assert!(log.is_healthy());
+}
+
+#[tokio::test]
+async fn after_an_ambiguous_failure_the_chain_continues_from_what_was_stored() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailClosed).await.unwrap();
+    sink.set(STORES_THEN_FAILS);
+    assert!(log.record(event(1)).await.is_err());
+    sink.set(WORKS);
+    assert_eq!(log.record(event(2)).await.unwrap().seq(), Some(2));
+    assert_eq!(verify(sink.records.records()).unwrap().records, 2);
+}
+
+#[tokio::test]
+async fn a_full_queue_times_out() {
+    let sink = TestSink::gated();
+    let log = Arc::new(
+        AuditLog::start(sink.clone(), 1, FailurePolicy::FailClosed)
+            .await
+            .unwrap()
+            .with_queue_timeout(Duration::from_millis(100)),
+    );
+    // The writer takes the first event and waits at the gate; the second fills the queue.
+    let first = tokio::spawn({
+        let log = Arc::clone(&log);
+        async move { log.record(event(1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = tokio::spawn({
+        let log = Arc::clone(&log);
+        async move { log.record(event(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(log.queue_depth(), 1);
+
+    let started = tokio::time::Instant::now();
+    let error = log.record(event(3)).await.unwrap_err();
+    assert!(matches!(error, AuditError::QueueFull { waited_ms: 100 }), "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(log.is_healthy(), "a full queue is not a sink failure");
+
+    sink.gate.as_ref().unwrap().add_permits(2);
+    assert_eq!(first.await.unwrap().unwrap().seq(), Some(1));
+    assert_eq!(second.await.unwrap().unwrap().seq(), Some(2));
+    assert_eq!(log.queue_depth(), 0);
+}
+
+#[tokio::test]
+async fn start_refuses_bad_settings_and_a_tampered_tail() {
+    let sink = Arc::new(MemorySink::new());
+    assert!(matches!(AuditLog::start(sink.clone(), 0, FailurePolicy::FailClosed).await, Err(AuditError::ZeroCapacity)));
+
+    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailClosed).await.unwrap();
+    log.record(event(1)).await.unwrap();
+    log.shutdown().await;
+    let mut tampered = sink.records();
+    tampered[0].event.principal = "token:admin".into();
+    let tampered_sink = Arc::new(MemorySink::new());
+    tampered_sink.append(&tampered[0]).await.unwrap();
+    match AuditLog::start(tampered_sink, 4, FailurePolicy::FailClosed).await {
+        Err(AuditError::Sink(cause)) => assert!(matches!(*cause, SinkError::TamperedLast { seq: 1 })),
+        other => panic!("expected TamperedLast, got {other:?}"),
+    }
+}

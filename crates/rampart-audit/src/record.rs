@@ -1,0 +1,194 @@
+//! [`AuditRecord`]: an event with its place in the hash chain, and the canonical form
+//! its hash covers.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{AuditEvent, Decision, Outcome, event::format_time};
+
+/// The `prev_hash` of the first record (seq 1): 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record: an [`AuditEvent`] sealed into the hash chain.
+///
+/// # The hash
+/// `hash` is the lower-case hex SHA-256 of the record's **canonical form**: the UTF-8
+/// bytes of one compact JSON object (no whitespace) holding every field except `hash`,
+/// with object keys sorted by their UTF-8 bytes at every level (the record's own keys and
+/// those inside `arguments`):
+///
+/// ```text
+/// {"arguments":…,"decision":"allow","detail":null,"duration_us":1234,"method":"tools/call",
+///  "outcome":"ok","prev_hash":"<64 hex>","principal":"token:ci","remote_addr":null,
+///  "request_id":null,"seq":1,"session":null,"time":"2025-06-01T12:34:56.789Z",
+///  "tool":"fs_read","transport":"stdio"}
+/// ```
+///
+/// - absent optional fields are `null`, never omitted;
+/// - `time` is RFC 3339 UTC with exactly three fractional digits;
+/// - `duration_us` and `seq` are JSON integers (no floats among the record's own fields,
+///   so every store reproduces them exactly);
+/// - strings are escaped as serde_json writes them (`"`, `\` and control characters
+///   only; other characters as UTF-8); numbers inside `arguments` as serde_json writes
+///   them (shortest round-trip form for floats).
+///
+/// The record's serialized JSON ([`Serialize`]) is that same object with `"hash"` added in
+/// its sorted place, so one JSONL line or database row (stored as text, not PostgreSQL
+/// `jsonb`, which rewrites numbers) reproduces the hash. [`Deserialize`] refuses unknown
+/// fields and any other time format.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "RecordWire")]
+pub struct AuditRecord {
+    /// Position in the chain: 1 for the first record, then contiguous.
+    pub seq: u64,
+    /// What happened.
+    pub event: AuditEvent,
+    /// The `hash` of record `seq - 1`; [`GENESIS_HASH`] for seq 1.
+    pub prev_hash: String,
+    /// Lower-case hex SHA-256 of the canonical form (above).
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// `event` as record `seq` after the record whose hash is `prev_hash`: truncates the
+    /// event's time to whole milliseconds (the stored precision) and computes `hash`.
+    pub fn seal(mut event: AuditEvent, seq: u64, prev_hash: impl Into<String>) -> Self {
+        event.time = crate::event::truncate_to_ms(event.time);
+        let mut record = Self { seq, event, prev_hash: prev_hash.into(), hash: String::new() };
+        record.hash = record.compute_hash();
+        record
+    }
+
+    /// The canonical form the hash covers (see the type's docs).
+    pub fn canonical_json(&self) -> String {
+        self.to_json(false).to_string()
+    }
+
+    /// The hash this record's content calls for: hex SHA-256 of [`Self::canonical_json`].
+    pub fn compute_hash(&self) -> String {
+        hex(&Sha256::digest(self.canonical_json().as_bytes()))
+    }
+
+    /// Whether `hash` matches the content (the record was not edited since it was
+    /// sealed, or was edited and re-hashed, which only the next link reveals).
+    pub fn is_intact(&self) -> bool {
+        self.compute_hash() == self.hash
+    }
+
+    /// The serialized record on one line (no newline): what [`Serialize`] writes.
+    pub(crate) fn json_line(&self) -> String {
+        self.to_json(true).to_string()
+    }
+
+    /// The record as a JSON object with sorted keys; with or without `hash`.
+    fn to_json(&self, with_hash: bool) -> Value {
+        let event = &self.event;
+        let mut fields: Vec<(&str, Value)> = vec![
+            ("arguments", sorted(&event.arguments)),
+            ("decision", event.decision.as_str().into()),
+            ("detail", event.detail.clone().into()),
+            ("duration_us", event.duration_us.into()),
+            ("method", event.method.clone().into()),
+            ("outcome", event.outcome.as_str().into()),
+            ("prev_hash", self.prev_hash.clone().into()),
+            ("principal", event.principal.clone().into()),
+            ("remote_addr", event.remote_addr.clone().into()),
+            ("request_id", event.request_id.clone().into()),
+            ("seq", self.seq.into()),
+            ("session", event.session.clone().into()),
+            ("time", format_time(event.time).into()),
+            ("tool", event.tool.clone().into()),
+            ("transport", event.transport.clone().into()),
+        ];
+        if with_hash {
+            fields.push(("hash", self.hash.clone().into()));
+        }
+        // Sorted here rather than trusted to the list above: with serde_json's
+        // `preserve_order` (enabled in this workspace) a Map keeps insertion order.
+        fields.sort_by_key(|(key, _)| *key);
+        Value::Object(fields.into_iter().map(|(key, value)| (key.to_string(), value)).collect())
+    }
+}
+
+impl Serialize for AuditRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json(true).serialize(serializer)
+    }
+}
+
+/// `value` with the keys of every object, at every depth, in sorted order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by_key(|(key, _)| *key);
+            Value::Object(members.into_iter().map(|(key, member)| (key.clone(), sorted(member))).collect::<Map<_, _>>())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        _ => value.clone(),
+    }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// The serialized shape of a record, flat and closed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordWire {
+    seq: u64,
+    #[serde(with = "crate::event::time_ms")]
+    time: Timestamp,
+    request_id: Option<String>,
+    session: Option<String>,
+    principal: String,
+    transport: String,
+    remote_addr: Option<String>,
+    method: String,
+    tool: Option<String>,
+    arguments: Value,
+    decision: Decision,
+    outcome: Outcome,
+    detail: Option<String>,
+    duration_us: u64,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<RecordWire> for AuditRecord {
+    fn from(wire: RecordWire) -> Self {
+        Self {
+            seq: wire.seq,
+            event: AuditEvent {
+                time: wire.time,
+                request_id: wire.request_id,
+                session: wire.session,
+                principal: wire.principal,
+                transport: wire.transport,
+                remote_addr: wire.remote_addr,
+                method: wire.method,
+                tool: wire.tool,
+                arguments: wire.arguments,
+                decision: wire.decision,
+                outcome: wire.outcome,
+                detail: wire.detail,
+                duration_us: wire.duration_us,
+            },
+            prev_hash: wire.prev_hash,
+            hash: wire.hash,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

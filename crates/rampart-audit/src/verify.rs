@@ -1,0 +1,246 @@
+//! Verification of a hash chain: [`verify`] over a whole sequence, [`Verifier`] one record
+//! at a time (to stream from a database).
+//!
+//! What a chain proves by itself: no record was edited, removed from the middle, inserted
+//! or moved. What it cannot prove by itself: that records were not cut off at the end
+//! (the shorter chain is valid). For that keep an **anchor** — the [`ChainHead`] of a
+//! previous verification ([`VerifySummary::last`]), or of the writer, somewhere the log's
+//! writer cannot change — and pass it to [`Verifier::with_anchor`].
+
+use crate::{AuditRecord, GENESIS_HASH};
+
+/// A position in the chain: a record's `seq` and `hash`. `seq` 0 with [`GENESIS_HASH`]
+/// stands for the empty chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The record's sequence number (0: before the first record).
+    pub seq: u64,
+    /// The record's hash (lower-case hex SHA-256).
+    pub hash: String,
+}
+
+impl ChainHead {
+    /// The head of the empty chain: seq 0, [`GENESIS_HASH`].
+    pub fn genesis() -> Self {
+        Self { seq: 0, hash: GENESIS_HASH.to_string() }
+    }
+
+    /// The head after `record`.
+    pub fn of(record: &AuditRecord) -> Self {
+        Self { seq: record.seq, hash: record.hash.clone() }
+    }
+}
+
+/// The first problem found in a chain. Each variant names the sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The record's hash does not match its content: it was edited after it was written.
+    #[error("record {seq} was edited: its hash does not match its content")]
+    Edited {
+        /// The edited record.
+        seq: u64,
+    },
+    /// Sequence numbers jump: the records between `after_seq` and `next_seq` were deleted.
+    #[error("{}", missing_message(*after_seq, *next_seq))]
+    Missing {
+        /// The last record before the gap (0: the gap starts at the beginning).
+        after_seq: u64,
+        /// The first record after the gap.
+        next_seq: u64,
+    },
+    /// A record's sequence number is not greater than the one before it: records were
+    /// moved (or duplicated).
+    #[error("{}", reordered_message(*seq, *after_seq))]
+    Reordered {
+        /// The out-of-place record.
+        seq: u64,
+        /// The record it follows in the sequence read.
+        after_seq: u64,
+    },
+    /// The record's `prev_hash` is not the previous record's hash: the previous record
+    /// (or one before it) was edited and re-hashed, or replaced.
+    #[error("record {seq} does not link to record {}: its prev_hash does not match (an earlier record was changed and re-hashed)", seq.saturating_sub(1))]
+    BrokenChain {
+        /// The record whose link is broken.
+        seq: u64,
+    },
+    /// The anchor's record is present but its hash differs: the chain was rewritten.
+    #[error("record {seq} does not match the anchor's hash: the chain was rewritten")]
+    AnchorMismatch {
+        /// The anchor's sequence number.
+        seq: u64,
+    },
+    /// The chain ends before the anchor: records were cut off at the end.
+    #[error("the log ends at record {last_seq} but the anchor is record {anchor_seq}: records were cut off")]
+    Truncated {
+        /// The last record read (0: none).
+        last_seq: u64,
+        /// The anchor's sequence number.
+        anchor_seq: u64,
+    },
+}
+
+fn missing_message(after_seq: u64, next_seq: u64) -> String {
+    let first = after_seq.saturating_add(1);
+    let last = next_seq.saturating_sub(1);
+    let which = if first == last { format!("record {first} is") } else { format!("records {first} to {last} are") };
+    format!("{which} missing: record {next_seq} follows record {after_seq}")
+}
+
+fn reordered_message(seq: u64, after_seq: u64) -> String {
+    if seq == after_seq {
+        format!("record {seq} appears twice")
+    } else {
+        format!("record {seq} is out of order: it comes after record {after_seq}")
+    }
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// How many records were checked.
+    pub records: u64,
+    /// The first record's sequence number (`None`: no records).
+    pub first_seq: Option<u64>,
+    /// The last record's seq and hash (the start point when there were none). Keep it as
+    /// an anchor: a later verification with [`Verifier::with_anchor`] detects records cut
+    /// off at the end, which the chain alone cannot.
+    pub last: ChainHead,
+}
+
+/// Checks records one at a time, in the order stored. Fail fast: after an error, stop.
+///
+/// A jump in sequence numbers is reported one record later (by the next [`Self::push`]
+/// or by [`Self::finish`]): if the next record goes back, the jump was a reordering
+/// ([`VerifyError::Reordered`]), otherwise a deletion ([`VerifyError::Missing`]).
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    head: ChainHead,
+    records: u64,
+    first_seq: Option<u64>,
+    /// A jump seen at the last record, not yet reported: (before, after).
+    gap: Option<(u64, u64)>,
+    anchor: Option<ChainHead>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    /// A verifier for a chain that starts at seq 1 with [`GENESIS_HASH`].
+    pub fn new() -> Self {
+        Self::resume(ChainHead::genesis())
+    }
+
+    /// A verifier for the records after `head` (verified earlier), e.g. to check only
+    /// what was appended since the last verification.
+    pub fn resume(head: ChainHead) -> Self {
+        Self { head, records: 0, first_seq: None, gap: None, anchor: None }
+    }
+
+    /// Also require the record at `anchor.seq` to be present with `anchor.hash`.
+    pub fn with_anchor(mut self, anchor: ChainHead) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// Checks the next record.
+    ///
+    /// # Errors
+    /// The first problem: see [`VerifyError`].
+    pub fn push(&mut self, record: &AuditRecord) -> Result<(), VerifyError> {
+        if let Some((after_seq, next_seq)) = self.gap.take() {
+            return Err(if record.seq <= next_seq {
+                VerifyError::Reordered { seq: record.seq, after_seq: next_seq }
+            } else {
+                VerifyError::Missing { after_seq, next_seq }
+            });
+        }
+        if !record.is_intact() {
+            return Err(VerifyError::Edited { seq: record.seq });
+        }
+        let expected = self.head.seq.saturating_add(1);
+        if record.seq < expected {
+            return Err(VerifyError::Reordered { seq: record.seq, after_seq: self.head.seq });
+        }
+        if record.seq > expected {
+            self.gap = Some((self.head.seq, record.seq));
+        } else if record.prev_hash != self.head.hash {
+            return Err(VerifyError::BrokenChain { seq: record.seq });
+        }
+        if let Some(anchor) = &self.anchor
+            && anchor.seq == record.seq
+            && anchor.hash != record.hash
+        {
+            return Err(VerifyError::AnchorMismatch { seq: record.seq });
+        }
+        self.head = ChainHead::of(record);
+        self.records += 1;
+        self.first_seq.get_or_insert(record.seq);
+        Ok(())
+    }
+
+    /// Ends the verification.
+    ///
+    /// # Errors
+    /// A jump at the last record ([`VerifyError::Missing`]), or a chain that ends before
+    /// the anchor ([`VerifyError::Truncated`]).
+    pub fn finish(self) -> Result<VerifySummary, VerifyError> {
+        if let Some((after_seq, next_seq)) = self.gap {
+            return Err(VerifyError::Missing { after_seq, next_seq });
+        }
+        if let Some(anchor) = &self.anchor
+            && self.head.seq < anchor.seq
+        {
+            return Err(VerifyError::Truncated { last_seq: self.head.seq, anchor_seq: anchor.seq });
+        }
+        Ok(VerifySummary { records: self.records, first_seq: self.first_seq, last: self.head })
+    }
+}
+
+/// Verifies a whole chain from seq 1, in the order given.
+///
+/// When records are missing, the rest is searched for them, so that a record moved
+/// further down is reported as [`VerifyError::Reordered`] rather than missing.
+///
+/// # Errors
+/// The first problem: see [`VerifyError`].
+pub fn verify(records: impl IntoIterator<Item = AuditRecord>) -> Result<VerifySummary, VerifyError> {
+    let mut verifier = Verifier::new();
+    let mut records = records.into_iter();
+    let mut previous_seq = 0;
+    while let Some(record) = records.next() {
+        match verifier.push(&record) {
+            Ok(()) => previous_seq = record.seq,
+            Err(VerifyError::Missing { after_seq, next_seq }) => {
+                return Err(find_moved(after_seq, next_seq, previous_seq, record, records));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    verifier.finish()
+}
+
+/// After a gap between `after_seq` and `next_seq`: a record from the gap that appears
+/// later (from `current` on) was moved; otherwise the gap is a deletion.
+fn find_moved(
+    after_seq: u64,
+    next_seq: u64,
+    mut previous_seq: u64,
+    current: AuditRecord,
+    rest: impl Iterator<Item = AuditRecord>,
+) -> VerifyError {
+    for record in std::iter::once(current).chain(rest) {
+        if record.seq > after_seq && record.seq < next_seq {
+            return VerifyError::Reordered { seq: record.seq, after_seq: previous_seq };
+        }
+        previous_seq = record.seq;
+    }
+    VerifyError::Missing { after_seq, next_seq }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The `admin` toolbox: API-token management as MCP tools (layer 1 of what
+//! `rampart token …` does). Only the `admin` role is granted `admin_*` tools.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rampart_core::{CallContext, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration};
+
+/// Token management tools.
+#[derive(Debug)]
+pub(crate) struct AdminToolbox {
+    tokens: Arc<TokenService>,
+}
+
+impl AdminToolbox {
+    /// Tools over `tokens`.
+    pub(crate) fn new(tokens: Arc<TokenService>) -> Self {
+        Self { tokens }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateArguments {
+    /// Unique name, e.g. 'ci' (letters, digits, '.', '_', '-').
+    name: String,
+    /// Roles, e.g. ["reader"].
+    roles: Vec<String>,
+    /// Lifetime such as '30d', '12h', '90m'; none: never expires.
+    expires_in: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TokenKey {
+    /// Token id (tok_…) or name.
+    id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArguments {}
+
+#[derive(Serialize, JsonSchema)]
+struct TokenList {
+    /// All tokens, oldest first.
+    tokens: Vec<TokenInfo>,
+}
+
+fn failed(error: TokenError) -> ToolError {
+    match error {
+        TokenError::Store(store) => ToolError::Internal(store.to_string()),
+        other => ToolError::Failed(other.to_string()),
+    }
+}
+
+fn created(token: &CreatedToken, verb: &str) -> Result<ToolOutput, ToolError> {
+    let text = format!(
+        "Token '{}' {verb} (id {}, roles {}). It is shown only now; store it safely:\n{}",
+        token.info.name,
+        token.info.id,
+        token.info.roles.join(", "),
+        token.token
+    );
+    ToolOutput::structured(token, text)
+}
+
+#[async_trait]
+impl Toolbox for AdminToolbox {
+    fn name(&self) -> &str {
+        "admin"
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        let write = ToolAnnotations {
+            read_only_hint: Some(false),
+            destructive_hint: Some(false),
+            idempotent_hint: Some(false),
+            open_world_hint: Some(false),
+        };
+        vec![
+            ToolSpec::new::<CreateArguments>(
+                "admin_token_create",
+                "Create an API token with roles; returns the token once.",
+            )
+            .title("Create an API token")
+            .output::<CreatedToken>()
+            .annotations(write.clone()),
+            ToolSpec::new::<NoArguments>(
+                "admin_token_list",
+                "List API tokens (never their secrets): roles, status, dates.",
+            )
+            .title("List API tokens")
+            .output::<TokenList>()
+            .annotations(ToolAnnotations::read_only()),
+            ToolSpec::new::<TokenKey>(
+                "admin_token_revoke",
+                "Revoke an API token by id or name; it stops working at once.",
+            )
+            .title("Revoke an API token")
+            .output::<TokenInfo>()
+            .annotations(ToolAnnotations {
+                destructive_hint: Some(true),
+                idempotent_hint: Some(true),
+                ..write.clone()
+            }),
+            ToolSpec::new::<TokenKey>(
+                "admin_token_rotate",
+                "Replace an API token's secret; the old one stops working.",
+            )
+            .title("Rotate an API token")
+            .output::<CreatedToken>()
+            .annotations(ToolAnnotations { destructive_hint: Some(true), ..write }),
+        ]
+    }
+
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        _: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        match tool {
+            "admin_token_create" => {
+                let a: CreateArguments = parse_arguments(arguments)?;
+                let expires = a.expires_in.as_deref().map(parse_duration).transpose().map_err(failed)?;
+                let token = self.tokens.create(&a.name, a.roles, expires).await.map_err(failed)?;
+                created(&token, "created")
+            }
+            "admin_token_list" => {
+                parse_arguments::<NoArguments>(arguments)?;
+                let tokens = self.tokens.list().await.map_err(failed)?;
+                let text = tokens
+                    .iter()
+                    .map(|t| format!("{} {} [{}] {} {}", t.id, t.name, t.roles.join(","), t.status, t.prefix))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                ToolOutput::structured(&TokenList { tokens }, text)
+            }
+            "admin_token_revoke" => {
+                let key: TokenKey = parse_arguments(arguments)?;
+                let revoked = self.tokens.revoke(&key.id).await.map_err(failed)?;
+                let text = format!("Token '{}' ({}) revoked.", revoked.name, revoked.id);
+                ToolOutput::structured(&revoked, text)
+            }
+            "admin_token_rotate" => {
+                let key: TokenKey = parse_arguments(arguments)?;
+                let token = self.tokens.rotate(&key.id).await.map_err(failed)?;
+                created(&token, "rotated")
+            }
+            other => Err(ToolError::NotFound(format!("tool '{other}'"))),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The audit log's sink in the store (SQLite or PostgreSQL): one row per record, holding
+//! the record's exact JSON so that verification re-hashes what was written.
+
+use async_trait::async_trait;
+use rampart_audit::{AuditRecord, AuditSink, SinkError};
+use rampart_store::{AuditRow, Store};
+
+/// [`AuditSink`] over the store.
+#[derive(Debug, Clone)]
+pub struct StoreSink {
+    store: Store,
+}
+
+impl StoreSink {
+    /// A sink writing to `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// A stored row back to a record.
+///
+/// # Errors
+/// [`SinkError::Corrupt`]-like backend error when the JSON does not parse.
+pub fn record_from_row(row: &AuditRow) -> Result<AuditRecord, SinkError> {
+    serde_json::from_str(&row.record).map_err(SinkError::backend)
+}
+
+#[async_trait]
+impl AuditSink for StoreSink {
+    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
+        let json = serde_json::to_string(record).map_err(SinkError::backend)?;
+        let row = AuditRow {
+            seq: i64::try_from(record.seq).map_err(SinkError::backend)?,
+            time_ms: record.event.time.as_millisecond(),
+            principal: record.event.principal.clone(),
+            method: record.event.method.clone(),
+            tool: record.event.tool.clone(),
+            outcome: record.event.outcome.as_str().into(),
+            record: json,
+            hash: record.hash.clone(),
+        };
+        self.store.append_audit(&row).await.map_err(SinkError::backend)
+    }
+
+    async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {
+        let row = self.store.last_audit().await.map_err(SinkError::backend)?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+}

@@ -1,0 +1,154 @@
+//! The pipeline's [`Guard`], made of `rampart-policy` (authorization) and
+//! `rampart-audit` (the record of every request).
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use rampart_audit::{AuditEvent, AuditLog, Decision as AuditDecision, Outcome as AuditOutcome, Redactor};
+use rampart_core::{Access, CallRecord, Caller, Denied, Guard, Outcome, Refusal, Resource, Transport};
+use rampart_policy::{Access as PolicyAccess, Decision, Policy, Request};
+
+/// Authorization by policy, admission and records by the audit log.
+pub struct SecurityGuard {
+    policy: Arc<Policy>,
+    audit: Option<AuditLog>,
+    redactor: Arc<Redactor>,
+    /// When the audit sink was last probed while unhealthy (at most once a second).
+    last_probe: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for SecurityGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityGuard").field("audit", &self.audit.is_some()).finish_non_exhaustive()
+    }
+}
+
+fn access(access: Access) -> PolicyAccess {
+    match access {
+        Access::Read => PolicyAccess::Read,
+        Access::ReadWrite => PolicyAccess::ReadWrite,
+    }
+}
+
+fn denied(decision: Decision) -> Result<(), Denied> {
+    match decision {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { missing } => Err(Denied { missing: missing.to_string() }),
+    }
+}
+
+/// The transport's name in audit records.
+pub(crate) fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Stdio => "stdio",
+        Transport::StreamableHttp => "streamable_http",
+    }
+}
+
+impl SecurityGuard {
+    /// A guard over `policy`, recording to `audit` (none: audit disabled).
+    pub fn new(policy: Arc<Policy>, audit: Option<AuditLog>, redactor: Arc<Redactor>) -> Self {
+        Self { policy, audit, redactor, last_probe: std::sync::Mutex::new(None) }
+    }
+
+    /// The audit log, if enabled.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// Records a failed authentication (no principal).
+    pub async fn record_auth_failure(&self, remote_addr: Option<String>, reason: &str, path: &str) {
+        let Some(audit) = &self.audit else { return };
+        let event = AuditEvent {
+            time: Timestamp::now(),
+            request_id: None,
+            session: None,
+            principal: "unauthenticated".into(),
+            transport: "streamable_http".into(),
+            remote_addr,
+            method: "auth".into(),
+            tool: Some(path.to_owned()),
+            arguments: serde_json::Value::Null,
+            decision: AuditDecision::Deny,
+            outcome: AuditOutcome::AuthFailed,
+            detail: Some(format!("authentication failed: {reason}")),
+            duration_us: 0,
+        };
+        if let Err(error) = audit.record(event).await {
+            tracing::warn!(%error, "failed authentication not recorded");
+        }
+    }
+}
+
+#[async_trait]
+impl Guard for SecurityGuard {
+    fn check_tool(&self, caller: &Caller, name: &str) -> Result<(), Denied> {
+        denied(self.policy.decide(&caller.principal.roles, &Request::tool(name)))
+    }
+
+    fn check_resource(&self, caller: &Caller, resource: &Resource) -> Result<(), Denied> {
+        let request = match resource {
+            Resource::Fs { path, access: wanted } => Request::fs(path.clone(), access(*wanted)),
+            Resource::Command { name } => Request::command(name.clone()),
+            Resource::Database { name, access: wanted } => Request::database(name.clone(), access(*wanted)),
+            Resource::HttpApi { name } => Request::http_api(name.clone()),
+        };
+        denied(self.policy.decide(&caller.principal.roles, &request))
+    }
+
+    /// Under fail-closed audit, nothing runs while the audit log cannot be written; an
+    /// unhealthy log is probed (at most once a second) so that service resumes as soon as
+    /// the sink answers again.
+    async fn admit(&self, _caller: &Caller, _method: &str) -> Result<(), Refusal> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        if audit.policy() != rampart_audit::FailurePolicy::FailClosed || audit.is_healthy() {
+            return Ok(());
+        }
+        let due = {
+            let mut last = self.last_probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due && audit.probe().await { Ok(()) } else { Err(Refusal::AuditUnavailable) }
+    }
+
+    async fn record(&self, record: CallRecord) -> Result<(), Refusal> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let duration = Duration::from_secs_f64(record.duration_ms.max(0.0) / 1000.0);
+        let started = Timestamp::now().checked_sub(SignedDuration::try_from(duration).unwrap_or_default());
+        let outcome = match record.outcome {
+            Outcome::Ok => AuditOutcome::Ok,
+            Outcome::ToolError => AuditOutcome::ToolError,
+            Outcome::Denied => AuditOutcome::Denied,
+            Outcome::Refused | Outcome::Error => AuditOutcome::Error,
+            Outcome::Cancelled => AuditOutcome::Cancelled,
+        };
+        let event = AuditEvent {
+            time: started.unwrap_or_else(|_| Timestamp::now()),
+            request_id: record.request_id,
+            session: record.caller.session,
+            principal: record.caller.principal.id,
+            transport: transport_name(record.caller.transport).into(),
+            remote_addr: record.caller.remote_addr,
+            method: record.method,
+            tool: record.target,
+            arguments: record.arguments,
+            decision: if record.allowed { AuditDecision::Allow } else { AuditDecision::Deny },
+            outcome,
+            detail: record.detail,
+            duration_us: rampart_audit::micros(duration),
+        }
+        .redacted(&self.redactor);
+        match audit.record(event).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, "audit record not written; the result is withheld (audit fails closed)");
+                Err(Refusal::AuditUnavailable)
+            }
+        }
+    }
+}
