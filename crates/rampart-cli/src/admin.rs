@@ -167,13 +167,16 @@ pub(crate) async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let tail = records(&source, &AuditQuery { limit: lines, newest_first: true, ..Default::default() }).await?;
             print_records(&tail, args.json)?;
             let mut last = tail.last().map_or(0, |r| i64::try_from(r.seq).unwrap_or(i64::MAX));
-            while follow {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let new =
-                    records(&source, &AuditQuery { after_seq: Some(last), limit: 1000, ..Default::default() }).await?;
-                print_records(&new, args.json)?;
-                if let Some(record) = new.last() {
-                    last = i64::try_from(record.seq).unwrap_or(i64::MAX);
+            if follow {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let new =
+                        records(&source, &AuditQuery { after_seq: Some(last), limit: 1000, ..Default::default() })
+                            .await?;
+                    print_records(&new, args.json)?;
+                    if let Some(record) = new.last() {
+                        last = i64::try_from(record.seq).unwrap_or(i64::MAX);
+                    }
                 }
             }
         }

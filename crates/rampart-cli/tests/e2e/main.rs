@@ -9,5 +9,6 @@ mod bad_input;
 mod cli;
 mod http;
 mod real_clients;
+mod security;
 mod shutdown;
 mod stdio;

@@ -32,7 +32,11 @@ impl Server {
 
     /// Same, with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let data = TempDir::new("server-data");
+        Self::start_in(TempDir::new("server-data"), args, env)
+    }
+
+    /// Same, with `data` as its data directory (to restart on the same store).
+    pub fn start_in(data: TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new("timeout");
         command
             .args(["--signal=TERM", "600", BIN, "serve", "--listen", "127.0.0.1:0"])
@@ -80,6 +84,14 @@ impl Server {
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let dir = self.data.0.to_str().unwrap().to_owned();
         run(args, &[("RAMPART_DATA_DIR", &dir)], None)
+    }
+
+    /// Stops the server and hands back its data directory.
+    pub fn stop(mut self) -> TempDir {
+        let _ = self.terminate(15);
+        let data = std::mem::replace(&mut self.data, TempDir(std::path::PathBuf::new()));
+        drop(self);
+        data
     }
 
     /// Sends SIGTERM and waits up to `seconds` for the exit status.
@@ -213,7 +225,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -274,6 +288,28 @@ pub async fn post_in_session(
     body: impl Into<reqwest::Body>,
 ) -> (u16, Vec<serde_json::Value>) {
     let response = mcp_post(client, url)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = response.text().await.unwrap();
+    (status, messages(&content_type, &body))
+}
+
+/// Like [`post_in_session`], with a bearer token.
+pub async fn post_in_session_with(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Vec<serde_json::Value>) {
+    let response = mcp_post(client, url)
+        .bearer_auth(token)
         .header("mcp-session-id", session)
         .header("mcp-protocol-version", "2025-11-25")
         .body(body)

@@ -1,0 +1,331 @@
+//! Issue #3 end to end: API tokens, deny-by-default roles, and the hash-chained audit log,
+//! on the embedded SQLite store and on the real PostgreSQL server.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, TempDir, initialize_body, mcp_post, run};
+
+/// Calls a tool over raw HTTP with `token`; returns (HTTP status, JSON-RPC response).
+async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let init =
+        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    if init.status() != 200 {
+        return (init.status().as_u16(), Value::Null);
+    }
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    let (status, messages) =
+        crate::support::post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
+    (status, messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap_or(Value::Null))
+}
+
+async fn list_tools(server: &Server, token: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let init =
+        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/list" });
+    let (_, messages) =
+        crate::support::post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
+    let result = messages.into_iter().find(|m| m.get("id") == Some(&json!(3))).unwrap();
+    result["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
+fn create_token(server: &Server, name: &str, role: &str, extra: &[&str]) -> String {
+    let (code, stdout, stderr) = server.cli(&[&["token", "create", "--name", name, "--role", role], extra].concat());
+    assert_eq!(code, 0, "{stderr}");
+    stdout.trim().to_owned()
+}
+
+#[tokio::test]
+async fn first_run_prints_an_admin_token_once() {
+    let server = Server::start(&[]);
+    let admin = server.admin_token();
+    assert!(server.stderr().contains("rampart token create"), "says how to make more");
+    assert!(list_tools(&server, &admin).await.contains(&"admin_token_create".to_owned()));
+    let data = server.stop();
+    let again = Server::start_in(data, &[], &[]);
+    assert!(again.stderr_eventually_contains("tools:"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!again.stderr().contains("First run"), "a second start creates no token: {}", again.stderr());
+}
+
+#[tokio::test]
+async fn token_lifecycle_roles_and_refusals() {
+    let server = Server::start(&[]);
+    let _admin = server.admin_token();
+    let reader = create_token(&server, "ci", "reader", &[]);
+    assert!(reader.starts_with("rpt_") && reader.len() == 53, "{reader}");
+
+    // A reader sees read tools only, and a write tool looks like it does not exist.
+    let tools = list_tools(&server, &reader).await;
+    assert_eq!(tools, ["system_health", "system_about", "get_current_time", "convert_time"]);
+    let (_, ok) = call(&server, &reader, "get_current_time", json!({ "timezone": "UTC" })).await;
+    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    let (_, denied) = call(&server, &reader, "admin_token_create", json!({ "name": "x", "roles": ["admin"] })).await;
+    let (_, unknown) = call(&server, &reader, "no_such_tool", json!({})).await;
+    assert_eq!(denied["error"]["code"], -32602, "{denied}");
+    let strip = |v: &Value, name: &str| v["error"]["message"].as_str().unwrap().replace(name, "NAME");
+    assert_eq!(strip(&denied, "admin_token_create"), strip(&unknown, "no_such_tool"), "no difference leaks");
+    assert!(denied["error"]["message"].as_str().unwrap().contains("grants tool 'admin_token_create'"), "{denied}");
+
+    // A token one character off is refused without a lookup; so is a made-up one.
+    let mut chars: Vec<char> = reader.chars().collect();
+    let last = chars.len() - 1;
+    chars[last] = if chars[last] == 'a' { 'b' } else { 'a' };
+    let one_off: String = chars.into_iter().collect();
+    assert_eq!(call(&server, &one_off, "system_health", json!({})).await.0, 401);
+
+    // Revoked tokens stop at once.
+    let (code, _, stderr) = server.cli(&["token", "revoke", "ci"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(call(&server, &reader, "system_health", json!({})).await.0, 401);
+
+    // Expired tokens are refused.
+    let short = create_token(&server, "short", "reader", &["--expires", "1s"]);
+    assert_eq!(call(&server, &short, "system_health", json!({})).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(call(&server, &short, "system_health", json!({})).await.0, 401, "expired");
+
+    // Rotation: the old secret stops, the new one works, same name and roles.
+    let writer = create_token(&server, "deploy", "writer", &[]);
+    let (code, rotated, _) = server.cli(&["token", "rotate", "deploy"]);
+    assert_eq!(code, 0);
+    let rotated = rotated.trim().to_owned();
+    assert_eq!(call(&server, &writer, "system_health", json!({})).await.0, 401);
+    assert_eq!(call(&server, &rotated, "system_health", json!({})).await.1["result"]["isError"], false);
+
+    let (code, listing, _) = server.cli(&["token", "list", "--json"]);
+    assert_eq!(code, 0);
+    let listing: Value = serde_json::from_str(&listing).unwrap();
+    let status = |name: &str| listing.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["status"].clone();
+    assert_eq!(
+        (status("ci"), status("short"), status("deploy")),
+        (json!("revoked"), json!("expired"), json!("active"))
+    );
+    assert!(!listing.to_string().contains(&rotated[8..]), "secrets are never listed");
+
+    let (code, _, stderr) = server.cli(&["token", "create", "--name", "bad", "--role", "superuser"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown role(s): superuser"), "{stderr}");
+}
+
+#[tokio::test]
+async fn admin_tools_manage_tokens_over_mcp() {
+    let server = Server::start(&[]);
+    let admin = server.admin_token();
+    let (_, created) =
+        call(&server, &admin, "admin_token_create", json!({ "name": "bot", "roles": ["reader"], "expires_in": "30d" }))
+            .await;
+    let token = created["result"]["structuredContent"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(call(&server, &token, "system_health", json!({})).await.1["result"]["isError"], false);
+    let (_, listed) = call(&server, &admin, "admin_token_list", json!({})).await;
+    let names: Vec<&str> = listed["result"]["structuredContent"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "bot"]);
+    let (_, revoked) = call(&server, &admin, "admin_token_revoke", json!({ "id": "bot" })).await;
+    assert_eq!(revoked["result"]["structuredContent"]["status"], "revoked", "{revoked}");
+    assert_eq!(call(&server, &token, "system_health", json!({})).await.0, 401);
+    // The audit log has the creation's arguments but never the token it returned.
+    let (_, audit, _) = server.cli(&["audit", "search", "--tool", "admin_token_create", "--json"]);
+    assert!(audit.contains("\"bot\"") && !audit.contains(&token), "{audit}");
+}
+
+#[tokio::test]
+async fn denied_calls_and_failed_logins_are_audited_and_the_chain_verifies() {
+    let server = Server::start(&[]);
+    let _admin = server.admin_token();
+    let reader = create_token(&server, "ci", "reader", &[]);
+    call(&server, &reader, "get_current_time", json!({ "timezone": "UTC" })).await;
+    call(&server, &reader, "admin_token_list", json!({})).await;
+    assert_eq!(call(&server, "rpt_wrong", "system_health", json!({})).await.0, 401);
+
+    let (code, stdout, stderr) = server.cli(&["audit", "search", "--principal", "token:ci", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let records: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let denied = records.iter().find(|r| r["tool"] == "admin_token_list").expect("the denied call is audited");
+    assert_eq!((denied["decision"].as_str(), denied["outcome"].as_str()), (Some("deny"), Some("denied")));
+    assert!(denied["detail"].as_str().unwrap().contains("tool 'admin_token_list'"), "{denied}");
+    let allowed = records.iter().find(|r| r["tool"] == "get_current_time").unwrap();
+    assert_eq!(allowed["arguments"]["timezone"], "UTC");
+    for field in
+        ["time", "request_id", "session", "transport", "remote_addr", "method", "duration_us", "prev_hash", "hash"]
+    {
+        assert!(allowed.get(field).is_some(), "record has {field}: {allowed}");
+    }
+    let (_, failures, _) = server.cli(&["audit", "search", "--principal", "unauthenticated", "--json"]);
+    assert!(failures.contains("auth_failed") && failures.contains("127.0.0.1"), "{failures}");
+
+    let (code, stdout, _) = server.cli(&["audit", "verify"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.starts_with("audit log intact"), "{stdout}");
+    let (code, tail, _) = server.cli(&["audit", "tail", "-n", "2"]);
+    assert_eq!((code, tail.lines().count()), (0, 2), "{tail}");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_audit_log_or_the_server_log() {
+    let key = "static-key-VERY-SECRET-0042";
+    let server = Server::start_with_env(&["--auth-key", key, "--log", "debug"], &[]);
+    let planted = json!({
+        "timezone": "UTC",
+        "password": "hunter2-password-value",
+        "api_key": "sk_live_abcdefghijklmnop",
+        "note": format!("the key is {key}"),
+        "header": "Bearer rpt_0000000000000000000000000000000000000000000000000",
+    });
+    let (_, result) = call(&server, key, "get_current_time", planted).await;
+    assert_eq!(result["result"]["isError"], true, "extra fields fail the schema: {result}");
+    let database = std::fs::read(server.data.0.join("rampart.db")).unwrap();
+    let database = String::from_utf8_lossy(&database);
+    let (_, audit, _) = server.cli(&["audit", "tail", "--json"]);
+    assert!(audit.contains("[REDACTED]"), "{audit}");
+    for secret in [key, "hunter2-password-value", "sk_live_abcdefghijklmnop", "rpt_000000000000"] {
+        assert!(!audit.contains(secret), "{secret} in the audit log: {audit}");
+        assert!(!database.contains(secret), "{secret} in the database file");
+        assert!(!server.stderr().contains(secret), "{secret} in the server log");
+    }
+}
+
+#[test]
+fn policy_explain_names_the_grant_or_its_absence() {
+    let dir = TempDir::new("explain");
+    let env = [("RAMPART_DATA_DIR", dir.0.to_str().unwrap())];
+    let (code, _, stderr) = run(&["token", "create", "--name", "ci", "--role", "reader"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(&["policy", "explain", "--token-name", "ci", "--tool", "get_current_time"], &env, None);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("allow") && stdout.contains("reader"), "{stdout}");
+    let (code, stdout, _) =
+        run(&["policy", "explain", "--token-name", "ci", "--tool", "admin_token_create"], &env, None);
+    assert_eq!(code, 1, "a deny exits 1");
+    assert!(stdout.contains("deny") && stdout.contains("admin"), "names who would be allowed: {stdout}");
+    let (code, stdout, _) =
+        run(&["policy", "explain", "--role", "reader", "--resource", "fs:write:/etc/passwd", "--json"], &env, None);
+    assert_eq!(code, 1);
+    let explained: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(explained["explanation"]["decision"]["effect"], "deny", "{explained}");
+}
+
+// ---- tampering, on both back-ends ----
+
+/// Runs SQL against the SQLite store (Python's standard sqlite3 module).
+fn sqlite(db: &std::path::Path, sql: &str) {
+    let status = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+        .arg(db)
+        .arg(sql)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+const EDIT: &str = "UPDATE audit_records SET record = replace(record, '\"UTC\"', '\"CET\"') WHERE seq = 3;";
+const DELETE: &str = "DELETE FROM audit_records WHERE seq = 3;";
+const REORDER: &str = "UPDATE audit_records SET seq = -1 WHERE seq = 3; UPDATE audit_records SET seq = 3 WHERE seq = 4; \
+                       UPDATE audit_records SET seq = 4 WHERE seq = -1;";
+
+async fn make_records(server: &Server, token: &str) {
+    for _ in 0..6 {
+        call(server, token, "get_current_time", json!({ "timezone": "UTC" })).await;
+    }
+}
+
+fn verify(env: &[(&str, &str)]) -> (i32, String) {
+    let (code, stdout, stderr) = run(&["audit", "verify"], env, None);
+    (code, format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn audit_verify_catches_edited_deleted_and_reordered_records_in_sqlite() {
+    let server = Server::start(&[]);
+    let admin = server.admin_token();
+    make_records(&server, &admin).await;
+    let data = server.stop();
+    let db = data.0.join("rampart.db");
+    let dir = data.0.to_str().unwrap().to_owned();
+    assert_eq!(verify(&[("RAMPART_DATA_DIR", &dir)]).0, 0);
+    for (tamper, expected) in [(EDIT, "3"), (DELETE, "3"), (REORDER, "3")] {
+        let copy = TempDir::new("tamper");
+        std::fs::copy(&db, copy.0.join("rampart.db")).unwrap();
+        sqlite(&copy.0.join("rampart.db"), tamper);
+        let (code, output) = verify(&[("RAMPART_DATA_DIR", copy.0.to_str().unwrap())]);
+        assert_eq!(code, 1, "{tamper}: {output}");
+        assert!(output.contains("TAMPERED") && output.contains(expected), "{tamper} names record {expected}: {output}");
+    }
+}
+
+/// A fresh PostgreSQL database for one test, or `None` (said loudly; CI requires it).
+fn postgres_database(name: &str) -> Option<String> {
+    let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(std::env::var("TEST_REQUIRE_SERVICES").as_deref() != Ok("1"), "TEST_POSTGRES_URL is required");
+        eprintln!("\n!!!!! SKIPPED: PostgreSQL test {name}: TEST_POSTGRES_URL is not set !!!!!\n");
+        return None;
+    };
+    let database = format!("rampart_e2e_{}_{name}", std::process::id());
+    psql(&base, &format!("DROP DATABASE IF EXISTS {database}"));
+    psql(&base, &format!("CREATE DATABASE {database}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{database}"))
+}
+
+fn psql(url: &str, sql: &str) {
+    let output = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]).output().unwrap();
+    assert!(output.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn postgres_store_serves_tokens_and_audit_and_catches_tampering() {
+    let Some(url) = postgres_database("store") else { return };
+    let env = [("RAMPART_DATABASE_URL", url.as_str())];
+    let server = Server::start_with_env(&[], &env);
+    assert!(server.stderr_eventually_contains("store:     postgres://"), "{}", server.stderr());
+    let admin = server.admin_token();
+    let (code, reader, stderr) = run(&["token", "create", "--name", "ci", "--role", "reader"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    let reader = reader.trim();
+    let (_, denied) = call(&server, reader, "admin_token_list", json!({})).await;
+    assert_eq!(denied["error"]["code"], -32602);
+    make_records(&server, &admin).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["services"]["store"]["backend"], "postgres", "{ready}");
+    drop(server);
+    assert_eq!(verify(&env).0, 0);
+    let (_, search, _) = run(&["audit", "search", "--principal", "token:ci", "--json"], &env, None);
+    assert!(search.contains("\"denied\""), "{search}");
+    psql(&url, EDIT);
+    let (code, output) = verify(&env);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("TAMPERED") && output.contains('3'), "{output}");
+}
+
+#[tokio::test]
+async fn a_down_database_degrades_readiness_and_audit_fails_closed() {
+    let env = [("RAMPART_DATABASE_URL", "postgres://nobody@127.0.0.1:1/down")];
+    let server = Server::start_with_env(&["--insecure-no-auth"], &env);
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the server is up");
+    let ready = client.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["services"]["store"]["status"].as_str()),
+        (Some("degraded"), Some("unavailable"))
+    );
+    let (_, refused) = call(&server, "anything", "system_health", json!({})).await;
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("audit log is unavailable"),
+        "fails closed: {refused}"
+    );
+}
