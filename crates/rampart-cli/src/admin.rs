@@ -138,7 +138,7 @@ fn print_records(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
             println!(
                 "{:>6} {} {:<18} {:<16} {:<22} {:<5} {:<10} {:>8.1}ms{}",
                 record.seq,
-                e.time,
+                e.time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
                 e.principal,
                 e.method,
                 e.tool.as_deref().unwrap_or("-"),
