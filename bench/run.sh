@@ -6,7 +6,7 @@
 #   bench/run.sh -- --auth-key K      # flags after -- go to `rampart serve` (HTTP run only)
 #
 # Knobs (environment): RUNS (cold starts, 30), CONCURRENCY (8), DURATION (10 s),
-# WARMUP (2 s), CLIENT (rust | python).
+# WARMUP (2 s), REPEAT (HTTP runs, median reported; 3), CLIENT (rust | python).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -27,7 +27,7 @@ python3 bench/cold_start.py --bin "$bin" -n "${RUNS:-30}" | tee -a "$out" || sta
 
 echo "== calls per second" >&2
 python3 bench/calls_per_second.py --bin "$bin" --client "${CLIENT:-rust}" \
-  -c "${CONCURRENCY:-8}" -d "${DURATION:-10}" -w "${WARMUP:-2}" -- "$@" | tee -a "$out" || status=1
+  -c "${CONCURRENCY:-8}" -d "${DURATION:-10}" -w "${WARMUP:-2}" -r "${REPEAT:-3}" -- "$@" | tee -a "$out" || status=1
 
 echo
 echo "== results ($(date -u +%F), $(nproc) CPUs, $("$bin" --version 2>/dev/null || echo rampart))"

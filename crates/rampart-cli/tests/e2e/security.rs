@@ -329,3 +329,34 @@ async fn a_down_database_degrades_readiness_and_audit_fails_closed() {
         "fails closed: {refused}"
     );
 }
+
+#[tokio::test]
+async fn audit_fails_open_when_configured() {
+    let dir = TempDir::new("fail-open");
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(&config, "[audit]\non_failure = \"open\"\n").unwrap();
+    let env = [("RAMPART_DATABASE_URL", "postgres://nobody@127.0.0.1:1/down")];
+    let server = Server::start_with_env(&["--insecure-no-auth", "--config", config.to_str().unwrap()], &env);
+    let (_, served) = call(&server, "anything", "system_health", json!({})).await;
+    assert_eq!(served["result"]["structuredContent"]["status"], "ok", "served while audit is down: {served}");
+    assert!(server.stderr_eventually_contains("audit record lost"), "and says so: {}", server.stderr());
+}
+
+#[tokio::test]
+async fn audit_to_a_json_lines_file_verifies_and_catches_an_edit() {
+    let dir = TempDir::new("jsonl");
+    let file = dir.0.join("audit.jsonl");
+    let env = [("RAMPART_AUDIT_FILE", file.to_str().unwrap())];
+    let server = Server::start_with_env(&["--insecure-no-auth"], &env);
+    make_records(&server, "anything").await;
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(lines.lines().count(), 6, "{lines}");
+    drop(server);
+    assert_eq!(verify(&env).0, 0);
+    let (_, tail, _) = run(&["audit", "tail", "-n", "1", "--json"], &env, None);
+    assert!(tail.contains("\"seq\":6"), "{tail}");
+    std::fs::write(&file, lines.replacen("\"UTC\"", "\"CET\"", 1)).unwrap();
+    let (code, output) = verify(&env);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("TAMPERED") && output.contains('1'), "{output}");
+}
