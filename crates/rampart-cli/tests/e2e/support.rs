@@ -287,17 +287,7 @@ pub async fn post_in_session(
     session: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Vec<serde_json::Value>) {
-    let response = mcp_post(client, url)
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let body = response.text().await.unwrap();
-    (status, messages(&content_type, &body))
+    post_in_session_as(client, url, session, None, body).await
 }
 
 /// Like [`post_in_session`], with a bearer token.
@@ -308,14 +298,22 @@ pub async fn post_in_session_with(
     token: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Vec<serde_json::Value>) {
-    let response = mcp_post(client, url)
-        .bearer_auth(token)
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    post_in_session_as(client, url, session, Some(token), body).await
+}
+
+async fn post_in_session_as(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    token: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Vec<serde_json::Value>) {
+    let mut request =
+        mcp_post(client, url).header("mcp-session-id", session).header("mcp-protocol-version", "2025-11-25").body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let body = response.text().await.unwrap();
