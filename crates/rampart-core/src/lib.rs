@@ -23,8 +23,8 @@ pub use pipeline::{CallError, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};
 pub use tool::{
-    CompletionRef, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, input_schema_for, output_schema_for,
-    parse_arguments,
+    CompletionRef, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, input_schema_for,
+    output_schema_for, parse_arguments,
 };
 
 /// Rampart's version, as reported by `system_about`, `/healthz` and the banner.

@@ -493,6 +493,12 @@ impl Pipeline {
         }
     }
 
+    /// Every toolbox's backing services, for `/readyz`.
+    pub async fn readiness(&self) -> Vec<crate::ServiceStatus> {
+        let checks = self.toolboxes.iter().map(|toolbox| toolbox.readiness());
+        futures::future::join_all(checks).await.into_iter().flatten().collect()
+    }
+
     /// Completion values from the usable toolboxes, at most 100 (MCP "completion/complete").
     pub fn complete(
         &self,

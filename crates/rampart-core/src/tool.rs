@@ -262,4 +262,23 @@ pub trait Toolbox: Send + Sync + 'static {
     fn complete(&self, _reference: &CompletionRef, _argument: &str, _value: &str) -> Vec<String> {
         Vec::new()
     }
+
+    /// The state of each backing service this toolbox uses (databases, upstream
+    /// servers), for `/readyz`. Must not block for long (the caller bounds it to a few
+    /// seconds) and must not fail the toolbox: a down service is reported, not fatal.
+    async fn readiness(&self) -> Vec<ServiceStatus> {
+        Vec::new()
+    }
+}
+
+/// One backing service's state, as `/readyz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    /// Service name, e.g. `sql:analytics`.
+    pub name: String,
+    /// Whether it answers.
+    pub ok: bool,
+    /// What is wrong, or what it is (never a credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

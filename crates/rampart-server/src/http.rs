@@ -23,6 +23,7 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, StatusCode, header};
+use rampart_core::Pipeline;
 use rampart_mcp::{HttpOptions, McpHandler, streamable_http_service};
 use rampart_store::Store;
 use serde_json::{Value, json};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     /// The store, for `/readyz`.
     pub store: Store,
+    /// The pipeline, for the toolboxes' readiness.
+    pub pipeline: Arc<Pipeline>,
     /// The MCP handler mounted at `/mcp`.
     pub handler: McpHandler,
     /// Streamable HTTP settings.
@@ -66,7 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
-        .route("/readyz", get(ready).with_state(state.store.clone()))
+        .route("/readyz", get(ready).with_state((state.store.clone(), state.pipeline.clone())))
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
@@ -77,21 +80,36 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": rampart_core::VERSION }))
 }
 
-/// Readiness: one entry per backing service (the store now; SQL databases and gateway
-/// upstreams later). A down service makes the status `degraded` and the response 503;
-/// the server keeps serving what it can.
-async fn ready(State(store): State<Store>) -> Response {
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), store.ping()).await;
-    let store_status = match ping {
+/// Readiness: one entry per backing service (the store, and whatever the toolboxes
+/// report: SQL databases, gateway upstreams). A down service makes the status `degraded`
+/// and the response 503; the server keeps serving what it can.
+async fn ready(State((store, pipeline)): State<(Store, Arc<Pipeline>)>) -> Response {
+    let limit = std::time::Duration::from_secs(3);
+    let store_status = match tokio::time::timeout(limit, store.ping()).await {
         Ok(Ok(())) => json!({ "status": "ok", "backend": format!("{:?}", store.backend()).to_lowercase() }),
         Ok(Err(error)) => json!({ "status": "unavailable", "error": error.to_string() }),
         Err(_) => json!({ "status": "unavailable", "error": "no answer within 3 s" }),
     };
-    let degraded = store_status["status"] != "ok";
+    let mut degraded = store_status["status"] != "ok";
+    let mut services = serde_json::Map::new();
+    services.insert("store".into(), store_status);
+    match tokio::time::timeout(limit, pipeline.readiness()).await {
+        Ok(statuses) => {
+            for service in statuses {
+                degraded |= !service.ok;
+                let status = if service.ok { "ok" } else { "unavailable" };
+                services.insert(service.name, json!({ "status": status, "detail": service.detail }));
+            }
+        }
+        Err(_) => {
+            degraded = true;
+            services.insert("toolboxes".into(), json!({ "status": "unavailable", "error": "no answer within 3 s" }));
+        }
+    }
     let body = json!({
         "status": if degraded { "degraded" } else { "ok" },
         "version": rampart_core::VERSION,
-        "services": { "store": store_status },
+        "services": services,
     });
     let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()

@@ -46,6 +46,7 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     let state = AppState {
         credentials: built.credentials.clone(),
         store: built.store.clone(),
+        pipeline: built.pipeline.clone(),
         handler: built.handler.clone(),
         http: HttpOptions {
             sessions: !config.server.stateless,
