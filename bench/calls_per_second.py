@@ -27,9 +27,16 @@ saturate it (server ~1.5 cores + client ~0.35 core) while latency stays well und
 Throughput varies run to run by +-15% on a shared VM: compare configurations with
 --repeat 3 or more, interleaved, and look at the CPU line (other processes are reported).
 
-Server flags after `--` are passed to `rampart serve`, e.g. `-- --auth-key K` or
-`-- --stateless`. With `--auth-key K` among them, the client sends `Authorization: Bearer K`
-unless --token says otherwise.
+Server flags after `--` are passed to `rampart serve`, e.g. `-- --auth-key K`,
+`-- --insecure-no-auth` or `-- --stateless`. Credentials (unless --token K is given):
+  --auth-key K among the flags  -> the client sends `Authorization: Bearer K`;
+  --insecure-no-auth            -> no Authorization header;
+  otherwise (the default: API tokens) -> `rampart token create --role reader` first, and
+                                   the client sends that token.
+Each run gets its own temporary directory as cwd and RAMPART_DATA_DIR (a fresh SQLite
+store and audit log), so the user's ~/.local/share/rampart is never touched. Other
+RAMPART_* variables in the environment (e.g. RAMPART_DATABASE_URL, RAMPART_AUDIT_FILE) are
+passed through to the server.
 """
 
 import argparse
@@ -84,6 +91,10 @@ def system_busy_seconds():
 
 
 def token_from_server_args(server_args):
+    """The bearer credential implied by the server flags: "none" with --insecure-no-auth,
+    the key of --auth-key K, else None (meaning: create an API token)."""
+    if "--insecure-no-auth" in server_args:
+        return "none"
     for i, a in enumerate(server_args):
         if a == "--auth-key" and i + 1 < len(server_args):
             return server_args[i + 1]
@@ -92,11 +103,32 @@ def token_from_server_args(server_args):
     return os.environ.get("RAMPART_AUTH_KEY") or None
 
 
+def server_env(workdir):
+    """The server's environment: the caller's, with the store in the run's own directory
+    (unless RAMPART_DATABASE_URL points elsewhere), so runs never touch ~/.local/share/rampart."""
+    env = dict(os.environ)
+    env["RAMPART_DATA_DIR"] = workdir
+    return env
+
+
+def create_api_token(binary, workdir):
+    """`rampart token create` in the run's store; returns the secret."""
+    out = subprocess.run(
+        [binary, "token", "create", "--name", "bench", "--role", "reader", "--json"],
+        cwd=workdir, env=server_env(workdir), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"rampart token create failed ({out.returncode}): {out.stderr.decode()[-1000:]}")
+    return json.loads(out.stdout)["token"]
+
+
 def start_server(binary, server_args, workdir, timeout=10.0):
     log_path = os.path.join(workdir, "server.log")
     log = open(log_path, "wb")
     argv = [binary, "serve", "--listen", "127.0.0.1:0", *server_args]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir,
+                            env=server_env(workdir))
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -295,7 +327,7 @@ def run_rust_client(url, args, token):
             "--duration", str(args.duration), "--threads", str(args.client_threads)]
     env = dict(os.environ)
     if token:
-        env["RAMPART_BENCH_TOKEN"] = token  # not on the command line, where `ps` shows it
+        env["MCP_BENCH_TOKEN"] = token  # not on the command line (ps); outside RAMPART_*, which the server checks
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.PIPE, env=env, timeout=args.warmup + args.duration + 120)
     r1, w1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
@@ -322,7 +354,8 @@ def main():
     ap.add_argument("--client", choices=["rust", "python"], default="rust", help="load client (default rust)")
     ap.add_argument("--client-threads", type=int, default=1, help="tokio worker threads of the rust client (default 1)")
     ap.add_argument("--build-loadgen", action="store_true", help="(re)build bench/loadgen before running")
-    ap.add_argument("--token", help="bearer token to send (default: the --auth-key value among the server flags)")
+    ap.add_argument("--token", help="bearer token to send (default: the --auth-key K among the server flags; none with "
+                                    "--insecure-no-auth; else a fresh API token from `rampart token create`)")
     ap.add_argument("-r", "--repeat", type=int, default=1,
                     help="runs, each with a fresh server; reports the median (default 1; use 3+ for A/B comparisons)")
     ap.add_argument("--keep-log", action="store_true", help="print the server log path and keep it")
@@ -366,7 +399,13 @@ def one_run(args, token):
     workdir = tempfile.mkdtemp(prefix="rampart-bench-")
     proc = None
     try:
-        proc, url, log_path = start_server(os.path.abspath(args.bin), args.server_args, workdir)
+        binary = os.path.abspath(args.bin)
+        if token is None:
+            token = create_api_token(binary, workdir)
+            print("  (API token created in the run's store: role reader)")
+        elif token == "none":
+            token = None
+        proc, url, log_path = start_server(binary, args.server_args, workdir)
         srv0, sys0 = proc_cpu_seconds(proc.pid), system_busy_seconds()
         if args.client == "rust":
             s, client_cpu, wall = run_rust_client(url, args, token)

@@ -7,6 +7,9 @@ time from just before spawn to the moment the initialize response line has been 
 from stdout. Then it closes stdin, waits for the process to exit (bounded) and kills it
 by PID if it has not.
 
+Each series runs in a fresh temporary directory (cwd and RAMPART_DATA_DIR), so the
+server's SQLite store is created by the warm-up run and only opened by the measured ones.
+
 Stdlib only. Output: min / median / p90 / max in ms, then `cold_start_median_ms=X`.
 
     python3 bench/cold_start.py [--bin PATH] [-n 30] [-- extra server flags]
@@ -135,8 +138,11 @@ def main():
         ap.error(f"binary not found or not executable: {args.bin} (build with cargo build --release -p rampart-cli)")
 
     argv = [os.path.abspath(args.bin), "serve", "--transport", "stdio", *args.server_args]
-    # A neutral working directory, so a ./rampart.toml in the caller's cwd is not picked up.
+    # A neutral working directory, so a ./rampart.toml or ./.env in the caller's cwd is not
+    # picked up, and the store (RAMPART_DATA_DIR) in it: the warm-up run creates the SQLite
+    # database, the measured runs open the existing one; ~/.local/share/rampart is untouched.
     with tempfile.TemporaryDirectory(prefix="rampart-bench-") as cwd, open(args.stderr, "ab") as err:
+        os.environ["RAMPART_DATA_DIR"] = cwd
         for _ in range(max(0, args.warmup)):
             one_run(argv, cwd, err, args.timeout)
         samples = []

@@ -8,7 +8,7 @@
 //!
 //! rampart-bench-load --url http://127.0.0.1:PORT/mcp [--concurrency 8] [--warmup 2]
 //!                    [--duration 10] [--threads 1]
-//! Bearer token: env RAMPART_BENCH_TOKEN (kept off the command line).
+//! Bearer token: env MCP_BENCH_TOKEN (kept off the command line).
 
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ fn parse_args() -> Result<Opts, String> {
     if !(duration > 0.0 && duration <= 600.0 && (0.0..=60.0).contains(&warmup)) {
         return Err("--duration must be in (0, 600] and --warmup in [0, 60]".into());
     }
-    let token = std::env::var("RAMPART_BENCH_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = std::env::var("MCP_BENCH_TOKEN").ok().filter(|t| !t.is_empty());
     Ok(Opts { url, authority, path, concurrency, warmup, duration, threads, token })
 }
 

@@ -108,6 +108,21 @@ pub(crate) struct ServeArgs {
     /// Log filter, e.g. debug or rampart_server=debug,info (log.level).
     #[arg(long, value_name = "FILTER")]
     pub(crate) log: Option<String>,
+    /// Log format (log.format) [default: text].
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormatArg>,
+    /// Serve /metrics on this separate address, without authentication
+    /// (server.metrics_listen) [default: /metrics on the main address, authenticated].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -3,10 +3,10 @@
 use std::{io::Read, process::ExitCode};
 
 use anyhow::{Context, bail};
-use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, load};
+use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, LogFormat, load};
 use serde_json::json;
 
-use crate::args::{ConfigCheckArgs, InitArgs, ProfileArg, ServeArgs, TransportArg};
+use crate::args::{ConfigCheckArgs, InitArgs, LogFormatArg, ProfileArg, ServeArgs, TransportArg};
 
 /// The environment variables, for `rampart serve --help`.
 pub(crate) fn environment_help() -> String {
@@ -54,25 +54,39 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
     if let Some(log) = &args.log {
         overrides.push(("log.level", json!(log)));
     }
+    if let Some(format) = args.log_format {
+        let name = match format {
+            LogFormatArg::Text => "text",
+            LogFormatArg::Json => "json",
+        };
+        overrides.push(("log.format", json!(name)));
+    }
+    if let Some(address) = args.metrics_listen {
+        overrides.push(("server.metrics_listen", json!(address.to_string())));
+    }
     overrides
 }
 
 /// Starts logging to stderr. rmcp's debug output dumps whole requests, arguments and
 /// all, so it is capped at `info` unless the filter names `rmcp` explicitly (e.g.
 /// `debug,rmcp=debug`): a plain `--log debug` must not write callers' secrets to the log.
-fn init_logging(filter: &str) -> anyhow::Result<()> {
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = if filter.contains("rmcp") { filter.to_owned() } else { format!("{filter},rmcp=info") };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
     Ok(())
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let overrides = flag_overrides(&args);
     let Loaded { config, file } = load(LoadOptions { config_path: args.config, overrides, dotenv: true, env: None })?;
-    init_logging(&config.log.level)?;
+    init_logging(&config.log.level, config.log.format)?;
     if let Some(file) = &file {
         tracing::info!(file = %file.display(), "configuration loaded");
     }

@@ -66,6 +66,13 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     key("RAMPART_AUTH_KEY", "auth.key", EnvVarKind::String, "static bearer key required on HTTP"),
     key("RAMPART_LOG", "log.level", EnvVarKind::String, "log filter, e.g. info or rampart=debug"),
+    key("RAMPART_LOG_FORMAT", "log.format", EnvVarKind::String, "log format: text or json"),
+    key(
+        "RAMPART_METRICS_LISTEN",
+        "server.metrics_listen",
+        EnvVarKind::String,
+        "separate unauthenticated /metrics address",
+    ),
     key("RAMPART_TOOLS", "tools.enabled", EnvVarKind::List, "enabled toolboxes, comma-separated"),
     key("RAMPART_DATA_DIR", "store.data_dir", EnvVarKind::String, "directory of the embedded SQLite database"),
     key(

@@ -28,6 +28,51 @@ pub struct Config {
     pub stdio: StdioConfig,
     /// `[roles.NAME]`: roles, added to the built-in `public`, `reader`, `writer`, `admin`.
     pub roles: PolicyConfig,
+    /// `[limits]`: rate limits, caps and timeouts.
+    pub limits: LimitsConfig,
+    /// `[fs]`: the filesystem toolbox (validated by `rampart-fs`; enable it with
+    /// `tools.enabled = [..., "fs"]`).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub fs: serde_json::Value,
+}
+
+/// `[limits]`. A value of 0 means unlimited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per minute per principal, all methods (burst: the same number). Default 0.
+    pub calls_per_minute: u32,
+    /// Tool calls running at once per principal. Default 32.
+    pub concurrent_calls: u32,
+    /// Longest a tool call may run, seconds. Default 300.
+    pub call_timeout_secs: u64,
+    /// Failed authentications per minute per remote address before it gets 429. Default 30.
+    pub failed_auth_per_minute: u32,
+    /// Time a client has to send its request headers, seconds. Default 10.
+    pub header_read_timeout_secs: u64,
+    /// `[limits.tools.NAME] calls_per_minute = N`: per principal, for one tool.
+    pub tools: std::collections::BTreeMap<String, ToolLimit>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_minute: 0,
+            concurrent_calls: 32,
+            call_timeout_secs: 300,
+            failed_auth_per_minute: 30,
+            header_read_timeout_secs: 10,
+            tools: Default::default(),
+        }
+    }
+}
+
+/// `[limits.tools.NAME]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLimit {
+    /// Calls per minute per principal for this tool.
+    pub calls_per_minute: u32,
 }
 
 /// Which transport `rampart serve` speaks.
@@ -77,6 +122,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Idle time after which an MCP session is closed, seconds. Default 300.
     pub session_idle_secs: u64,
+    /// Serve `/metrics` on this separate address, without authentication. Default: on
+    /// the main address, behind authentication.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +140,7 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace_secs: 10,
             session_idle_secs: 300,
+            metrics_listen: None,
         }
     }
 }
@@ -223,17 +272,30 @@ impl Default for StdioConfig {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with span fields (request id, principal, …).
+    Json,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `rampart_server=debug,info`. Default `info`.
     pub level: String,
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -289,6 +351,9 @@ max_body_bytes = 4194304
 shutdown_grace_secs = 10
 # Seconds of inactivity after which a session is closed.
 session_idle_secs = 300
+# Serve /metrics on a separate address without authentication (default: /metrics on the
+# main address, behind authentication).
+# metrics_listen = "127.0.0.1:9090"
 
 [auth]
 # Static bearer key; prefer RAMPART_AUTH_KEY or --auth-key over writing it here.
@@ -329,6 +394,26 @@ on_failure = "closed"
 queue_capacity = 1024
 # Secret values to mask in records (the auth key always is).
 redact = []
+
+[limits]
+# 0 = unlimited. Per principal: requests per minute (all methods) and tool calls at once.
+calls_per_minute = 0
+concurrent_calls = 32
+# Longest a tool call may run, seconds.
+call_timeout_secs = 300
+# Failed logins per minute from one address before it gets 429 Too Many Requests.
+failed_auth_per_minute = 30
+# Seconds a client has to send its request headers (slow-client protection).
+header_read_timeout_secs = 10
+# Per tool, per principal:
+# [limits.tools.run_command]
+# calls_per_minute = 10
+
+# The filesystem toolbox (add "fs" to tools.enabled). Roles need fs scopes too, e.g.
+# [roles.reader] fs = [{ path = "/srv/data/**", access = "read" }].
+# [[fs.roots]]
+# path = "/srv/data"
+# mode = "read"            # or "read-write"
 
 [stdio]
 # Who the caller is on stdio: whoever started the process.

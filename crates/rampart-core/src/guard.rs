@@ -74,6 +74,22 @@ pub enum Refusal {
     },
 }
 
+/// Permission to run one request, held for its duration: it may carry a concurrency
+/// permit (released on drop) and a time limit for the call.
+#[derive(Default)]
+pub struct Admission {
+    /// Dropped when the request ends (e.g. a semaphore permit).
+    pub permit: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// The longest the call may run.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("permit", &self.permit.is_some()).field("timeout", &self.timeout).finish()
+    }
+}
+
 /// What happened to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,8 +100,12 @@ pub enum Outcome {
     ToolError,
     /// Refused by policy.
     Denied,
-    /// Refused before running (audit down, rate limit).
+    /// Refused before running (audit down).
     Refused,
+    /// Refused by a rate limit or concurrency cap.
+    RateLimited,
+    /// Stopped by the per-call time limit.
+    TimedOut,
     /// Failed: unknown name, bad parameters, internal error.
     Error,
     /// Cancelled by the client.
@@ -130,11 +150,12 @@ pub trait Guard: Send + Sync {
     /// [`Denied`] naming the missing permission.
     fn check_resource(&self, caller: &Caller, resource: &Resource) -> Result<(), Denied>;
 
-    /// Whether a request may run now (before any work).
+    /// Whether a request may run now (before any work): audit health, rate limits,
+    /// concurrency caps. `target` is the tool (or prompt, resource) when there is one.
     ///
     /// # Errors
     /// [`Refusal`].
-    async fn admit(&self, caller: &Caller, method: &str) -> Result<(), Refusal>;
+    async fn admit(&self, caller: &Caller, method: &str, target: Option<&str>) -> Result<Admission, Refusal>;
 
     /// Records a finished request. With audit failing closed, an error here withholds
     /// the result from the client.
@@ -157,8 +178,8 @@ impl Guard for OpenGuard {
     fn check_resource(&self, _: &Caller, _: &Resource) -> Result<(), Denied> {
         Ok(())
     }
-    async fn admit(&self, _: &Caller, _: &str) -> Result<(), Refusal> {
-        Ok(())
+    async fn admit(&self, _: &Caller, _: &str, _: Option<&str>) -> Result<Admission, Refusal> {
+        Ok(Admission::default())
     }
     async fn record(&self, _: CallRecord) -> Result<(), Refusal> {
         Ok(())

@@ -18,7 +18,7 @@ mod tool;
 pub use caller::{Caller, Principal, PrincipalKind, Transport};
 pub use content::{Content, ResourceContents};
 pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
-pub use guard::{Access, CallRecord, Denied, Guard, OpenGuard, Outcome, Refusal, Resource};
+pub use guard::{Access, Admission, CallRecord, Denied, Guard, OpenGuard, Outcome, Refusal, Resource};
 pub use pipeline::{CallError, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};

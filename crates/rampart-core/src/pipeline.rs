@@ -58,6 +58,7 @@ pub enum CallError {
 impl CallError {
     fn outcome(&self) -> Outcome {
         match self {
+            Self::Refused(Refusal::RateLimited { .. }) => Outcome::RateLimited,
             Self::Refused(_) => Outcome::Refused,
             Self::Cancelled => Outcome::Cancelled,
             _ => Outcome::Error,
@@ -268,7 +269,7 @@ impl Pipeline {
     /// Admits a listing and records it.
     async fn listing(&self, context: &CallContext, method: &'static str) -> Result<(), CallError> {
         let request = self.request(context, method, None, Value::Null);
-        if let Err(refusal) = self.guard.admit(&context.caller, method).await {
+        if let Err(refusal) = self.guard.admit(&context.caller, method, None).await {
             return self.fail(request, true, refusal.into(), None).await;
         }
         self.finish(request, true, Outcome::Ok, None).await
@@ -323,21 +324,39 @@ impl Pipeline {
         if let Err(denied) = self.guard.check_tool(&context.caller, name) {
             return self.fail(request, false, CallError::UnknownTool(name.to_owned()), Some(denied.to_string())).await;
         }
-        if let Err(refusal) = self.guard.admit(&context.caller, "tools/call").await {
-            return self.fail(request, true, refusal.into(), None).await;
-        }
+        let admission = match self.guard.admit(&context.caller, "tools/call", Some(name)).await {
+            Ok(admission) => admission,
+            Err(refusal @ Refusal::RateLimited { .. }) => {
+                // A tool error the model can read and act on (wait, then retry).
+                let message = refusal.to_string();
+                self.finish(request, true, Outcome::RateLimited, Some(message.clone())).await?;
+                return Ok(ToolOutput::error(message));
+            }
+            Err(refusal) => return self.fail(request, true, refusal.into(), None).await,
+        };
         let _in_flight = InFlightGuard::enter(&self.in_flight);
         let tool_context = context.clone().with_guard(self.guard.clone());
-        let call = entry.toolbox.call_tool(name, arguments, &tool_context);
-        let result = tokio_util::future::FutureExt::with_cancellation_token(
-            AssertUnwindSafe(call).catch_unwind(),
-            &context.cancellation,
-        )
-        .await;
+        let call = AssertUnwindSafe(entry.toolbox.call_tool(name, arguments, &tool_context)).catch_unwind();
+        let call = async {
+            match admission.timeout {
+                Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),
+                None => Ok(call.await),
+            }
+        };
+        let result = tokio_util::future::FutureExt::with_cancellation_token(call, &context.cancellation).await;
+        drop(admission.permit);
+        let mut timed_out = false;
         let result = match result {
             None => Err(ToolError::Cancelled),
-            Some(Err(_panic)) => Err(ToolError::Internal(format!("tool '{name}' panicked"))),
-            Some(Ok(result)) => result,
+            Some(Err(limit)) => {
+                timed_out = true;
+                Err(ToolError::Failed(format!(
+                    "tool '{name}' timed out after {} s (limits.call_timeout_secs)",
+                    limit.as_secs_f64()
+                )))
+            }
+            Some(Ok(Err(_panic))) => Err(ToolError::Internal(format!("tool '{name}' panicked"))),
+            Some(Ok(Ok(result))) => result,
         };
         let (output, allowed, outcome, detail) = match result {
             Ok(output) => {
@@ -359,13 +378,16 @@ impl Pipeline {
             }
             Err(error) => {
                 let message = error.to_string();
-                (ToolOutput::error(message.clone()), true, Outcome::ToolError, Some(message))
+                let outcome = if timed_out { Outcome::TimedOut } else { Outcome::ToolError };
+                (ToolOutput::error(message.clone()), true, outcome, Some(message))
             }
         };
         let elapsed_ms = request.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             tool = name,
             principal = %context.caller.principal,
+            session = context.caller.session.as_deref().unwrap_or("-"),
+            request_id = context.request_id.as_deref().unwrap_or("-"),
             transport = ?context.caller.transport,
             is_error = output.is_error,
             elapsed_ms,
@@ -412,7 +434,7 @@ impl Pipeline {
     /// [`CallError::Internal`].
     pub async fn read_resource(&self, uri: &str, context: &CallContext) -> Result<Vec<ResourceContents>, CallError> {
         let request = self.request(context, "resources/read", Some(uri), Value::Null);
-        if let Err(refusal) = self.guard.admit(&context.caller, "resources/read").await {
+        if let Err(refusal) = self.guard.admit(&context.caller, "resources/read", Some(uri)).await {
             return self.fail(request, true, refusal.into(), None).await;
         }
         let tool_context = context.clone().with_guard(self.guard.clone());
@@ -469,7 +491,7 @@ impl Pipeline {
         let Some((spec, index)) = self.prompts.get(name).filter(|(_, index)| usable.contains(index)) else {
             return self.fail(request, true, CallError::UnknownPrompt(name.into()), None).await;
         };
-        if let Err(refusal) = self.guard.admit(&context.caller, "prompts/get").await {
+        if let Err(refusal) = self.guard.admit(&context.caller, "prompts/get", Some(name)).await {
             return self.fail(request, true, refusal.into(), None).await;
         }
         if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {

@@ -13,7 +13,7 @@ mod wire;
 
 pub use client::{ClientError, ClientTarget, McpClient, ToolInfo};
 pub use handler::{McpHandler, ServerIdentity};
-pub use transport::{HttpOptions, serve_stdio, streamable_http_service};
+pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};
 
 /// Protocol revisions Rampart negotiates, newest first (those rmcp implements).
 pub fn supported_protocol_versions() -> Vec<String> {

@@ -76,6 +76,25 @@ impl ClientPeer for RmcpPeer {
     }
 
     async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError> {
+        // A client answers only what it declared (MCP "Capability Negotiation"); some
+        // (rmcp's) answer `roots/list` with [] without declaring `roots`, which would read
+        // as "no roots at all".
+        let capability = match method {
+            "roots/list" => Some("roots"),
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            _ => None,
+        };
+        if let Some(capability) = capability {
+            let declared = self
+                .peer
+                .peer_info()
+                .and_then(|info| serde_json::to_value(&info.capabilities).ok())
+                .is_some_and(|caps| caps.get(capability).is_some_and(|c| !c.is_null()));
+            if !declared {
+                return Err(PeerError::Unsupported);
+            }
+        }
         let request: ServerRequest = from_json(json!({ "method": method, "params": params }))
             .map_err(|_| PeerError::Refused(format!("'{method}' is not a server-to-client request")))?;
         let result = self.peer.send_request(request).await.map_err(|error| match error {

@@ -50,7 +50,7 @@ pub struct HttpOptions {
 pub fn streamable_http_service(
     handler: McpHandler,
     options: HttpOptions,
-) -> StreamableHttpService<McpHandler, LocalSessionManager> {
+) -> (StreamableHttpService<McpHandler, LocalSessionManager>, SessionCount) {
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(options.session_idle_timeout);
     let config = StreamableHttpServerConfig::default()
@@ -59,5 +59,24 @@ pub fn streamable_http_service(
         .disable_allowed_origins()
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_cancellation_token(options.shutdown);
-    StreamableHttpService::new(move || Ok(handler.for_new_session()), Arc::new(sessions), config)
+    let sessions = Arc::new(sessions);
+    let count = SessionCount(sessions.clone());
+    (StreamableHttpService::new(move || Ok(handler.for_new_session()), sessions, config), count)
+}
+
+/// The number of open MCP sessions, for metrics.
+#[derive(Clone)]
+pub struct SessionCount(Arc<LocalSessionManager>);
+
+impl std::fmt::Debug for SessionCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCount")
+    }
+}
+
+impl SessionCount {
+    /// Open sessions now.
+    pub async fn get(&self) -> usize {
+        self.0.sessions.read().await.len()
+    }
 }

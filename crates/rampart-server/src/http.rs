@@ -24,12 +24,12 @@ use axum::{
 };
 use http::{HeaderValue, StatusCode, header};
 use rampart_core::Pipeline;
-use rampart_mcp::{HttpOptions, McpHandler, streamable_http_service};
+use rampart_mcp::{HttpOptions, McpHandler, SessionCount, streamable_http_service};
 use rampart_store::Store;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::{auth::Credentials, guard::OriginGuard};
+use crate::{SecurityGuard, auth::Credentials, guard::OriginGuard};
 
 /// What the router needs.
 #[derive(Clone)]
@@ -44,6 +44,10 @@ pub struct AppState {
     pub handler: McpHandler,
     /// Streamable HTTP settings.
     pub http: HttpOptions,
+    /// Authorization, audit, limits and metrics.
+    pub guard: Arc<SecurityGuard>,
+    /// Serve `/metrics` here, behind authentication (no separate metrics address).
+    pub metrics_on_main: bool,
     /// `server.allowed_hosts`.
     pub allowed_hosts: Vec<String>,
     /// `server.allowed_origins`.
@@ -57,23 +61,29 @@ pub(crate) fn error_body(kind: &str, message: &str) -> Json<Value> {
     )
 }
 
-/// Builds the whole HTTP application.
-pub fn router(state: AppState) -> Router {
+/// Builds the whole HTTP application, and the source of `/metrics` for a separate
+/// metrics listener.
+pub fn router(state: AppState) -> (Router, MetricsSource) {
     let guard = Arc::new(OriginGuard::new(&state.allowed_hosts, &state.allowed_origins));
-    let mcp = streamable_http_service(state.handler.clone(), state.http.clone());
+    let (mcp, sessions) = streamable_http_service(state.handler.clone(), state.http.clone());
     let body_limit = crate::jsonrpc::BodyLimit(state.http.max_body_bytes);
-    let protected = Router::new()
-        .nest_service("/mcp", mcp)
+    let scrape = MetricsSource { guard: state.guard.clone(), sessions };
+    let mut protected = Router::new().nest_service("/mcp", mcp);
+    if state.metrics_on_main {
+        protected = protected.route("/metrics", get(metrics).with_state(scrape.clone()));
+    }
+    let protected = protected
         .layer(middleware::from_fn_with_state(body_limit, crate::jsonrpc::validate))
         .layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate));
-    Router::new()
+    let app = Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
         .route("/readyz", get(ready).with_state((state.store.clone(), state.pipeline.clone())))
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
-        .layer(middleware::from_fn(request_span))
+        .layer(middleware::from_fn(request_span));
+    (app, scrape)
 }
 
 async fn health() -> Json<Value> {
@@ -113,6 +123,24 @@ async fn ready(State((store, pipeline)): State<(Store, Arc<Pipeline>)>) -> Respo
     });
     let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()
+}
+
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct MetricsSource {
+    guard: Arc<SecurityGuard>,
+    sessions: SessionCount,
+}
+
+async fn metrics(State(source): State<MetricsSource>) -> Response {
+    let queue = source.guard.audit().map_or(0, |audit| audit.queue_depth());
+    let text = source.guard.metrics().render(source.sessions.get().await, queue);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// The separate metrics listener's router (`--metrics-listen`): `/metrics` only.
+pub fn metrics_router(source: MetricsSource) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(source)
 }
 
 async fn not_found() -> Response {

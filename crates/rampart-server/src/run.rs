@@ -6,20 +6,21 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::serve::ListenerExt;
 use rampart_config::{Config, TransportKind};
 use rampart_core::{Pipeline, Transport};
 use rampart_mcp::{HttpOptions, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, Built, ServerError, build, router};
+use crate::{AppState, Built, ServerError, build, listener, metrics_router, router};
 
 /// A running HTTP server.
 #[derive(Debug)]
 pub struct Running {
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
+    /// The metrics listener's address, when separate.
+    pub metrics_addr: Option<SocketAddr>,
     /// Cancel to start a graceful shutdown.
     pub shutdown: CancellationToken,
     /// Completes when the server has stopped.
@@ -56,15 +57,22 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         },
         allowed_hosts: config.server.allowed_hosts.clone(),
         allowed_origins: config.server.allowed_origins.clone(),
+        guard: built.guard.clone(),
+        metrics_on_main: config.server.metrics_listen.is_none(),
     };
-    // Nagle's algorithm delays each small SSE frame by ~40 ms; MCP is latency-bound.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
+    let (app, metrics) = router(state);
+    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_secs.max(1));
+    let metrics_addr = match config.server.metrics_listen {
+        Some(address) => {
+            let metrics_listener =
+                TcpListener::bind(address).await.map_err(|source| ServerError::Bind { address, source })?;
+            let bound = metrics_listener.local_addr()?;
+            tokio::spawn(listener::serve(metrics_listener, metrics_router(metrics), shutdown.clone(), header_timeout));
+            Some(bound)
         }
-    });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        None => None,
+    };
+    let server = listener::serve(listener, app, shutdown.clone(), header_timeout);
     let drain = drain_then_close(
         built.pipeline.clone(),
         shutdown.clone(),
@@ -73,12 +81,10 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     );
     let task = tokio::spawn(async move {
         let drain = tokio::spawn(drain);
-        if let Err(error) = server.await {
-            tracing::error!(%error, "HTTP server failed");
-        }
+        server.await;
         drain.abort();
     });
-    Ok(Running { local_addr, shutdown, task })
+    Ok(Running { local_addr, metrics_addr, shutdown, task })
 }
 
 /// After `shutdown`, waits for calls in flight (bounded by `grace`), then closes sessions
@@ -126,6 +132,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             let running = start_http(&config, &built).await?;
             let mode = if config.server.stateless { "stateless" } else { "sessions; 2026-07-28 clients stateless" };
             banner(&config, &built, &format!("streamable HTTP at http://{}/mcp ({mode})", running.local_addr));
+            match running.metrics_addr {
+                Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),
+                None => eprintln!("  metrics:   http://{}/metrics (authenticated)", running.local_addr),
+            }
             bootstrap_admin_token(&built).await;
             shutdown.cancelled().await;
             tracing::info!("shutting down");

@@ -6,12 +6,16 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use rampart_audit::{AuditEvent, AuditLog, Decision as AuditDecision, Outcome as AuditOutcome, Redactor};
-use rampart_core::{Access, CallRecord, Caller, Denied, Guard, Outcome, Refusal, Resource, Transport};
+use rampart_core::{Access, Admission, CallRecord, Caller, Denied, Guard, Outcome, Refusal, Resource, Transport};
+
+use crate::{limits::Limits, metrics::Metrics};
 use rampart_policy::{Access as PolicyAccess, Decision, Policy, Request};
 
 /// Authorization by policy, admission and records by the audit log.
 pub struct SecurityGuard {
     policy: Arc<Policy>,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
     audit: Option<AuditLog>,
     redactor: Arc<Redactor>,
     /// When the audit sink was last probed while unhealthy (at most once a second).
@@ -47,14 +51,49 @@ pub(crate) fn transport_name(transport: Transport) -> &'static str {
 }
 
 impl SecurityGuard {
-    /// A guard over `policy`, recording to `audit` (none: audit disabled).
-    pub fn new(policy: Arc<Policy>, audit: Option<AuditLog>, redactor: Arc<Redactor>) -> Self {
-        Self { policy, audit, redactor, last_probe: std::sync::Mutex::new(None) }
+    /// A guard over `policy` and `limits`, recording to `audit` (none: audit disabled)
+    /// and counting in `metrics`.
+    pub fn new(
+        policy: Arc<Policy>,
+        limits: Arc<Limits>,
+        metrics: Arc<Metrics>,
+        audit: Option<AuditLog>,
+        redactor: Arc<Redactor>,
+    ) -> Self {
+        Self { policy, limits, metrics, audit, redactor, last_probe: std::sync::Mutex::new(None) }
+    }
+
+    /// The rate limits (the HTTP layer throttles failed authentication with them).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The audit log, if enabled.
     pub fn audit(&self) -> Option<&AuditLog> {
         self.audit.as_ref()
+    }
+
+    /// Whether the audit log lets requests run: always, unless it fails closed and
+    /// cannot be written.
+    async fn audit_admits(&self) -> bool {
+        let Some(audit) = &self.audit else { return true };
+        if audit.policy() != rampart_audit::FailurePolicy::FailClosed || audit.is_healthy() {
+            return true;
+        }
+        let due = {
+            let mut last = self.last_probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        due && audit.probe().await
     }
 
     /// Records a failed authentication (no principal).
@@ -97,26 +136,22 @@ impl Guard for SecurityGuard {
         denied(self.policy.decide(&caller.principal.roles, &request))
     }
 
-    /// Under fail-closed audit, nothing runs while the audit log cannot be written; an
-    /// unhealthy log is probed (at most once a second) so that service resumes as soon as
-    /// the sink answers again.
-    async fn admit(&self, _caller: &Caller, _method: &str) -> Result<(), Refusal> {
-        let Some(audit) = &self.audit else { return Ok(()) };
-        if audit.policy() != rampart_audit::FailurePolicy::FailClosed || audit.is_healthy() {
-            return Ok(());
-        }
-        let due = {
-            let mut last = self.last_probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
-            if due {
-                *last = Some(std::time::Instant::now());
-            }
-            due
-        };
-        if due && audit.probe().await { Ok(()) } else { Err(Refusal::AuditUnavailable) }
+    /// Rate limits and caps first; then, under fail-closed audit, nothing runs while the
+    /// audit log cannot be written (an unhealthy log is probed at most once a second so
+    /// that service resumes as soon as the sink answers again).
+    async fn admit(&self, caller: &Caller, method: &str, target: Option<&str>) -> Result<Admission, Refusal> {
+        let tool = if method == "tools/call" { target } else { None };
+        let admission = self.limits.admit(&caller.principal.id, tool)?;
+        if self.audit_admits().await { Ok(admission) } else { Err(Refusal::AuditUnavailable) }
     }
 
     async fn record(&self, record: CallRecord) -> Result<(), Refusal> {
+        if record.method == "tools/call" {
+            let tool = record.target.as_deref().unwrap_or("-");
+            self.metrics.tool_call(tool, record.outcome, record.duration_ms / 1000.0);
+        } else if record.outcome == Outcome::RateLimited {
+            self.metrics.rate_limited();
+        }
         let Some(audit) = &self.audit else { return Ok(()) };
         let duration = Duration::from_secs_f64(record.duration_ms.max(0.0) / 1000.0);
         let started = Timestamp::now().checked_sub(SignedDuration::try_from(duration).unwrap_or_default());
@@ -124,7 +159,8 @@ impl Guard for SecurityGuard {
             Outcome::Ok => AuditOutcome::Ok,
             Outcome::ToolError => AuditOutcome::ToolError,
             Outcome::Denied => AuditOutcome::Denied,
-            Outcome::Refused | Outcome::Error => AuditOutcome::Error,
+            Outcome::RateLimited => AuditOutcome::RateLimited,
+            Outcome::Refused | Outcome::Error | Outcome::TimedOut => AuditOutcome::Error,
             Outcome::Cancelled => AuditOutcome::Cancelled,
         };
         let event = AuditEvent {

@@ -8,18 +8,19 @@ use rampart_audit::{AuditLog, AuditSink, FailurePolicy, JsonlSink, Redactor};
 use rampart_auth::Authenticator;
 use rampart_config::{AuditFailure, Config, Profile};
 use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
+use rampart_fs::FsToolbox;
 use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
 use rampart_policy::Policy;
 use rampart_store::Store;
 use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
 
 use crate::{
-    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, security::SecurityGuard,
-    tokens::TokenService,
+    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, limits::Limits, metrics::Metrics,
+    security::SecurityGuard, tokens::TokenService,
 };
 
 /// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin"];
+pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs"];
 
 /// Everything built from the configuration.
 pub struct Built {
@@ -149,6 +150,17 @@ fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
     .map_err(|e| ServerError::Auth(e.to_string()))
 }
 
+fn fs_toolbox(config: &Config) -> Result<FsToolbox, ServerError> {
+    if config.fs.is_null() {
+        return Err(ServerError::Toolbox {
+            toolbox: "fs".into(),
+            message: "enabled but not configured: add [[fs.roots]] path = \"...\" to rampart.toml".into(),
+        });
+    }
+    FsToolbox::from_config(config.fs.clone())
+        .map_err(|e| ServerError::Toolbox { toolbox: "fs".into(), message: e.to_string() })
+}
+
 /// Checks everything that can be checked without IO: roles, toolbox names, the Basic
 /// hash, the system toolbox's time zone, the store URL's scheme.
 ///
@@ -159,6 +171,9 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     toolbox_names(config)?;
     authenticator(config)?;
     open_store(config)?;
+    if toolbox_names(config)?.iter().any(|n| n == "fs") {
+        fs_toolbox(config)?;
+    }
     SystemToolbox::new(SystemInfo { local_timezone: config.tools.system.local_timezone.clone(), ..Default::default() })
         .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?;
     Ok(())
@@ -172,7 +187,14 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
     let policy = build_policy(config)?;
     let store = open_store(config)?;
     let audit = start_audit(config, &store).await?;
-    let guard = Arc::new(SecurityGuard::new(policy.clone(), audit, Arc::new(redactor(config))));
+    let limits = Arc::new(Limits::new(&config.limits));
+    let guard = Arc::new(SecurityGuard::new(
+        policy.clone(),
+        limits,
+        Arc::new(Metrics::new()),
+        audit,
+        Arc::new(redactor(config)),
+    ));
     let tokens = Arc::new(TokenService::new(store.clone(), policy.clone()));
 
     let names = toolbox_names(config)?;
@@ -188,6 +210,7 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
                 .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?,
             ),
             "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
+            "fs" => Arc::new(fs_toolbox(config)?),
             _ => Arc::new(ConformanceToolbox),
         };
         builder = builder.toolbox(toolbox);

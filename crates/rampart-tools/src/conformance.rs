@@ -275,6 +275,7 @@ impl Toolbox for ConformanceToolbox {
                     .and_then(Value::as_u64)
                     .filter(|ms| *ms <= 60_000)
                     .ok_or_else(|| ToolError::InvalidArguments("'ms' must be an integer from 0 to 60000".into()))?;
+                tracing::info!(ms, "test_sleep started");
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 ToolOutput::text(format!("slept {ms} ms"))
             }

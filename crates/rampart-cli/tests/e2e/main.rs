@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod fs;
 mod http;
 mod real_clients;
 mod security;

@@ -17,13 +17,18 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
         client.close().await;
         result
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
     let started = Instant::now();
     let status = tokio::task::spawn_blocking(move || {
+        // SIGTERM only once the call is running in the server.
+        assert!(server.stderr_eventually_contains("test_sleep started"), "{}", server.stderr());
         let status = server.terminate(15);
         (status, server.stderr())
     });
-    let result = call.await.unwrap().expect("the call in flight completes");
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call returns")
+        .unwrap()
+        .expect("the call in flight completes");
     assert_eq!(result["content"][0]["text"], "slept 1500 ms");
     let (status, stderr) = status.await.unwrap();
     let status = status.expect("the server exits after SIGTERM");

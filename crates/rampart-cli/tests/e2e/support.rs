@@ -111,9 +111,9 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Waits (5 s at most) until stderr contains `needle`; returns whether it did.
+    /// Waits (10 s at most) until stderr contains `needle`; returns whether it did.
     pub fn stderr_eventually_contains(&self, needle: &str) -> bool {
-        for _ in 0..100 {
+        for _ in 0..200 {
             if self.stderr().contains(needle) {
                 return true;
             }

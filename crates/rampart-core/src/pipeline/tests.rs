@@ -30,8 +30,8 @@ impl Guard for ScriptedGuard {
     fn check_resource(&self, _: &Caller, resource: &Resource) -> Result<(), Denied> {
         Err(Denied { missing: format!("{resource:?}") })
     }
-    async fn admit(&self, _: &Caller, _: &str) -> Result<(), Refusal> {
-        if self.refuse.load(Ordering::SeqCst) { Err(Refusal::AuditUnavailable) } else { Ok(()) }
+    async fn admit(&self, _: &Caller, _: &str, _: Option<&str>) -> Result<crate::Admission, Refusal> {
+        if self.refuse.load(Ordering::SeqCst) { Err(Refusal::AuditUnavailable) } else { Ok(Default::default()) }
     }
     async fn record(&self, record: CallRecord) -> Result<(), Refusal> {
         if self.fail_records.load(Ordering::SeqCst) {

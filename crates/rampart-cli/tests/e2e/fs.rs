@@ -1,0 +1,70 @@
+//! The `fs` toolbox through the real server: roots, roles with filesystem scopes, and the
+//! pipeline's audit of refusals.
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, TempDir, initialize_body, mcp_post, post_in_session_with};
+
+async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> Value {
+    let client = reqwest::Client::new();
+    let init =
+        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
+    messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap()
+}
+
+#[tokio::test]
+async fn roles_with_filesystem_scopes_read_and_write_inside_the_root_only() {
+    let dir = TempDir::new("fs-root");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "hello from the root\n").unwrap();
+    std::fs::write(dir.0.join("secret.txt"), "outside").unwrap();
+    let root_str = root.to_str().unwrap();
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = [\"system\", \"fs\"]\n\n[[fs.roots]]\npath = \"{root_str}\"\nmode = \"read-write\"\n\n\
+             [roles.reader]\nfs = [{{ path = \"{root_str}/**\", access = \"read\" }}]\n\n\
+             [roles.writer]\nfs = [{{ path = \"{root_str}/**\", access = \"read-write\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let _admin = server.admin_token();
+    let mk = |name: &str, role: &str| {
+        let (code, out, err) =
+            server.cli(&["token", "create", "--name", name, "--role", role, "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    };
+    let reader = mk("r", "reader");
+    let writer = mk("w", "writer");
+
+    let read = call(&server, &reader, "read_text_file", json!({ "path": format!("{root_str}/a.txt") })).await;
+    assert_eq!(read["result"]["isError"], false, "{read}");
+    assert!(read["result"]["content"][0]["text"].as_str().unwrap().contains("hello from the root"));
+
+    for path in ["../secret.txt", "/etc/passwd", &format!("{root_str}/../secret.txt")] {
+        let escape = call(&server, &reader, "read_text_file", json!({ "path": path })).await;
+        assert_eq!(escape["result"]["isError"], true, "{path}: {escape}");
+        assert!(!escape.to_string().contains("outside\""), "{escape}");
+    }
+
+    let denied =
+        call(&server, &reader, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "x" })).await;
+    assert_eq!(denied["error"]["code"], -32602, "a reader has no write tool: {denied}");
+    let written =
+        call(&server, &writer, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "written" }))
+            .await;
+    assert_eq!(written["result"]["isError"], false, "{written}");
+    assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "written");
+
+    let (_, audit, _) = server.cli(&["audit", "search", "--principal", "token:r", "--json"]);
+    assert!(audit.contains("\"denied\"") && audit.contains("write_file"), "{audit}");
+}
