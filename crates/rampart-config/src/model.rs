@@ -50,7 +50,7 @@ pub struct LimitsConfig {
     pub failed_auth_per_minute: u32,
     /// Time a client has to send its request headers, seconds. Default 10.
     pub header_read_timeout_secs: u64,
-    /// `[limits.tools.NAME] calls_per_minute = N`: per principal, for one tool.
+    /// `[limits.tools.NAME] calls = N, period_secs = S`: per principal, for one tool.
     pub tools: std::collections::BTreeMap<String, ToolLimit>,
 }
 
@@ -67,12 +67,20 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `[limits.tools.NAME]`.
+/// `[limits.tools.NAME]`: at most `calls` calls per `period_secs` per principal (a
+/// token bucket: the quota refills evenly over the period).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolLimit {
-    /// Calls per minute per principal for this tool.
-    pub calls_per_minute: u32,
+    /// Calls allowed per period.
+    pub calls: u32,
+    /// The period, seconds. Default 60.
+    #[serde(default = "sixty")]
+    pub period_secs: u64,
+}
+
+fn sixty() -> u64 {
+    60
 }
 
 /// Which transport `rampart serve` speaks.
@@ -405,9 +413,10 @@ call_timeout_secs = 300
 failed_auth_per_minute = 30
 # Seconds a client has to send its request headers (slow-client protection).
 header_read_timeout_secs = 10
-# Per tool, per principal:
+# Per tool, per principal: at most `calls` per `period_secs`.
 # [limits.tools.run_command]
-# calls_per_minute = 10
+# calls = 10
+# period_secs = 60
 
 # The filesystem toolbox (add "fs" to tools.enabled). Roles need fs scopes too, e.g.
 # [roles.reader] fs = [{ path = "/srv/data/**", access = "read" }].

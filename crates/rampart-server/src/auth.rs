@@ -129,6 +129,18 @@ impl Credentials {
     }
 }
 
+/// 429 with `Retry-After` (RFC 6585 §4) for an address over its failed-login quota.
+fn throttled(credentials: &Credentials, wait: std::time::Duration) -> Response {
+    credentials.guard.metrics().rate_limited();
+    let seconds = wait.as_secs().max(1);
+    let message = format!("too many failed authentications from this address; retry in {seconds} s");
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, error_body("rate_limited", &message)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 pub(crate) async fn authenticate(
     State(credentials): State<Arc<Credentials>>,
     mut request: Request,
@@ -138,14 +150,7 @@ pub(crate) async fn authenticate(
     let limits = credentials.guard.limits();
     if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
         credentials.guard.metrics().auth_failure("throttled");
-        credentials.guard.metrics().rate_limited();
-        let seconds = wait.as_secs().max(1);
-        let message = format!("too many failed authentications from this address; retry in {seconds} s");
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, error_body("rate_limited", &message)).into_response();
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+        return throttled(&credentials, wait);
     }
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let principal = match credentials.authenticate(header.as_deref()).await {
@@ -154,8 +159,8 @@ pub(crate) async fn authenticate(
             let path = request.uri().path().to_owned();
             tracing::warn!(remote = ?remote, reason = error.reason(), %path, "authentication failed");
             credentials.guard.metrics().auth_failure(error.reason());
-            if let Some(remote) = remote {
-                limits.auth_failed(remote.ip());
+            if let Some(wait) = remote.and_then(|r| limits.auth_failed(r.ip())) {
+                return throttled(&credentials, wait);
             }
             credentials.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), &path).await;
             let message = format!("{error}: send Authorization: Bearer <API token> (rampart token create)");

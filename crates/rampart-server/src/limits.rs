@@ -19,6 +19,13 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKe
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
 }
 
+/// `calls` per `period` (a bucket of `calls` that refills evenly over `period`).
+fn limiter_over<K: std::hash::Hash + Eq + Clone>(calls: u32, period: Duration) -> Option<DefaultKeyedRateLimiter<K>> {
+    let burst = NonZeroU32::new(calls)?;
+    let quota = Quota::with_period(period / calls)?.allow_burst(burst);
+    Some(RateLimiter::keyed(quota))
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -51,7 +58,9 @@ impl Limits {
             per_tool: config
                 .tools
                 .iter()
-                .filter_map(|(tool, limit)| limiter(limit.calls_per_minute).map(|l| (tool.clone(), l)))
+                .filter_map(|(tool, limit)| {
+                    limiter_over(limit.calls, Duration::from_secs(limit.period_secs)).map(|l| (tool.clone(), l))
+                })
                 .collect(),
             concurrent: usize::try_from(config.concurrent_calls).unwrap_or(usize::MAX),
             semaphores: Mutex::new(HashMap::new()),
@@ -109,9 +118,9 @@ impl Limits {
     }
 
     /// Counts a failed authentication from `address`; past the quota it is blocked until
-    /// the quota refills.
-    pub fn auth_failed(&self, address: IpAddr) {
-        let Some(limiter) = &self.failed_auth else { return };
+    /// the quota refills, and the wait is returned.
+    pub fn auth_failed(&self, address: IpAddr) -> Option<Duration> {
+        let limiter = self.failed_auth.as_ref()?;
         if let Err(not_until) = limiter.check_key(&address) {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,7 +129,9 @@ impl Limits {
                 let now = Instant::now();
                 blocked.retain(|_, until| *until > now);
             }
+            return Some(wait);
         }
+        None
     }
 }
 
@@ -133,7 +144,7 @@ mod tests {
         let mut config =
             LimitsConfig { calls_per_minute: per_minute, concurrent_calls: concurrent, ..Default::default() };
         if let Some(quota) = tool_quota {
-            config.tools.insert("slow".into(), rampart_config::ToolLimit { calls_per_minute: quota });
+            config.tools.insert("slow".into(), rampart_config::ToolLimit { calls: quota, period_secs: 60 });
         }
         Limits::new(&config)
     }
@@ -172,10 +183,10 @@ mod tests {
         let limits = Limits::new(&LimitsConfig { failed_auth_per_minute: 2, ..Default::default() });
         let bad: IpAddr = "127.0.0.9".parse().unwrap();
         let good: IpAddr = "127.0.0.1".parse().unwrap();
-        limits.auth_failed(bad);
-        limits.auth_failed(bad);
+        assert!(limits.auth_failed(bad).is_none());
+        assert!(limits.auth_failed(bad).is_none());
         assert!(limits.auth_blocked(bad).is_none(), "within quota");
-        limits.auth_failed(bad);
+        assert!(limits.auth_failed(bad).is_some(), "the failure past the quota blocks");
         assert!(limits.auth_blocked(bad).is_some(), "over quota");
         assert!(limits.auth_blocked(good).is_none());
     }
