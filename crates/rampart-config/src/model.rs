@@ -34,6 +34,10 @@ pub struct Config {
     /// `tools.enabled = [..., "fs"]`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub fs: serde_json::Value,
+    /// `[sql]`: the SQL toolbox (validated by `rampart-sql`; enable it with
+    /// `tools.enabled = [..., "sql"]`).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub sql: serde_json::Value,
 }
 
 /// `[limits]`. A value of 0 means unlimited.
@@ -423,6 +427,15 @@ header_read_timeout_secs = 10
 # [[fs.roots]]
 # path = "/srv/data"
 # mode = "read"            # or "read-write"
+
+# The SQL toolbox (add "sql" to tools.enabled). Read-only unless `writable`; roles need
+# database scopes, e.g. [roles.analyst] databases = [{ name = "analytics" }].
+# [sql.databases.analytics]
+# url = "postgres://reader@127.0.0.1/analytics"    # or mysql://..., sqlite:///path.db
+# password_env = "ANALYTICS_PASSWORD"
+# writable = false
+# max_rows = 1000
+# statement_timeout_ms = 5000
 
 [stdio]
 # Who the caller is on stdio: whoever started the process.

@@ -11,6 +11,7 @@ use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
 use rampart_fs::FsToolbox;
 use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
 use rampart_policy::Policy;
+use rampart_sql::SqlToolbox;
 use rampart_store::Store;
 use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
 
@@ -20,7 +21,7 @@ use crate::{
 };
 
 /// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs"];
+pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql"];
 
 /// Everything built from the configuration.
 pub struct Built {
@@ -150,14 +151,23 @@ fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
     .map_err(|e| ServerError::Auth(e.to_string()))
 }
 
-fn fs_toolbox(config: &Config) -> Result<FsToolbox, ServerError> {
-    if config.fs.is_null() {
+/// A toolbox's raw `[section]`, which must be present when the toolbox is enabled.
+fn section(name: &str, value: &serde_json::Value) -> Result<serde_json::Value, ServerError> {
+    if value.is_null() {
+        let hint = match name {
+            "fs" => "[[fs.roots]] path = \"...\"",
+            _ => "[sql.databases.NAME] url = \"...\"",
+        };
         return Err(ServerError::Toolbox {
-            toolbox: "fs".into(),
-            message: "enabled but not configured: add [[fs.roots]] path = \"...\" to rampart.toml".into(),
+            toolbox: name.into(),
+            message: format!("enabled in tools.enabled but not configured: add {hint} to rampart.toml"),
         });
     }
-    FsToolbox::from_config(config.fs.clone())
+    Ok(value.clone())
+}
+
+fn fs_toolbox(config: &Config) -> Result<FsToolbox, ServerError> {
+    FsToolbox::from_config(section("fs", &config.fs)?)
         .map_err(|e| ServerError::Toolbox { toolbox: "fs".into(), message: e.to_string() })
 }
 
@@ -171,8 +181,13 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     toolbox_names(config)?;
     authenticator(config)?;
     open_store(config)?;
-    if toolbox_names(config)?.iter().any(|n| n == "fs") {
+    let names = toolbox_names(config)?;
+    if names.iter().any(|n| n == "fs") {
         fs_toolbox(config)?;
+    }
+    if names.iter().any(|n| n == "sql") {
+        rampart_sql::SqlConfig::from_value(section("sql", &config.sql)?)
+            .map_err(|e| ServerError::Toolbox { toolbox: "sql".into(), message: e.to_string() })?;
     }
     SystemToolbox::new(SystemInfo { local_timezone: config.tools.system.local_timezone.clone(), ..Default::default() })
         .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?;
@@ -211,6 +226,10 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
             ),
             "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
             "fs" => Arc::new(fs_toolbox(config)?),
+            "sql" => Arc::new(
+                SqlToolbox::from_config(section("sql", &config.sql)?)
+                    .map_err(|e| ServerError::Toolbox { toolbox: "sql".into(), message: e.to_string() })?,
+            ),
             _ => Arc::new(ConformanceToolbox),
         };
         builder = builder.toolbox(toolbox);

@@ -13,4 +13,5 @@ mod limits;
 mod real_clients;
 mod security;
 mod shutdown;
+mod sql;
 mod stdio;
