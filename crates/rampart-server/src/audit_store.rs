@@ -26,21 +26,30 @@ pub fn record_from_row(row: &AuditRow) -> Result<AuditRecord, SinkError> {
     serde_json::from_str(&row.record).map_err(SinkError::backend)
 }
 
+fn row(record: &AuditRecord) -> Result<AuditRow, SinkError> {
+    Ok(AuditRow {
+        seq: i64::try_from(record.seq).map_err(SinkError::backend)?,
+        time_ms: record.event.time.as_millisecond(),
+        principal: record.event.principal.clone(),
+        method: record.event.method.clone(),
+        tool: record.event.tool.clone(),
+        outcome: record.event.outcome.as_str().into(),
+        record: serde_json::to_string(record).map_err(SinkError::backend)?,
+        hash: record.hash.clone(),
+    })
+}
+
 #[async_trait]
 impl AuditSink for StoreSink {
     async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
-        let json = serde_json::to_string(record).map_err(SinkError::backend)?;
-        let row = AuditRow {
-            seq: i64::try_from(record.seq).map_err(SinkError::backend)?,
-            time_ms: record.event.time.as_millisecond(),
-            principal: record.event.principal.clone(),
-            method: record.event.method.clone(),
-            tool: record.event.tool.clone(),
-            outcome: record.event.outcome.as_str().into(),
-            record: json,
-            hash: record.hash.clone(),
-        };
-        self.store.append_audit(&row).await.map_err(SinkError::backend)
+        self.store.append_audit(&row(record)?).await.map_err(SinkError::backend)
+    }
+
+    /// One transaction per batch: one commit (and one fsync) for every record queued
+    /// while the previous one was written.
+    async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+        let rows = records.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        self.store.append_audit_batch(&rows).await.map_err(SinkError::backend)
     }
 
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {

@@ -89,6 +89,41 @@ impl Store {
         }
     }
 
+    /// Appends records in one transaction: all are stored or none (the audit writer
+    /// batches what queued up while the previous commit ran).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a sequence number exists (two writers).
+    pub fn append_audit_batch(
+        &self,
+        rows: &[AuditRow],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let this = self.clone();
+        let rows = rows.to_vec();
+        async move {
+            let pool = this.ready().await?;
+            let mut transaction = pool.begin().await?;
+            for row in &rows {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                )))
+                .bind(row.seq)
+                .bind(row.time_ms)
+                .bind(row.principal.clone())
+                .bind(row.method.clone())
+                .bind(row.tool.clone())
+                .bind(row.outcome.clone())
+                .bind(row.record.clone())
+                .bind(row.hash.clone())
+                .execute(&mut *transaction)
+                .await
+                .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
+            }
+            transaction.commit().await?;
+            Ok(())
+        }
+    }
+
     /// The record with the highest sequence number.
     ///
     /// # Errors

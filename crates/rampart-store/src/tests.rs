@@ -100,6 +100,14 @@ async fn audit_rows(store: &Store) {
     assert_eq!(seqs(store.audit_records(&tail).await.unwrap()), [5, 4]);
     let after = AuditQuery { after_seq: Some(3), limit: 100, ..Default::default() };
     assert_eq!(seqs(store.audit_records(&after).await.unwrap()), [4, 5]);
+
+    let template = store.last_audit().await.unwrap().unwrap();
+    let batch: Vec<AuditRow> = (6..=7).map(|seq| AuditRow { seq, ..template.clone() }).collect();
+    store.append_audit_batch(&batch).await.unwrap();
+    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7);
+    let clash: Vec<AuditRow> = (7..=8).map(|seq| AuditRow { seq, ..template.clone() }).collect();
+    assert!(matches!(store.append_audit_batch(&clash).await.unwrap_err(), StoreError::Conflict(_)));
+    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7, "a failed batch stores nothing");
 }
 
 #[tokio::test]
