@@ -31,9 +31,12 @@ pub enum AuthError {
     /// A scheme this server does not accept, or a malformed header.
     #[error("malformed or unsupported credentials")]
     Malformed,
-    /// Wrong key, user or password.
+    /// Wrong key, user or password; an unknown, revoked, expired or badly signed token.
     #[error("invalid credentials")]
     Invalid,
+    /// A valid token without a required scope (RFC 6750 §3.1: 403 `insufficient_scope`).
+    #[error("insufficient scope")]
+    InsufficientScope,
 }
 
 impl AuthError {
@@ -43,6 +46,7 @@ impl AuthError {
             Self::Missing => "missing",
             Self::Malformed => "malformed",
             Self::Invalid => "invalid",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 }

@@ -176,6 +176,65 @@ pub struct AuthConfig {
     /// Roles of unauthenticated callers. Default `["public"]`, or `["admin"]` under
     /// `server.insecure_no_auth`.
     pub anonymous_roles: Option<Vec<String>>,
+    /// `[auth.jwt]`: accept JWT bearer tokens from an OAuth 2.1 authorization server.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[auth.jwt]`: Rampart as an OAuth 2.1 resource server (MCP 2025-11-25
+/// "Authorization"; RFC 9068 access tokens, RFC 9728 protected resource metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Expected `iss`: the authorization server's issuer URL.
+    pub issuer: String,
+    /// Expected `aud`: this server's resource identifier, e.g. `https://mcp.example.com/mcp`.
+    pub audience: String,
+    /// Where the signing keys are: a JWKS URL (cached; refreshed on an unknown `kid`).
+    pub jwks_url: Option<String>,
+    /// Or a local JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Or one public key in PEM (RSA, EC or Ed25519) with `algorithm`.
+    pub pem_file: Option<PathBuf>,
+    /// The algorithm of `pem_file` (e.g. `RS256`, `ES256`, `EdDSA`).
+    pub algorithm: Option<String>,
+    /// Algorithms accepted at all. Default `["RS256", "ES256", "EdDSA"]`; HMAC (`HS*`)
+    /// and `none` are never accepted.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Scopes every token must carry, else 403 `insufficient_scope`. Default none.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// Claim holding role names (dotted path, e.g. `realm_access.roles`). Default `roles`.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Roles granted per scope, e.g. `{ "mcp:read" = ["reader"] }`.
+    #[serde(default)]
+    pub scope_roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// Claim naming the principal. Default `sub`.
+    #[serde(default = "default_principal_claim")]
+    pub principal_claim: String,
+    /// Clock skew allowed on `exp`/`nbf`, seconds. Default 30.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// Least time between two JWKS fetches, seconds (an unknown `kid` triggers one). Default 60.
+    #[serde(default = "sixty")]
+    pub jwks_refresh_min_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+
+fn default_principal_claim() -> String {
+    "sub".into()
+}
+
+fn default_leeway() -> u64 {
+    30
 }
 
 impl Default for AuthConfig {
@@ -187,6 +246,7 @@ impl Default for AuthConfig {
             basic: None,
             anonymous: false,
             anonymous_roles: None,
+            jwt: None,
         }
     }
 }
@@ -380,6 +440,14 @@ session_idle_secs = 300
 # Roles of the static key's holder, and its principal id.
 key_principal = "static-key"
 key_roles = ["admin"]
+# JWT bearer tokens from an OAuth 2.1 authorization server (Keycloak, Auth0, Entra ID…):
+# [auth.jwt]
+# issuer = "https://idp.example.com/realms/acme"
+# audience = "https://mcp.example.com/mcp"
+# jwks_url = "https://idp.example.com/realms/acme/protocol/openid-connect/certs"
+# required_scopes = ["mcp"]
+# roles_claim = "realm_access.roles"
+# scope_roles = { "mcp:read" = ["reader"], "mcp:write" = ["writer"] }
 # Let requests without credentials in with anonymous_roles (default ["public"]: only
 # system_health). Wrong credentials are refused either way.
 anonymous = false

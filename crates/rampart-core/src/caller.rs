@@ -17,6 +17,10 @@ pub enum PrincipalKind {
     Basic,
     /// A Rampart API token (`rpt_…`).
     ApiToken,
+    /// A JWT from an OAuth 2.1 authorization server.
+    Jwt,
+    /// A TLS client certificate (mutual TLS).
+    ClientCertificate,
 }
 
 /// An authenticated identity: a stable id, how it was established, and its roles.

@@ -19,7 +19,12 @@ use rampart_auth::{AuthError, Authenticator, TOKEN_PREFIX};
 use rampart_config::Config;
 use rampart_core::{Caller, Principal, PrincipalKind, Transport};
 
-use crate::{http::error_body, security::SecurityGuard, tokens::TokenService};
+use crate::{
+    http::error_body,
+    jwt::{JwtVerifier, looks_like_jwt},
+    security::SecurityGuard,
+    tokens::TokenService,
+};
 
 /// Everything that turns credentials into a principal.
 pub struct Credentials {
@@ -32,6 +37,8 @@ pub struct Credentials {
     anonymous: Option<Principal>,
     /// `server.insecure_no_auth`: credentials are not checked at all.
     insecure: bool,
+    /// JWT bearer tokens, when `[auth.jwt]` is configured.
+    jwt: Option<Arc<JwtVerifier>>,
     guard: Arc<SecurityGuard>,
 }
 
@@ -46,6 +53,7 @@ impl Credentials {
     pub fn new(
         config: &Config,
         authenticator: Authenticator,
+        jwt: Option<Arc<JwtVerifier>>,
         tokens: Arc<TokenService>,
         guard: Arc<SecurityGuard>,
     ) -> Self {
@@ -60,13 +68,20 @@ impl Credentials {
             tokens,
             anonymous: (insecure || config.auth.anonymous).then(|| Principal::anonymous(anonymous_roles)),
             insecure,
+            jwt,
             guard,
         }
     }
 
-    /// Whether a static key or Basic user is configured (besides tokens).
-    pub fn has_static_credentials(&self) -> bool {
-        self.authenticator.is_enabled()
+    /// The JWT verifier, if configured (for the metadata route).
+    pub fn jwt(&self) -> Option<&Arc<JwtVerifier>> {
+        self.jwt.as_ref()
+    }
+
+    /// Whether anyone can authenticate without an API token: a static key, a Basic user,
+    /// or JWTs from an authorization server.
+    pub fn has_other_credentials(&self) -> bool {
+        self.authenticator.is_enabled() || self.jwt.is_some()
     }
 
     /// Whether unauthenticated callers get more than the `public` role (refused on a
@@ -90,15 +105,33 @@ impl Credentials {
             mode.push_str(" + ");
             mode.push_str(self.authenticator.mode());
         }
+        if self.jwt.is_some() {
+            mode.push_str(" + JWT (OAuth 2.1 resource server)");
+        }
         if let Some(anonymous) = &self.anonymous {
             mode.push_str(&format!(" (anonymous allowed as {})", anonymous.roles.join(",")));
         }
         mode
     }
 
-    fn challenge(&self) -> String {
-        let challenge = self.authenticator.challenge();
-        if challenge.contains("Bearer") { challenge } else { format!(r#"Bearer realm="rampart", {challenge}"#) }
+    /// The `WWW-Authenticate` value of a 401 (RFC 9110 §11.6.1; with JWTs, RFC 9728 §5.1
+    /// `resource_metadata`) or of a 403 `insufficient_scope` (RFC 6750 §3.1).
+    fn challenge(&self, error: AuthError) -> String {
+        let mut bearer = String::from(r#"Bearer realm="rampart""#);
+        if let Some(jwt) = &self.jwt {
+            bearer.push_str(&format!(r#", resource_metadata="{}""#, jwt.metadata_url()));
+            if error == AuthError::InsufficientScope {
+                bearer
+                    .push_str(&format!(r#", error="insufficient_scope", scope="{}""#, jwt.required_scopes().join(" ")));
+            } else if error == AuthError::Invalid {
+                bearer.push_str(r#", error="invalid_token""#);
+            }
+        }
+        let basic = self.authenticator.challenge();
+        match basic.find("Basic") {
+            Some(start) => format!("{bearer}, {}", &basic[start..]),
+            None => bearer,
+        }
     }
 
     /// Authenticates an `Authorization` header value.
@@ -113,10 +146,16 @@ impl Credentials {
             return self.anonymous.clone().ok_or(AuthError::Missing);
         };
         let bearer = header.trim().split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-        if let Some((_, token)) = bearer
-            && token.trim().starts_with(TOKEN_PREFIX)
-        {
-            return self.tokens.authenticate(token.trim()).await;
+        if let Some((_, token)) = bearer {
+            let token = token.trim();
+            if token.starts_with(TOKEN_PREFIX) {
+                return self.tokens.authenticate(token).await;
+            }
+            if let Some(jwt) = &self.jwt
+                && looks_like_jwt(token)
+            {
+                return jwt.verify(token).await;
+            }
         }
         let principal = self.authenticator.authenticate(Some(header))?;
         Ok(match principal.kind {
@@ -163,9 +202,16 @@ pub(crate) async fn authenticate(
                 return throttled(&credentials, wait);
             }
             credentials.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), &path).await;
-            let message = format!("{error}: send Authorization: Bearer <API token> (rampart token create)");
-            let mut response = (StatusCode::UNAUTHORIZED, error_body("unauthorized", &message)).into_response();
-            if let Ok(value) = HeaderValue::from_str(&credentials.challenge()) {
+            let (status, message) = if error == AuthError::InsufficientScope {
+                (StatusCode::FORBIDDEN, "insufficient_scope: the token lacks a required scope".to_owned())
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("{error}: send Authorization: Bearer <API token> (rampart token create)"),
+                )
+            };
+            let mut response = (status, error_body("unauthorized", &message)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&credentials.challenge(error)) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
             }
             return response;

@@ -79,6 +79,11 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
         .route("/", get(health))
         .route("/healthz", get(health))
         .route("/readyz", get(ready).with_state((state.store.clone(), state.pipeline.clone())))
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata).with_state(state.credentials.clone()))
+        .route(
+            "/.well-known/oauth-protected-resource/{*path}",
+            get(resource_metadata).with_state(state.credentials.clone()),
+        )
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
@@ -123,6 +128,14 @@ async fn ready(State((store, pipeline)): State<(Store, Arc<Pipeline>)>) -> Respo
     });
     let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()
+}
+
+/// RFC 9728 protected resource metadata, when `[auth.jwt]` is configured (public).
+async fn resource_metadata(State(credentials): State<Arc<Credentials>>) -> Response {
+    match credentials.jwt() {
+        Some(jwt) => Json(jwt.metadata()).into_response(),
+        None => not_found().await,
+    }
 }
 
 /// What `/metrics` reads.

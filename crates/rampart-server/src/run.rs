@@ -157,7 +157,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
 /// First run: with no static key, no Basic user and no active API token, nobody could
 /// authenticate; create an `admin` token and show it once.
 async fn bootstrap_admin_token(built: &Built) {
-    if built.credentials.is_insecure() || built.credentials.has_static_credentials() {
+    if built.credentials.is_insecure() || built.credentials.has_other_credentials() {
         return;
     }
     match built.tokens.active_count().await {

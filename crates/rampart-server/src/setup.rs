@@ -16,8 +16,8 @@ use rampart_store::Store;
 use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
 
 use crate::{
-    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, limits::Limits, metrics::Metrics,
-    security::SecurityGuard, tokens::TokenService,
+    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, jwt::JwtVerifier, limits::Limits,
+    metrics::Metrics, security::SecurityGuard, tokens::TokenService,
 };
 
 /// Toolbox names accepted in `tools.enabled`.
@@ -180,6 +180,9 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     build_policy(config)?;
     toolbox_names(config)?;
     authenticator(config)?;
+    if let Some(jwt) = &config.auth.jwt {
+        JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?;
+    }
     open_store(config)?;
     let names = toolbox_names(config)?;
     if names.iter().any(|n| n == "fs") {
@@ -236,7 +239,11 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
     }
     let pipeline = Arc::new(builder.build().map_err(|e| ServerError::Duplicate(e.to_string()))?);
     let authenticator = authenticator(config)?;
-    let credentials = Arc::new(Credentials::new(config, authenticator, tokens.clone(), guard.clone()));
+    let jwt = match &config.auth.jwt {
+        Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?)),
+        None => None,
+    };
+    let credentials = Arc::new(Credentials::new(config, authenticator, jwt, tokens.clone(), guard.clone()));
     let identity = ServerIdentity {
         name: "rampart".into(),
         version: rampart_core::VERSION.into(),

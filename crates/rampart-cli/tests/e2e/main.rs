@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod fs;
 mod http;
+mod jwt;
 mod limits;
 mod real_clients;
 mod security;
