@@ -14,7 +14,7 @@ pub use env_vars::{ENV_VARS, EnvVar, EnvVarKind};
 pub use load::{ConfigError, LoadOptions, Loaded, load};
 pub use model::{
     AuditConfig, AuditFailure, AuthConfig, BasicAuthConfig, Config, EXAMPLE_CONFIG, JwtConfig, LimitsConfig, LogConfig,
-    LogFormat, Profile, ServerConfig, StdioConfig, StoreConfig, SystemToolsConfig, ToolLimit, ToolsConfig,
-    TransportKind,
+    LogFormat, Profile, ServerConfig, StdioConfig, StoreConfig, SystemToolsConfig, TlsClient, TlsConfig, ToolLimit,
+    ToolsConfig, TransportKind,
 };
 pub use secret::Secret;

@@ -30,6 +30,8 @@ pub struct Config {
     pub roles: PolicyConfig,
     /// `[limits]`: rate limits, caps and timeouts.
     pub limits: LimitsConfig,
+    /// `[tls]`: serve HTTPS (TLS 1.3 only), optionally requiring client certificates.
+    pub tls: Option<TlsConfig>,
     /// `[fs]`: the filesystem toolbox (validated by `rampart-fs`; enable it with
     /// `tools.enabled = [..., "fs"]`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
@@ -344,6 +346,36 @@ impl Default for StdioConfig {
     }
 }
 
+/// `[tls]`: TLS 1.3 with rustls; with `client_ca`, mutual TLS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Server private key, PEM.
+    pub key: PathBuf,
+    /// CA certificates (PEM) that sign client certificates: when set, every client must
+    /// present a certificate signed by one of them.
+    pub client_ca: Option<PathBuf>,
+    /// Certificate revocation lists (PEM) for client certificates.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Client identities (certificate subject CN, or a DNS/URI/email SAN) mapped to a
+    /// principal: `[tls.clients."ci-bot.example.com"] roles = ["reader"]`.
+    #[serde(default)]
+    pub clients: std::collections::BTreeMap<String, TlsClient>,
+}
+
+/// `[tls.clients.IDENTITY]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClient {
+    /// Principal id. Default `cert:IDENTITY`.
+    pub principal: Option<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -504,6 +536,16 @@ header_read_timeout_secs = 10
 # writable = false
 # max_rows = 1000
 # statement_timeout_ms = 5000
+
+# HTTPS (TLS 1.3 only). With client_ca, every client needs a certificate signed by it,
+# and [tls.clients.IDENTITY] maps a certificate (subject CN or SAN) to roles.
+# [tls]
+# cert = "/etc/rampart/server.pem"
+# key = "/etc/rampart/server.key"
+# client_ca = "/etc/rampart/clients-ca.pem"
+# crls = ["/etc/rampart/clients.crl"]
+# [tls.clients."ci-bot.example.com"]
+# roles = ["reader"]
 
 [stdio]
 # Who the caller is on stdio: whoever started the process.

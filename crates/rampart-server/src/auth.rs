@@ -7,7 +7,7 @@
 //! `WWW-Authenticate` (RFC 9110 §11.6.1), logged with the remote address and a reason —
 //! never the credential — and audited.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -23,6 +23,7 @@ use crate::{
     http::error_body,
     jwt::{JwtVerifier, looks_like_jwt},
     security::SecurityGuard,
+    tls::ClientIdentity,
     tokens::TokenService,
 };
 
@@ -39,6 +40,8 @@ pub struct Credentials {
     insecure: bool,
     /// JWT bearer tokens, when `[auth.jwt]` is configured.
     jwt: Option<Arc<JwtVerifier>>,
+    /// Client-certificate identities mapped to principals (`[tls.clients]`).
+    certificates: HashMap<String, Principal>,
     guard: Arc<SecurityGuard>,
 }
 
@@ -69,6 +72,18 @@ impl Credentials {
             anonymous: (insecure || config.auth.anonymous).then(|| Principal::anonymous(anonymous_roles)),
             insecure,
             jwt,
+            certificates: config
+                .tls
+                .iter()
+                .flat_map(|tls| tls.clients.iter())
+                .map(|(identity, client)| {
+                    let id = client.principal.clone().unwrap_or_else(|| format!("cert:{identity}"));
+                    (
+                        identity.clone(),
+                        Principal { id, kind: PrincipalKind::ClientCertificate, roles: client.roles.clone() },
+                    )
+                })
+                .collect(),
             guard,
         }
     }
@@ -138,12 +153,19 @@ impl Credentials {
     ///
     /// # Errors
     /// [`AuthError`].
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+    /// Without an `Authorization` header, a verified TLS client certificate whose
+    /// identity (CN or SAN) is in `[tls.clients]` authenticates the request.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&ClientIdentity>,
+    ) -> Result<Principal, AuthError> {
         if self.insecure {
             return self.anonymous.clone().ok_or(AuthError::Missing);
         }
         let Some(header) = authorization else {
-            return self.anonymous.clone().ok_or(AuthError::Missing);
+            let mapped = certificate.and_then(|c| c.0.iter().find_map(|name| self.certificates.get(name)));
+            return mapped.cloned().or_else(|| self.anonymous.clone()).ok_or(AuthError::Missing);
         };
         let bearer = header.trim().split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
         if let Some((_, token)) = bearer {
@@ -192,7 +214,8 @@ pub(crate) async fn authenticate(
         return throttled(&credentials, wait);
     }
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let principal = match credentials.authenticate(header.as_deref()).await {
+    let certificate = request.extensions().get::<ClientIdentity>().cloned();
+    let principal = match credentials.authenticate(header.as_deref(), certificate.as_ref()).await {
         Ok(principal) => principal,
         Err(error) => {
             let path = request.uri().path().to_owned();

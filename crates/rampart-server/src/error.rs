@@ -33,6 +33,9 @@ pub enum ServerError {
     /// The store cannot be opened.
     #[error("store: {0}")]
     Store(String),
+    /// TLS cannot be set up.
+    #[error("{0}")]
+    Tls(String),
     /// The audit log cannot be opened.
     #[error("audit log: {0}")]
     Audit(String),

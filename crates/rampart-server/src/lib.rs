@@ -17,6 +17,7 @@ mod metrics;
 mod run;
 mod security;
 mod setup;
+mod tls;
 mod tokens;
 
 pub use audit_store::{StoreSink, record_from_row};
@@ -29,4 +30,5 @@ pub use metrics::Metrics;
 pub use run::{Running, serve, start_http};
 pub use security::SecurityGuard;
 pub use setup::{Built, KNOWN_TOOLBOXES, build, build_policy, open_store, stdio_principal, validate};
+pub use tls::{ClientIdentity, TlsError};
 pub use tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration};

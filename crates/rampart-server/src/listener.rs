@@ -12,12 +12,23 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
 };
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::tls::ClientIdentity;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// Serves `app` on `listener` until `stop`, then waits for open connections to finish
-/// (the caller bounds that wait).
-pub(crate) async fn serve(listener: TcpListener, app: Router, stop: CancellationToken, header_read_timeout: Duration) {
+/// (the caller bounds that wait). With `tls`, each connection is a TLS 1.3 handshake first
+/// (bounded by the header-read timeout), and a verified client certificate's identity is
+/// put in each request's extensions.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+) {
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, remote) = tokio::select! {
@@ -37,18 +48,81 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, stop: Cancellation
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let app = app.clone();
-        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
-            app.clone().oneshot(request.map(Body::new))
-        });
-        let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = tls.clone() else {
+            let service = request_service(app, remote, None);
+            spawn_connection(&graceful, TokioIo::new(stream), service, header_read_timeout, remote);
+            continue;
+        };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let handshake = tokio::time::timeout(header_read_timeout, tls.accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::info!(%error, %remote, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let identity =
+                stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).map(crate::tls::identity);
+            let service = request_service(app, remote, identity);
+            let mut builder = http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %remote, "connection ended with an error");
             }
         });
     }
     graceful.shutdown().await;
+}
+
+/// The per-connection service: the app, with the remote address and the client
+/// certificate's identity in each request's extensions.
+fn request_service(
+    app: Router,
+    remote: SocketAddr,
+    identity: Option<ClientIdentity>,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+        if let Some(identity) = &identity {
+            request.extensions_mut().insert(identity.clone());
+        }
+        app.clone().oneshot(request.map(Body::new))
+    })
+}
+
+fn spawn_connection<S>(
+    graceful: &GracefulShutdown,
+    io: TokioIo<tokio::net::TcpStream>,
+    service: S,
+    header_read_timeout: Duration,
+    remote: SocketAddr,
+) where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let connection = graceful.watch(builder.serve_connection(io, service));
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, %remote, "connection ended with an error");
+        }
+    });
 }

@@ -67,12 +67,22 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
             let metrics_listener =
                 TcpListener::bind(address).await.map_err(|source| ServerError::Bind { address, source })?;
             let bound = metrics_listener.local_addr()?;
-            tokio::spawn(listener::serve(metrics_listener, metrics_router(metrics), shutdown.clone(), header_timeout));
+            tokio::spawn(listener::serve(
+                metrics_listener,
+                metrics_router(metrics),
+                shutdown.clone(),
+                header_timeout,
+                None,
+            ));
             Some(bound)
         }
         None => None,
     };
-    let server = listener::serve(listener, app, shutdown.clone(), header_timeout);
+    let tls = match &config.tls {
+        Some(tls) => Some(crate::tls::acceptor(tls).map_err(|e| ServerError::Tls(e.to_string()))?),
+        None => None,
+    };
+    let server = listener::serve(listener, app, shutdown.clone(), header_timeout, tls);
     let drain = drain_then_close(
         built.pipeline.clone(),
         shutdown.clone(),
@@ -131,7 +141,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         TransportKind::Http => {
             let running = start_http(&config, &built).await?;
             let mode = if config.server.stateless { "stateless" } else { "sessions; 2026-07-28 clients stateless" };
-            banner(&config, &built, &format!("streamable HTTP at http://{}/mcp ({mode})", running.local_addr));
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            let mtls = match &config.tls {
+                Some(tls) if tls.client_ca.is_some() => ", TLS 1.3, client certificates required",
+                Some(_) => ", TLS 1.3",
+                None => "",
+            };
+            banner(
+                &config,
+                &built,
+                &format!("streamable HTTP at {scheme}://{}/mcp ({mode}{mtls})", running.local_addr),
+            );
             match running.metrics_addr {
                 Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),
                 None => eprintln!("  metrics:   http://{}/metrics (authenticated)", running.local_addr),

@@ -183,6 +183,9 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     if let Some(jwt) = &config.auth.jwt {
         JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?;
     }
+    if let Some(tls) = &config.tls {
+        crate::tls::acceptor(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
     open_store(config)?;
     let names = toolbox_names(config)?;
     if names.iter().any(|n| n == "fs") {

@@ -16,3 +16,4 @@ mod security;
 mod shutdown;
 mod sql;
 mod stdio;
+mod tls;

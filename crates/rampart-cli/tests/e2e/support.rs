@@ -51,7 +51,7 @@ impl Server {
         for (key, value) in env {
             command.env(key, value);
         }
-        let (child, stderr, banner) = spawn_collecting(command, "streamable HTTP at http://");
+        let (child, stderr, banner) = spawn_collecting(command, "streamable HTTP at http");
         let url = banner
             .split("streamable HTTP at ")
             .nth(1)
