@@ -40,6 +40,10 @@ pub struct Config {
     /// `tools.enabled = [..., "sql"]`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub sql: serde_json::Value,
+    /// `[http]`: the HTTP APIs toolbox (validated by `rampart-http`; enable it with
+    /// `tools.enabled = [..., "http"]`).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub http: serde_json::Value,
 }
 
 /// `[limits]`. A value of 0 means unlimited.
@@ -546,6 +550,16 @@ header_read_timeout_secs = 10
 # crls = ["/etc/rampart/clients.crl"]
 # [tls.clients."ci-bot.example.com"]
 # roles = ["reader"]
+
+# The HTTP APIs toolbox (add "http" to tools.enabled). Credentials are injected from the
+# environment and never shown to the agent; roles need http_apis scopes.
+# [http.apis.github]
+# base_url = "https://api.github.com"
+# methods = ["GET"]
+# paths = ["/repos/**", "/user"]
+# auth = { kind = "bearer", env = "GITHUB_TOKEN" }
+# timeout_ms = 10000
+# max_response_bytes = 1048576
 
 [stdio]
 # Who the caller is on stdio: whoever started the process.

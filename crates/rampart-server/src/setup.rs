@@ -9,6 +9,7 @@ use rampart_auth::Authenticator;
 use rampart_config::{AuditFailure, Config, Profile};
 use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
 use rampart_fs::FsToolbox;
+use rampart_http::HttpToolbox;
 use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
 use rampart_policy::Policy;
 use rampart_sql::SqlToolbox;
@@ -21,7 +22,7 @@ use crate::{
 };
 
 /// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql"];
+pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql", "http"];
 
 /// Everything built from the configuration.
 pub struct Built {
@@ -156,6 +157,7 @@ fn section(name: &str, value: &serde_json::Value) -> Result<serde_json::Value, S
     if value.is_null() {
         let hint = match name {
             "fs" => "[[fs.roots]] path = \"...\"",
+            "http" => "[http.apis.NAME] base_url = \"...\"",
             _ => "[sql.databases.NAME] url = \"...\"",
         };
         return Err(ServerError::Toolbox {
@@ -190,6 +192,10 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     let names = toolbox_names(config)?;
     if names.iter().any(|n| n == "fs") {
         fs_toolbox(config)?;
+    }
+    if names.iter().any(|n| n == "http") {
+        rampart_http::HttpConfig::from_value(section("http", &config.http)?)
+            .map_err(|e| ServerError::Toolbox { toolbox: "http".into(), message: e.to_string() })?;
     }
     if names.iter().any(|n| n == "sql") {
         rampart_sql::SqlConfig::from_value(section("sql", &config.sql)?)
@@ -232,6 +238,10 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
             ),
             "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
             "fs" => Arc::new(fs_toolbox(config)?),
+            "http" => Arc::new(
+                HttpToolbox::from_config(section("http", &config.http)?)
+                    .map_err(|e| ServerError::Toolbox { toolbox: "http".into(), message: e.to_string() })?,
+            ),
             "sql" => Arc::new(
                 SqlToolbox::from_config(section("sql", &config.sql)?)
                     .map_err(|e| ServerError::Toolbox { toolbox: "sql".into(), message: e.to_string() })?,
