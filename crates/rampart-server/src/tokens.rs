@@ -19,6 +19,11 @@ use serde::Serialize;
 /// How often `last_used_at` is written for one token, at most.
 const TOUCH_INTERVAL_MS: i64 = 60_000;
 
+/// How long a verified token is trusted without a database lookup. A revocation made in
+/// this process applies at once; one made elsewhere (the CLI, another replica) within
+/// this time.
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A token operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -133,6 +138,8 @@ pub struct TokenService {
     store: Store,
     policy: Arc<Policy>,
     touched: Mutex<HashMap<String, i64>>,
+    /// digest → (principal, token id, expiry ms, when verified).
+    verified: Mutex<HashMap<String, (Principal, String, Option<i64>, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -144,7 +151,7 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// Tokens in `store`, roles checked against `policy`.
     pub fn new(store: Store, policy: Arc<Policy>) -> Self {
-        Self { store, policy, touched: Mutex::new(HashMap::new()) }
+        Self { store, policy, touched: Mutex::new(HashMap::new()), verified: Mutex::new(HashMap::new()) }
     }
 
     fn check_roles(&self, roles: &[String]) -> Result<(), TokenError> {
@@ -213,6 +220,7 @@ impl TokenService {
     /// [`TokenError::NotFound`], [`TokenError::Revoked`].
     pub async fn revoke(&self, key: &str) -> Result<TokenInfo, TokenError> {
         let row = self.find(key).await?;
+        self.forget(&row.digest);
         if !self.store.revoke_token(&row.id, now_ms()).await? {
             return Err(TokenError::Revoked(key.to_owned()));
         }
@@ -225,6 +233,7 @@ impl TokenService {
     /// [`TokenError::NotFound`], [`TokenError::Revoked`].
     pub async fn rotate(&self, key: &str) -> Result<CreatedToken, TokenError> {
         let row = self.find(key).await?;
+        self.forget(&row.digest);
         let new = generate_token();
         if !self.store.rotate_token(&row.id, &new.digest, &new.display_prefix).await? {
             return Err(TokenError::Revoked(key.to_owned()));
@@ -248,7 +257,11 @@ impl TokenService {
     /// unknown, revoked or expired token; a store failure is logged and is `Invalid`.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
         check_token_format(presented).map_err(|_| AuthError::Malformed)?;
-        let row = match self.store.token_by_digest(&token_digest(presented)).await {
+        let digest = token_digest(presented);
+        if let Some(principal) = self.recently_verified(&digest) {
+            return Ok(principal);
+        }
+        let row = match self.store.token_by_digest(&digest).await {
             Ok(Some(row)) => row,
             Ok(None) => return Err(AuthError::Invalid),
             Err(error) => {
@@ -261,7 +274,29 @@ impl TokenService {
             return Err(AuthError::Invalid);
         }
         self.touch(&row.id, now).await;
-        Ok(Principal { id: format!("token:{}", row.name), kind: PrincipalKind::ApiToken, roles: row.roles })
+        let principal =
+            Principal { id: format!("token:{}", row.name), kind: PrincipalKind::ApiToken, roles: row.roles };
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() > 10_000 {
+                verified.retain(|_, entry| entry.3.elapsed() < VERIFIED_TTL);
+            }
+            verified.insert(digest, (principal.clone(), row.id, row.expires_at, std::time::Instant::now()));
+        }
+        Ok(principal)
+    }
+
+    /// A principal verified less than [`VERIFIED_TTL`] ago and not expired since.
+    fn recently_verified(&self, digest: &str) -> Option<Principal> {
+        let verified = self.verified.lock().ok()?;
+        let (principal, _, expires_at, at) = verified.get(digest)?;
+        let fresh = at.elapsed() < VERIFIED_TTL && expires_at.is_none_or(|e| e > now_ms());
+        fresh.then(|| principal.clone())
+    }
+
+    fn forget(&self, digest: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.remove(digest);
+        }
     }
 
     /// Writes `last_used_at`, at most once a minute per token.

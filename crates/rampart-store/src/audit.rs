@@ -89,8 +89,9 @@ impl Store {
         }
     }
 
-    /// Appends records in one transaction: all are stored or none (the audit writer
-    /// batches what queued up while the previous commit ran).
+    /// Appends records in one multi-row INSERT: one statement, so all are stored or none,
+    /// in one round trip (the audit writer batches what queued up while the previous
+    /// write ran).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when a sequence number exists (two writers).
@@ -101,25 +102,46 @@ impl Store {
         let this = self.clone();
         let rows = rows.to_vec();
         async move {
-            let pool = this.ready().await?;
-            let mut transaction = pool.begin().await?;
-            for row in &rows {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                )))
-                .bind(row.seq)
-                .bind(row.time_ms)
-                .bind(row.principal.clone())
-                .bind(row.method.clone())
-                .bind(row.tool.clone())
-                .bind(row.outcome.clone())
-                .bind(row.record.clone())
-                .bind(row.hash.clone())
-                .execute(&mut *transaction)
-                .await
-                .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
+            if rows.is_empty() {
+                return Ok(());
             }
-            transaction.commit().await?;
+            let pool = this.ready().await?;
+            // 8 parameters per row; SQLite allows 32766 and PostgreSQL 65535 per statement.
+            for chunk in rows.chunks(512) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let n = i * 8;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            n + 1,
+                            n + 2,
+                            n + 3,
+                            n + 4,
+                            n + 5,
+                            n + 6,
+                            n + 7,
+                            n + 8
+                        )
+                    })
+                    .collect();
+                let sql = format!("INSERT INTO audit_records ({COLUMNS}) VALUES {}", values.join(", "));
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(row.seq)
+                        .bind(row.time_ms)
+                        .bind(row.principal.clone())
+                        .bind(row.method.clone())
+                        .bind(row.tool.clone())
+                        .bind(row.outcome.clone())
+                        .bind(row.record.clone())
+                        .bind(row.hash.clone());
+                }
+                let first = chunk.first().map_or(0, |r| r.seq);
+                query.execute(&pool).await.map_err(|e| {
+                    conflict_or(e, || format!("audit records from {first} already exist (another writer?)"))
+                })?;
+            }
             Ok(())
         }
     }
