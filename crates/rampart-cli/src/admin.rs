@@ -296,3 +296,14 @@ pub(crate) async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// `rampart sandbox check`: which exec sandbox layers this machine enforces.
+pub(crate) fn sandbox_check(json: bool) -> anyhow::Result<ExitCode> {
+    let report = rampart_exec::ExecToolbox::check_sandbox();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.missing(&rampart_exec::Layer::ALL).is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -45,6 +45,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Report which sandbox layers this machine enforces for the exec toolbox.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// List the tools of an MCP server (Rampart or any other).
     Tools(ClientArgs),
     /// Call a tool on an MCP server: `rampart call get_current_time timezone=Asia/Tokyo`.
@@ -282,5 +287,15 @@ pub(crate) enum PolicyCommand {
         resource: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SandboxCommand {
+    /// Probe Landlock, seccomp and namespaces; exit 1 when one is missing.
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }

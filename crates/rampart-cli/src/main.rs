@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::Token { command } => admin::token(command).await,
             Command::Audit { command } => admin::audit(command).await,
             Command::Policy { command } => admin::policy(command).await,
+            Command::Sandbox { command: args::SandboxCommand::Check { json } } => admin::sandbox_check(json),
             Command::Tools(args) => client::tools(args).await,
             Command::Call(args) => client::call(args).await,
         }

@@ -44,6 +44,10 @@ pub struct Config {
     /// `tools.enabled = [..., "http"]`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub http: serde_json::Value,
+    /// `[exec]`: sandboxed command execution (validated by `rampart-exec`; enable it with
+    /// `tools.enabled = [..., "exec"]`).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub exec: serde_json::Value,
 }
 
 /// `[limits]`. A value of 0 means unlimited.
@@ -560,6 +564,15 @@ header_read_timeout_secs = 10
 # auth = { kind = "bearer", env = "GITHUB_TOKEN" }
 # timeout_ms = 10000
 # max_response_bytes = 1048576
+
+# Sandboxed command execution (add "exec" to tools.enabled; `rampart sandbox check` shows
+# which layers this machine enforces). Roles need command scopes: commands = ["git"].
+# [exec]
+# programs = { git = "/usr/bin/git", ls = "/bin/ls" }
+# interpreters = { python3 = "/usr/bin/python3" }
+# require = ["landlock", "seccomp", "namespaces"]
+# network = false
+# timeout_s = 30
 
 [stdio]
 # Who the caller is on stdio: whoever started the process.

@@ -515,6 +515,13 @@ impl Pipeline {
         }
     }
 
+    /// Tells every toolbox that `session` ended (blocking: toolboxes may delete files).
+    pub fn end_session(&self, session: &str) {
+        for toolbox in &self.toolboxes {
+            toolbox.session_closed(session);
+        }
+    }
+
     /// Every toolbox's backing services, for `/readyz`.
     pub async fn readiness(&self) -> Vec<crate::ServiceStatus> {
         let checks = self.toolboxes.iter().map(|toolbox| toolbox.readiness());

@@ -269,6 +269,10 @@ pub trait Toolbox: Send + Sync + 'static {
     async fn readiness(&self) -> Vec<ServiceStatus> {
         Vec::new()
     }
+
+    /// The MCP session `session` ended (DELETE, idle timeout, stdio EOF): release what the
+    /// toolbox kept for it (e.g. a scratch directory). Called from a blocking thread.
+    fn session_closed(&self, _session: &str) {}
 }
 
 /// One backing service's state, as `/readyz` reports it.

@@ -47,17 +47,40 @@ pub struct McpHandler {
     transport: Transport,
     threshold: LogThreshold,
     stdio_principal: Principal,
+    session: Arc<SessionTracker>,
+}
+
+/// Remembers one session's id; when the session's handler is dropped (DELETE, idle
+/// timeout, stdio EOF), tells the pipeline so toolboxes release what they kept for it.
+struct SessionTracker {
+    pipeline: Arc<Pipeline>,
+    id: std::sync::OnceLock<String>,
+}
+
+impl Drop for SessionTracker {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let pipeline = self.pipeline.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || pipeline.end_session(&id));
+            }
+            Err(_) => pipeline.end_session(&id),
+        }
+    }
 }
 
 impl McpHandler {
     /// A handler serving `pipeline` over `transport`.
     pub fn new(pipeline: Arc<Pipeline>, identity: ServerIdentity, transport: Transport) -> Self {
+        let pipeline_for_tracker = pipeline.clone();
         Self {
             pipeline,
             identity: Arc::new(identity),
             transport,
             threshold: LogThreshold::new(),
             stdio_principal: Principal::local_operator(),
+            session: Arc::new(SessionTracker { pipeline: pipeline_for_tracker, id: Default::default() }),
         }
     }
 
@@ -69,14 +92,19 @@ impl McpHandler {
 
     /// The same server with fresh per-session state.
     pub fn for_new_session(&self) -> Self {
-        Self { threshold: LogThreshold::new(), ..self.clone() }
+        let session = Arc::new(SessionTracker { pipeline: self.pipeline.clone(), id: Default::default() });
+        Self { threshold: LogThreshold::new(), session, ..self.clone() }
     }
 
     /// The caller of this request: on stdio the local operator; on HTTP the [`Caller`]
     /// that authentication stored in the request's extensions (anonymous if none).
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         if self.transport == Transport::Stdio {
-            return Caller::local(self.stdio_principal.clone());
+            // One stdio process is one session: toolbox state (exec scratch) persists
+            // across its calls and is released at EOF.
+            let mut caller = Caller::local(self.stdio_principal.clone());
+            caller.session = Some(self.session.id.get_or_init(|| "stdio".into()).clone());
+            return caller;
         }
         let parts = context.extensions.get::<http::request::Parts>();
         // Authentication always stores a Caller; a request without one (a bug, or a test
@@ -89,6 +117,9 @@ impl McpHandler {
         });
         caller.session =
             parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(id) = &caller.session {
+            let _ = self.session.id.set(id.clone());
+        }
         caller
     }
 

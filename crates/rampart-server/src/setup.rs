@@ -8,6 +8,7 @@ use rampart_audit::{AuditLog, AuditSink, FailurePolicy, JsonlSink, Redactor};
 use rampart_auth::Authenticator;
 use rampart_config::{AuditFailure, Config, Profile};
 use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
+use rampart_exec::ExecToolbox;
 use rampart_fs::FsToolbox;
 use rampart_http::HttpToolbox;
 use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
@@ -22,7 +23,7 @@ use crate::{
 };
 
 /// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql", "http"];
+pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql", "http", "exec"];
 
 /// Everything built from the configuration.
 pub struct Built {
@@ -158,6 +159,7 @@ fn section(name: &str, value: &serde_json::Value) -> Result<serde_json::Value, S
         let hint = match name {
             "fs" => "[[fs.roots]] path = \"...\"",
             "http" => "[http.apis.NAME] base_url = \"...\"",
+            "exec" => "[exec] programs = { NAME = \"/path\" }",
             _ => "[sql.databases.NAME] url = \"...\"",
         };
         return Err(ServerError::Toolbox {
@@ -192,6 +194,10 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
     let names = toolbox_names(config)?;
     if names.iter().any(|n| n == "fs") {
         fs_toolbox(config)?;
+    }
+    if names.iter().any(|n| n == "exec") {
+        rampart_exec::ExecConfig::from_value(section("exec", &config.exec)?)
+            .map_err(|e| ServerError::Toolbox { toolbox: "exec".into(), message: e.to_string() })?;
     }
     if names.iter().any(|n| n == "http") {
         rampart_http::HttpConfig::from_value(section("http", &config.http)?)
@@ -238,6 +244,10 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
             ),
             "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
             "fs" => Arc::new(fs_toolbox(config)?),
+            "exec" => Arc::new(
+                ExecToolbox::from_config(section("exec", &config.exec)?)
+                    .map_err(|e| ServerError::Toolbox { toolbox: "exec".into(), message: e.to_string() })?,
+            ),
             "http" => Arc::new(
                 HttpToolbox::from_config(section("http", &config.http)?)
                     .map_err(|e| ServerError::Toolbox { toolbox: "http".into(), message: e.to_string() })?,

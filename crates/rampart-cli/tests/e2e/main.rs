@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod exec;
 mod fs;
 mod http;
 mod jwt;

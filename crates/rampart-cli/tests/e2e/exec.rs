@@ -1,0 +1,64 @@
+//! The `exec` toolbox through the real server: an allowlisted program in the sandbox,
+//! under the policy's command scopes.
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, TempDir, initialize_body, mcp_post, post_in_session_with};
+
+async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> Value {
+    let client = reqwest::Client::new();
+    let init =
+        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
+    messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap()
+}
+
+#[tokio::test]
+async fn a_granted_command_runs_sandboxed_and_an_ungranted_one_is_refused() {
+    let check = std::process::Command::new(crate::support::BIN).args(["sandbox", "check"]).output().unwrap();
+    if !check.status.success() {
+        return crate::support::skip(
+            "exec toolbox end-to-end",
+            "this machine lacks a sandbox layer (rampart sandbox check)",
+        );
+    }
+    let dir = TempDir::new("exec");
+    let scratch = dir.0.join("scratch");
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = [\"system\", \"exec\"]\n\n[exec]\nprograms = {{ echo = \"/bin/echo\", cat = \"/bin/cat\" }}\n\
+             scratch_root = \"{}\"\n\n[roles.builder]\nincludes = [\"writer\"]\ncommands = [\"echo\"]\n",
+            scratch.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let _admin = server.admin_token();
+    let make = |name: &str, role: &str| {
+        let (code, out, err) =
+            server.cli(&["token", "create", "--name", name, "--role", role, "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    };
+    let builder = make("b", "builder");
+    let writer = make("w", "writer");
+
+    let ran =
+        call(&server, &builder, "run_command", json!({ "program": "echo", "args": ["hello", "$HOME", ";", "id"] }))
+            .await;
+    assert_eq!(ran["result"]["isError"], false, "{ran}");
+    let text = ran.to_string();
+    assert!(text.contains("hello $HOME ; id"), "argv, never a shell: {text}");
+
+    let denied = call(&server, &writer, "run_command", json!({ "program": "echo", "args": ["x"] })).await;
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
+    let not_granted =
+        call(&server, &builder, "run_command", json!({ "program": "cat", "args": ["/etc/hostname"] })).await;
+    assert_eq!(not_granted["result"]["isError"], true, "cat is allowlisted but not granted: {not_granted}");
+}
