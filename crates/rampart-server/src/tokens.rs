@@ -133,13 +133,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, TokenError> {
     number.checked_mul(seconds).filter(|s| *s > 0).map(Duration::from_secs).ok_or_else(bad)
 }
 
+/// A token verified against the store: (principal, token id, expiry ms, when verified).
+type Verified = (Principal, String, Option<i64>, std::time::Instant);
+
 /// Token operations.
 pub struct TokenService {
     store: Store,
     policy: Arc<Policy>,
     touched: Mutex<HashMap<String, i64>>,
-    /// digest → (principal, token id, expiry ms, when verified).
-    verified: Mutex<HashMap<String, (Principal, String, Option<i64>, std::time::Instant)>>,
+    /// Recently verified tokens, by digest.
+    verified: Mutex<HashMap<String, Verified>>,
 }
 
 impl std::fmt::Debug for TokenService {
