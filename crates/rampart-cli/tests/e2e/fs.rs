@@ -68,3 +68,53 @@ async fn roles_with_filesystem_scopes_read_and_write_inside_the_root_only() {
     let (_, audit, _) = server.cli(&["audit", "search", "--principal", "token:r", "--json"]);
     assert!(audit.contains("\"denied\"") && audit.contains("write_file"), "{audit}");
 }
+
+#[tokio::test]
+async fn kill_9_of_the_server_during_a_large_write_leaves_the_old_or_the_new_file() {
+    let dir = TempDir::new("fs-kill");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let target = root.join("big.txt");
+    let old = "old content\n".repeat(1000);
+    std::fs::write(&target, &old).unwrap();
+    let root_str = root.to_str().unwrap();
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmax_body_bytes = 67108864\n\n[tools]\nenabled = [\"system\", \"fs\"]\n\n[[fs.roots]]\npath = \"{root_str}\"\nmode = \"read-write\"\n\n\
+             [roles.admin]\nfs = [{{ path = \"{root_str}/**\", access = \"read-write\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let new = "N".repeat(48 * 1024 * 1024);
+    for delay_ms in [5u64, 40, 120] {
+        std::fs::write(&target, &old).unwrap();
+        let mut server = Server::start(&["--config", config.to_str().unwrap(), "--insecure-no-auth"]);
+        let pid = server.pid();
+        let url = server.url.clone();
+        let body = json!({ "path": target.to_str().unwrap(), "content": new });
+        let write = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let init = mcp_post(&client, &url).json(&initialize_body(1, "2025-11-25")).send().await.ok()?;
+            let session = init.headers().get("mcp-session-id")?.to_str().ok()?.to_owned();
+            let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "write_file", "arguments": body } });
+            let _ = mcp_post(&client, &url).header("mcp-session-id", session).json(&call).send().await;
+            Some(())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300 + delay_ms)).await;
+        // SIGKILL the server itself (not the timeout wrapper): no chance to clean up.
+        let children = std::process::Command::new("pgrep").args(["-P", &pid.to_string()]).output().unwrap();
+        for child in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+            let _ = std::process::Command::new("kill").args(["-9", child]).status();
+        }
+        let _ = write.await;
+        let _ = server.terminate(5);
+        let content = std::fs::read(&target).unwrap();
+        assert!(
+            content == old.as_bytes() || content == new.as_bytes(),
+            "torn write after kill -9 at +{delay_ms} ms: {} bytes",
+            content.len()
+        );
+    }
+}
