@@ -1,20 +1,9 @@
 //! The `exec` toolbox through the real server: an allowlisted program in the sandbox,
 //! under the policy's command scopes.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Server, TempDir, initialize_body, mcp_post, post_in_session_with};
-
-async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> Value {
-    let client = reqwest::Client::new();
-    let init =
-        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = init.text().await;
-    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
-    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
-    messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap()
-}
+use crate::support::{Server, TempDir, call_tool};
 
 #[tokio::test]
 async fn a_granted_command_runs_sandboxed_and_an_ungranted_one_is_refused() {
@@ -48,17 +37,21 @@ async fn a_granted_command_runs_sandboxed_and_an_ungranted_one_is_refused() {
     let builder = make("b", "builder");
     let writer = make("w", "writer");
 
-    let ran =
-        call(&server, &builder, "run_command", json!({ "program": "echo", "args": ["hello", "$HOME", ";", "id"] }))
-            .await;
+    let ran = call_tool(
+        &server,
+        &builder,
+        "run_command",
+        json!({ "program": "echo", "args": ["hello", "$HOME", ";", "id"] }),
+    )
+    .await;
     assert_eq!(ran["result"]["isError"], false, "{ran}");
     let text = ran.to_string();
     assert!(text.contains("hello $HOME ; id"), "argv, never a shell: {text}");
 
-    let denied = call(&server, &writer, "run_command", json!({ "program": "echo", "args": ["x"] })).await;
+    let denied = call_tool(&server, &writer, "run_command", json!({ "program": "echo", "args": ["x"] })).await;
     assert_eq!(denied["result"]["isError"], true, "{denied}");
     assert!(denied.to_string().contains("permission denied"), "{denied}");
     let not_granted =
-        call(&server, &builder, "run_command", json!({ "program": "cat", "args": ["/etc/hostname"] })).await;
+        call_tool(&server, &builder, "run_command", json!({ "program": "cat", "args": ["/etc/hostname"] })).await;
     assert_eq!(not_granted["result"]["isError"], true, "cat is allowlisted but not granted: {not_granted}");
 }

@@ -1,21 +1,9 @@
 //! The `fs` toolbox through the real server: roots, roles with filesystem scopes, and the
 //! pipeline's audit of refusals.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Server, TempDir, initialize_body, mcp_post, post_in_session_with};
-
-async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> Value {
-    let client = reqwest::Client::new();
-    let init =
-        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
-    assert_eq!(init.status(), 200);
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = init.text().await;
-    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
-    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
-    messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap()
-}
+use crate::support::{Server, TempDir, call_tool, initialize_body, mcp_post};
 
 #[tokio::test]
 async fn roles_with_filesystem_scopes_read_and_write_inside_the_root_only() {
@@ -46,21 +34,21 @@ async fn roles_with_filesystem_scopes_read_and_write_inside_the_root_only() {
     let reader = mk("r", "reader");
     let writer = mk("w", "writer");
 
-    let read = call(&server, &reader, "read_text_file", json!({ "path": format!("{root_str}/a.txt") })).await;
+    let read = call_tool(&server, &reader, "read_text_file", json!({ "path": format!("{root_str}/a.txt") })).await;
     assert_eq!(read["result"]["isError"], false, "{read}");
     assert!(read["result"]["content"][0]["text"].as_str().unwrap().contains("hello from the root"));
 
     for path in ["../secret.txt", "/etc/passwd", &format!("{root_str}/../secret.txt")] {
-        let escape = call(&server, &reader, "read_text_file", json!({ "path": path })).await;
+        let escape = call_tool(&server, &reader, "read_text_file", json!({ "path": path })).await;
         assert_eq!(escape["result"]["isError"], true, "{path}: {escape}");
         assert!(!escape.to_string().contains("outside\""), "{escape}");
     }
 
     let denied =
-        call(&server, &reader, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "x" })).await;
+        call_tool(&server, &reader, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "x" })).await;
     assert_eq!(denied["error"]["code"], -32602, "a reader has no write tool: {denied}");
     let written =
-        call(&server, &writer, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "written" }))
+        call_tool(&server, &writer, "write_file", json!({ "path": format!("{root_str}/b.txt"), "content": "written" }))
             .await;
     assert_eq!(written["result"]["isError"], false, "{written}");
     assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "written");

@@ -3,18 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, TempDir, initialize_body, mcp_post, post_in_session_with};
-
-async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> Value {
-    let client = reqwest::Client::new();
-    let init =
-        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = init.text().await;
-    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
-    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
-    messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap()
-}
+use crate::support::{Server, TempDir, call_tool};
 
 #[tokio::test]
 async fn an_analyst_queries_but_cannot_write_and_readiness_lists_the_database() {
@@ -46,15 +35,15 @@ async fn an_analyst_queries_but_cannot_write_and_readiness_lists_the_database() 
         server.cli(&["token", "create", "--name", "r", "--role", "reader", "--config", config.to_str().unwrap()]);
     let reader = reader.trim();
 
-    let rows = call(&server, analyst, "sql_query", json!({ "database": "shop", "query": "SELECT name FROM orders WHERE total > ? ORDER BY total DESC", "params": [100] })).await;
+    let rows = call_tool(&server, analyst, "sql_query", json!({ "database": "shop", "query": "SELECT name FROM orders WHERE total > ? ORDER BY total DESC", "params": [100] })).await;
     assert_eq!(rows["result"]["isError"], false, "{rows}");
     assert_eq!(rows["result"]["structuredContent"]["rows"], json!([["acme"], ["bolt"]]), "{rows}");
 
     let drop =
-        call(&server, analyst, "sql_query", json!({ "database": "shop", "query": "SELECT 1; DROP TABLE orders" }))
+        call_tool(&server, analyst, "sql_query", json!({ "database": "shop", "query": "SELECT 1; DROP TABLE orders" }))
             .await;
     assert_eq!(drop["result"]["isError"], true, "{drop}");
-    let no_scope = call(&server, reader, "sql_query", json!({ "database": "shop", "query": "SELECT 1" })).await;
+    let no_scope = call_tool(&server, reader, "sql_query", json!({ "database": "shop", "query": "SELECT 1" })).await;
     assert_eq!(no_scope["result"]["isError"], true, "a reader without the database scope: {no_scope}");
     assert!(no_scope.to_string().contains("permission denied"), "{no_scope}");
 

@@ -320,6 +320,19 @@ async fn post_in_session_as(
     (status, messages(&content_type, &body))
 }
 
+/// Opens a session with `token` and calls `tool`; returns the JSON-RPC response message.
+pub async fn call_tool(server: &Server, token: &str, tool: &str, arguments: serde_json::Value) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let init =
+        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    assert_eq!(init.status(), 200, "initialize");
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
+    messages.into_iter().find(|m| m.get("id") == Some(&serde_json::json!(2))).unwrap()
+}
+
 /// Whether third-party clients must be present (CI) rather than skipped.
 pub fn clients_required() -> bool {
     std::env::var("MCP_TEST_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
