@@ -293,9 +293,9 @@ impl Pipeline {
             .collect()
     }
 
-    /// The spec of one tool, if the caller may see it.
-    pub fn tool(&self, name: &str, context: &CallContext) -> Option<&ToolSpec> {
-        self.guard.check_tool(&context.caller, name).ok()?;
+    /// The spec of tool `name`, whoever asks: for validating a request's shape against
+    /// the tool's schema, never for showing it (visibility is `list_tools`/`call_tool`'s).
+    pub fn tool_spec(&self, name: &str) -> Option<&ToolSpec> {
         self.tools.get(name).map(|e| &e.spec)
     }
 

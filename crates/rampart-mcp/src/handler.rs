@@ -174,7 +174,7 @@ impl ServerHandler for McpHandler {
     /// Used by rmcp only to validate SEP-2243 `Mcp-Param-*` headers against the tool's
     /// schema; visibility is enforced by the pipeline on the call itself.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.pipeline.all_tools().into_iter().find(|t| t.name == name).and_then(|spec| retype(&spec).ok())
+        self.pipeline.tool_spec(name).and_then(|spec| retype(spec).ok())
     }
 
     async fn call_tool(

@@ -133,8 +133,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, TokenError> {
     number.checked_mul(seconds).filter(|s| *s > 0).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// A token verified against the store: (principal, token id, expiry ms, when verified).
-type Verified = (Principal, String, Option<i64>, std::time::Instant);
+/// A token verified against the store: (principal, expiry ms, when verified).
+type Verified = (Principal, Option<i64>, std::time::Instant);
 
 /// Token operations.
 pub struct TokenService {
@@ -281,9 +281,9 @@ impl TokenService {
             Principal { id: format!("token:{}", row.name), kind: PrincipalKind::ApiToken, roles: row.roles };
         if let Ok(mut verified) = self.verified.lock() {
             if verified.len() > 10_000 {
-                verified.retain(|_, entry| entry.3.elapsed() < VERIFIED_TTL);
+                verified.retain(|_, entry| entry.2.elapsed() < VERIFIED_TTL);
             }
-            verified.insert(digest, (principal.clone(), row.id, row.expires_at, std::time::Instant::now()));
+            verified.insert(digest, (principal.clone(), row.expires_at, std::time::Instant::now()));
         }
         Ok(principal)
     }
@@ -291,7 +291,7 @@ impl TokenService {
     /// A principal verified less than [`VERIFIED_TTL`] ago and not expired since.
     fn recently_verified(&self, digest: &str) -> Option<Principal> {
         let verified = self.verified.lock().ok()?;
-        let (principal, _, expires_at, at) = verified.get(digest)?;
+        let (principal, expires_at, at) = verified.get(digest)?;
         let fresh = at.elapsed() < VERIFIED_TTL && expires_at.is_none_or(|e| e > now_ms());
         fresh.then(|| principal.clone())
     }
