@@ -72,7 +72,9 @@ fn checksum(body: &str) -> String {
 
 /// Hex SHA-256 of a token, as stored.
 pub fn token_digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    // The digest's own lower-hex formatting: one allocation (a `format!` per byte was
+    // 2% of the server's CPU, on every authenticated request).
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 /// Generates a token from 256 bits of OS randomness.
@@ -112,6 +114,12 @@ pub fn looks_like_token(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_is_lower_case_hex_sha256() {
+        // Stored digests must never change form, or every issued token stops working.
+        assert_eq!(token_digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     #[test]
     fn generated_tokens_are_well_formed_and_distinct() {
