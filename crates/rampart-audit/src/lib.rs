@@ -10,7 +10,8 @@
 //! - [`AuditRecord`]: an event sealed into the chain (`seq`, `prev_hash`, `hash`); its
 //!   docs define the canonical form the hash covers.
 //! - [`AuditLog`]: the one writer; [`FailurePolicy`] says whether a request goes on when
-//!   its record cannot be written.
+//!   its record cannot be written, [`Commit`] whether a caller waits for its record to be
+//!   stored.
 //! - [`AuditSink`]: storage back-ends ([`JsonlSink`], [`MemorySink`]; the database one
 //!   lives with the store).
 //! - [`verify`] / [`Verifier`]: find an edited, deleted or reordered record by number.
@@ -21,7 +22,7 @@
 //! use rampart_audit::*;
 //!
 //! let sink = Arc::new(JsonlSink::open("audit.jsonl").await?);
-//! let log = AuditLog::start(sink, 1024, FailurePolicy::FailClosed).await?;
+//! let log = AuditLog::start(sink, 1024, FailurePolicy::FailClosed).await?.with_commit(Commit::Synchronous);
 //! let redactor = Redactor::new(["configured-api-key"]);
 //! let event = AuditEvent {
 //!     time: jiff::Timestamp::now(),
@@ -56,7 +57,7 @@ mod verify;
 
 pub use event::{AuditEvent, Decision, Outcome, format_time, micros, parse_time};
 pub use jsonl::{JsonlRecords, JsonlSink, ReadError, TornTail, read_jsonl};
-pub use log::{AuditError, AuditLog, AuditReceipt, FailurePolicy};
+pub use log::{AuditError, AuditLog, AuditReceipt, Commit, FailurePolicy};
 pub use record::{AuditRecord, GENESIS_HASH};
 pub use redact::{MIN_SECRET_CHARS, REDACTED, Redactor, is_secret_key};
 pub use sink::{AuditSink, MemorySink, SinkError};

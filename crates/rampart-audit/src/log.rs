@@ -1,6 +1,8 @@
 //! [`AuditLog`]: the one writer. Callers enqueue events on a bounded queue; one task
-//! seals them into the chain in arrival order, appends them to the sink and confirms each
-//! to its caller.
+//! seals them into the chain in arrival order and appends them to the sink in batches.
+//! Under [`Commit::Synchronous`] each caller waits for its record to be stored; under
+//! [`Commit::Asynchronous`] (the default) it goes on once the record is queued, and the
+//! writer holds records through a sink outage instead of dropping them.
 
 use std::{
     sync::{
@@ -12,44 +14,96 @@ use std::{
 
 use tokio::{
     sync::{
-        mpsc::{self, error::SendTimeoutError},
+        mpsc::{
+            self,
+            error::{SendTimeoutError, TrySendError},
+        },
         oneshot,
     },
     task::JoinHandle,
+    time::Instant,
 };
 
 use crate::{AuditEvent, AuditRecord, AuditSink, ChainHead, SinkError};
 
 /// Most records the writer seals and appends in one sink call (one flush or transaction).
 const MAX_BATCH: usize = 256;
+/// First wait before the writer retries records it holds after a sink failure; doubled
+/// after each failure up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// After storing a batch nobody waited for, the writer lets records gather this long
+/// before taking the next batch (PostgreSQL's `commit_delay`): under load, one sink
+/// transaction and one wake-up of the writer serve many calls instead of one each. A
+/// record that arrives while the writer is idle is still taken at once. This bounds what a
+/// crash of the process can lose under asynchronous commit to about this much traffic.
+const GROUP_COMMIT_DELAY: Duration = Duration::from_millis(10);
 
 /// What [`AuditLog::record`] does when a record cannot be written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FailurePolicy {
-    /// `record` returns the error; the caller refuses the operation. The default: an
-    /// operation that cannot be audited does not happen (or its result is withheld).
+    /// Nothing new runs while the log cannot be written: [`AuditLog::is_healthy`] turns
+    /// false at the first failed append and the pipeline refuses calls until it is true
+    /// again. Under [`Commit::Synchronous`], `record` returns the error and the caller
+    /// withholds the result; under [`Commit::Asynchronous`] the writer holds the records
+    /// it could not store and retries them (in order, the chain unbroken) until the sink
+    /// is back. The default.
     #[default]
     FailClosed,
-    /// `record` logs the error (tracing, `error` level) and returns a receipt with
-    /// `written() == false`; the operation goes on unaudited.
+    /// `record` logs the error (tracing, `error` level) and the operation goes on
+    /// unaudited; records that could not be stored are dropped (and logged as lost).
     FailOpen,
 }
 
-/// Proof that an event was handed to the audit log.
+/// When [`AuditLog::record`] returns: the trade-off between a call's latency and how
+/// many records a crash of the process can lose. The terms follow PostgreSQL's
+/// `synchronous_commit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Commit {
+    /// Once the event is queued (the default). The writer stores it within one batch
+    /// (typically well under a millisecond) and a caller never waits for the disk or the
+    /// database. A crash of the process (`kill -9`, power loss) loses the records still
+    /// queued; a graceful shutdown ([`AuditLog::drain`]) stores them. The tool's effect
+    /// has happened before its record is written under either mode, since the record
+    /// holds the outcome.
+    #[default]
+    Asynchronous,
+    /// Once the record is stored (committed, or flushed to the file): a result is never
+    /// released before its record is durable, at the cost of one sink round trip per
+    /// batch on every call's latency.
+    Synchronous,
+}
+
+/// What became of an event handed to [`AuditLog::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditReceipt {
-    seq: Option<u64>,
+    state: ReceiptState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReceiptState {
+    Stored(u64),
+    Queued,
+    NotWritten,
 }
 
 impl AuditReceipt {
-    /// Whether the record is durably stored.
+    /// Whether the record is durably stored (only known under [`Commit::Synchronous`]).
     pub fn written(&self) -> bool {
-        self.seq.is_some()
+        matches!(self.state, ReceiptState::Stored(_))
     }
 
-    /// The record's sequence number; `None` when it was not written (fail-open).
+    /// Whether the event is queued for the writer ([`Commit::Asynchronous`]).
+    pub fn queued(&self) -> bool {
+        matches!(self.state, ReceiptState::Queued)
+    }
+
+    /// The record's sequence number, when it is known to be stored.
     pub fn seq(&self) -> Option<u64> {
-        self.seq
+        match self.state {
+            ReceiptState::Stored(seq) => Some(seq),
+            ReceiptState::Queued | ReceiptState::NotWritten => None,
+        }
     }
 }
 
@@ -75,16 +129,33 @@ pub enum AuditError {
     ZeroCapacity,
 }
 
-/// One event waiting for the writer, and where to confirm it.
-struct Job {
-    event: AuditEvent,
-    reply: oneshot::Sender<Result<u64, Arc<SinkError>>>,
+type Reply = oneshot::Sender<Result<u64, Arc<SinkError>>>;
+
+/// What the writer receives.
+// Nearly every job is a record: boxing the event to shrink `Drain` would cost an
+// allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    /// An event, and where to confirm it (`None`: asynchronous, nobody waits).
+    Record { event: AuditEvent, reply: Option<Reply> },
+    /// [`AuditLog::drain`]: answer once everything queued before has been stored or given
+    /// up, with the number of records given up.
+    Drain(oneshot::Sender<usize>),
 }
 
-/// State the writer publishes for [`AuditLog::is_healthy`] and [`AuditLog::head`].
+/// State the writer shares with [`AuditLog`].
 struct Shared {
     healthy: AtomicBool,
     head: Mutex<ChainHead>,
+    /// Set by [`AuditLog::drain`]: past this instant the writer stops retrying records
+    /// it cannot store and writes them to the server log instead.
+    give_up_at: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn giving_up(&self) -> bool {
+        self.give_up_at.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|at| Instant::now() >= at)
+    }
 }
 
 /// The audit log: a bounded queue in front of one writer task that owns the chain.
@@ -96,6 +167,7 @@ pub struct AuditLog {
     sender: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     policy: FailurePolicy,
+    commit: Commit,
     queue_timeout: Duration,
     writer: JoinHandle<()>,
     sink: Arc<dyn AuditSink>,
@@ -105,6 +177,7 @@ impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
             .field("policy", &self.policy)
+            .field("commit", &self.commit)
             .field("queue_timeout", &self.queue_timeout)
             .field("queue_depth", &self.queue_depth())
             .field("healthy", &self.is_healthy())
@@ -117,8 +190,12 @@ impl AuditLog {
     /// [`Self::with_queue_timeout`] says otherwise: 2 s.
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 
+    /// How long [`Self::shutdown`] keeps retrying records the sink refuses: 5 s.
+    pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(5);
+
     /// Reads the sink's last record and starts the writer task (on the current tokio
-    /// runtime) with a queue of `capacity` events.
+    /// runtime) with a queue of `capacity` events, committing [`Commit::Asynchronous`]ly
+    /// unless [`Self::with_commit`] says otherwise.
     ///
     /// A sink that cannot be reached (a database that is down) does not stop the start:
     /// the log starts unhealthy ([`Self::is_healthy`] is false) and [`Self::probe`] or
@@ -143,11 +220,20 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(head.is_some()),
             head: Mutex::new(head.clone().unwrap_or_else(ChainHead::genesis)),
+            give_up_at: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel(capacity);
-        let writer = Writer { sink: Arc::clone(&sink), head, shared: Arc::clone(&shared) };
+        let writer = Writer { sink: Arc::clone(&sink), head, shared: Arc::clone(&shared), policy, given_up: 0 };
         let writer = tokio::spawn(writer.run(receiver));
-        Ok(Self { sender, shared, policy, queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT, writer, sink })
+        Ok(Self {
+            sender,
+            shared,
+            policy,
+            commit: Commit::default(),
+            queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
+            writer,
+            sink,
+        })
     }
 
     /// Checks that the sink answers again (reads its last record); on success the log is
@@ -173,36 +259,63 @@ impl AuditLog {
         self
     }
 
-    /// Appends `event` to the log and waits until it is durably stored.
+    /// The same log, with [`Self::record`] returning as `commit` says.
+    pub fn with_commit(mut self, commit: Commit) -> Self {
+        self.commit = commit;
+        self
+    }
+
+    /// Appends `event` to the log: returns once it is queued ([`Commit::Asynchronous`],
+    /// the receipt says `queued()`) or once it is stored ([`Commit::Synchronous`], the
+    /// receipt has its seq).
     ///
     /// # Errors
     /// Only under [`FailurePolicy::FailClosed`] (under `FailOpen` the error is logged and
     /// the receipt says `written() == false`): [`AuditError::QueueFull`] after waiting
-    /// the queue timeout for room, [`AuditError::Sink`] when the sink failed,
-    /// [`AuditError::WriterStopped`].
+    /// the queue timeout for room, [`AuditError::WriterStopped`], and, synchronous only,
+    /// [`AuditError::Sink`] when the sink failed.
     pub async fn record(&self, event: AuditEvent) -> Result<AuditReceipt, AuditError> {
-        match self.write(event).await {
-            Ok(seq) => Ok(AuditReceipt { seq: Some(seq) }),
+        let result = match self.commit {
+            Commit::Synchronous => self.write(event).await.map(ReceiptState::Stored),
+            Commit::Asynchronous => self.enqueue(event, None).await.map(|()| ReceiptState::Queued),
+        };
+        match result {
+            Ok(state) => Ok(AuditReceipt { state }),
             Err(error) => match self.policy {
                 FailurePolicy::FailClosed => Err(error),
                 FailurePolicy::FailOpen => {
                     tracing::error!(%error, "audit record lost; the request goes on (audit failure policy: fail open)");
-                    Ok(AuditReceipt { seq: None })
+                    Ok(AuditReceipt { state: ReceiptState::NotWritten })
                 }
             },
         }
     }
 
-    async fn write(&self, event: AuditEvent) -> Result<u64, AuditError> {
-        let (reply, confirmation) = oneshot::channel();
-        match self.sender.send_timeout(Job { event, reply }, self.queue_timeout).await {
-            Ok(()) => {}
+    async fn enqueue(&self, event: AuditEvent, reply: Option<Reply>) -> Result<(), AuditError> {
+        self.send(Job::Record { event, reply }).await
+    }
+
+    async fn send(&self, job: Job) -> Result<(), AuditError> {
+        // The common case first: a queue with room takes the job without arming a timer
+        // (a timer per call showed up in profiles).
+        let job = match self.sender.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(AuditError::WriterStopped),
+            Err(TrySendError::Full(job)) => job,
+        };
+        match self.sender.send_timeout(job, self.queue_timeout).await {
+            Ok(()) => Ok(()),
             Err(SendTimeoutError::Timeout(_)) => {
                 let waited_ms = u64::try_from(self.queue_timeout.as_millis()).unwrap_or(u64::MAX);
-                return Err(AuditError::QueueFull { waited_ms });
+                Err(AuditError::QueueFull { waited_ms })
             }
-            Err(SendTimeoutError::Closed(_)) => return Err(AuditError::WriterStopped),
+            Err(SendTimeoutError::Closed(_)) => Err(AuditError::WriterStopped),
         }
+    }
+
+    async fn write(&self, event: AuditEvent) -> Result<u64, AuditError> {
+        let (reply, confirmation) = oneshot::channel();
+        self.enqueue(event, Some(reply)).await?;
         match confirmation.await {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(error)) => Err(AuditError::Sink(error)),
@@ -210,9 +323,31 @@ impl AuditLog {
         }
     }
 
+    /// Waits until every event queued before this call is stored. While the sink refuses
+    /// them the writer keeps retrying until `grace` has passed; then it gives up on the
+    /// records it holds, writes each to the server log (tracing, `error` level, the
+    /// redacted event as JSON: the last place it can go), and goes on. Returns how many
+    /// records were given up (0: all stored). Meant for a graceful shutdown; new events
+    /// are still accepted.
+    ///
+    /// # Errors
+    /// [`AuditError::WriterStopped`]; [`AuditError::QueueFull`] if the queue has no room
+    /// for the drain request within the queue timeout.
+    pub async fn drain(&self, grace: Duration) -> Result<usize, AuditError> {
+        *self.shared.give_up_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + grace);
+        let (reply, done) = oneshot::channel();
+        let result = match self.send(Job::Drain(reply)).await {
+            Ok(()) => done.await.map_err(|_| AuditError::WriterStopped),
+            Err(error) => Err(error),
+        };
+        *self.shared.give_up_at.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        result
+    }
+
     /// Whether the last append succeeded (and the writer is running). False from a sink
-    /// error until an append succeeds again: check it before running an operation to
-    /// refuse it up front under fail-closed. A full queue does not change it.
+    /// error until an append (or [`Self::probe`]) succeeds again: check it before running
+    /// an operation to refuse it up front under fail-closed. A full queue does not change
+    /// it.
     pub fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Acquire) && !self.sender.is_closed()
     }
@@ -233,8 +368,17 @@ impl AuditLog {
         self.policy
     }
 
-    /// Stops taking events, lets the writer finish the queued ones and waits for it.
+    /// When [`Self::record`] returns.
+    pub fn commit(&self) -> Commit {
+        self.commit
+    }
+
+    /// Stores what is queued ([`Self::drain`] with [`Self::DEFAULT_DRAIN_GRACE`]), stops
+    /// taking events and waits for the writer.
     pub async fn shutdown(self) {
+        if let Err(error) = self.drain(Self::DEFAULT_DRAIN_GRACE).await {
+            tracing::warn!(%error, "audit log not drained");
+        }
         drop(self.sender);
         // A writer that panicked has nothing left to finish.
         let _ = self.writer.await;
@@ -257,52 +401,137 @@ struct Writer {
     /// failed batch may have been stored in part.
     head: Option<ChainHead>,
     shared: Arc<Shared>,
+    policy: FailurePolicy,
+    /// Records given up since the last drain answered.
+    given_up: usize,
 }
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-            self.write(std::mem::take(&mut jobs)).await;
+            let mut events = Vec::with_capacity(jobs.len());
+            let mut replies = Vec::with_capacity(jobs.len());
+            let mut drains = Vec::new();
+            for job in jobs.drain(..) {
+                match job {
+                    Job::Record { event, reply } => {
+                        events.push(event);
+                        replies.push(reply);
+                    }
+                    Job::Drain(reply) => drains.push(reply),
+                }
+            }
+            let nobody_waits = replies.iter().all(Option::is_none);
+            if !events.is_empty() {
+                self.write(events, replies).await;
+            }
+            for drain in drains {
+                let _ = drain.send(std::mem::take(&mut self.given_up));
+            }
+            if nobody_waits {
+                tokio::time::sleep(GROUP_COMMIT_DELAY).await;
+            }
         }
     }
 
-    /// Seals `jobs` after the stored head, appends them in one batch, and answers each.
-    async fn write(&mut self, jobs: Vec<Job>) {
-        let (events, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|job| (job.event, job.reply)).unzip();
+    /// Seals `events` after the stored head and appends them in one sink call; answers
+    /// whoever waits (`replies[i]` for `events[i]`). On failure: waiting callers get the
+    /// error and their records are dropped (they withhold their results); the others are
+    /// held and retried under fail-closed, dropped and logged under fail-open.
+    async fn write(&mut self, mut events: Vec<AuditEvent>, mut replies: Vec<Option<Reply>>) {
+        let mut delay = FIRST_RETRY_DELAY;
+        // The hashes `events` were sealed with in the last failed attempt (empty: none).
+        let mut sealed_as: Vec<String> = Vec::new();
+        loop {
+            if !self.shared.healthy.load(Ordering::Acquire) && self.shared.giving_up() {
+                self.give_up(events, "the audit sink is still unavailable at the end of the drain grace period");
+                return;
+            }
+            let error = match self.append(&mut events, &mut replies, &mut sealed_as).await {
+                Ok(first_seq) => {
+                    self.shared.healthy.store(true, Ordering::Release);
+                    for (seq, reply) in (first_seq..).zip(replies) {
+                        if let Some(reply) = reply {
+                            // The caller may have gone (request cancelled): the record stands.
+                            let _ = reply.send(Ok(seq));
+                        }
+                    }
+                    return;
+                }
+                Err(error) => Arc::new(error),
+            };
+            self.head = None;
+            self.shared.healthy.store(false, Ordering::Release);
+            let mut hashes = std::mem::take(&mut sealed_as).into_iter();
+            let mut held = Vec::new();
+            for (event, reply) in std::mem::take(&mut events).into_iter().zip(std::mem::take(&mut replies)) {
+                let hash = hashes.next();
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(Arc::clone(&error)));
+                    }
+                    None => {
+                        held.push(event);
+                        sealed_as.extend(hash);
+                    }
+                }
+            }
+            if held.is_empty() {
+                tracing::error!(%error, "audit sink failed; records not written (their results are withheld)");
+                return;
+            }
+            if self.policy == FailurePolicy::FailOpen {
+                self.give_up(held, &format!("the audit sink failed ({error}); audit failure policy: fail open"));
+                return;
+            }
+            tracing::error!(
+                %error,
+                held = held.len(),
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "audit sink failed; holding the records and retrying (new calls are refused meanwhile)"
+            );
+            replies = held.iter().map(|_| None).collect();
+            events = held;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+    }
+
+    /// Writes records that will never be stored to the server log, one error line each.
+    fn give_up(&mut self, events: Vec<AuditEvent>, why: &str) {
+        self.given_up = self.given_up.saturating_add(events.len());
+        for event in events {
+            let record = serde_json::to_string(&event).unwrap_or_default();
+            tracing::error!(%record, "audit record lost: {why}");
+        }
+    }
+
+    /// Seals `events` after the stored head and appends them; returns the first one's seq.
+    ///
+    /// `sealed_as` holds the hashes of a previous failed attempt at the same events: a
+    /// sink may report a failure for a batch it stored in part (a commit whose
+    /// acknowledgement was lost), so the events up to the stored head's are dropped
+    /// rather than chained twice. On failure, `events` are given back and `sealed_as`
+    /// holds this attempt's hashes (unchanged when the head could not be read).
+    async fn append(
+        &mut self,
+        events: &mut Vec<AuditEvent>,
+        replies: &mut Vec<Option<Reply>>,
+        sealed_as: &mut Vec<String>,
+    ) -> Result<u64, SinkError> {
         let head = match self.head.clone() {
-            Some(head) => Ok(head),
-            None => read_head(self.sink.as_ref()).await,
+            Some(head) => head,
+            None => read_head(self.sink.as_ref()).await?,
         };
-        let result = match head {
-            Ok(head) => self.append(head, events).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(first_seq) => {
-                self.shared.healthy.store(true, Ordering::Release);
-                for (seq, reply) in (first_seq..).zip(replies) {
-                    // The caller may have gone (request cancelled): the record stands.
-                    let _ = reply.send(Ok(seq));
-                }
-            }
-            Err(error) => {
-                self.head = None;
-                self.shared.healthy.store(false, Ordering::Release);
-                tracing::error!(%error, records = replies.len(), "audit sink failed; records not written");
-                let error = Arc::new(error);
-                for reply in replies {
-                    let _ = reply.send(Err(Arc::clone(&error)));
-                }
-            }
+        if let Some(stored) = sealed_as.iter().position(|hash| *hash == head.hash) {
+            events.drain(..=stored);
+            replies.drain(..=stored);
+            sealed_as.drain(..=stored);
         }
-    }
-
-    /// Seals `events` after `head` and appends them; returns the first one's seq.
-    async fn append(&mut self, head: ChainHead, events: Vec<AuditEvent>) -> Result<u64, SinkError> {
         let first_seq = head.seq.saturating_add(1);
         let mut next = head;
-        let records: Vec<AuditRecord> = events
+        let records: Vec<AuditRecord> = std::mem::take(events)
             .into_iter()
             .map(|event| {
                 let record = AuditRecord::seal(event, next.seq.saturating_add(1), next.hash.clone());
@@ -310,7 +539,13 @@ impl Writer {
                 record
             })
             .collect();
-        self.sink.append_batch(&records).await?;
+        if !records.is_empty()
+            && let Err(error) = self.sink.append_batch(&records).await
+        {
+            *sealed_as = records.iter().map(|record| record.hash.clone()).collect();
+            *events = records.into_iter().map(|record| record.event).collect();
+            return Err(error);
+        }
         *self.shared.head.lock().unwrap_or_else(PoisonError::into_inner) = next.clone();
         self.head = Some(next);
         Ok(first_seq)

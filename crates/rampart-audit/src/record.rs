@@ -2,8 +2,8 @@
 //! its hash covers.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{AuditEvent, Decision, Outcome, event::format_time};
@@ -63,12 +63,12 @@ impl AuditRecord {
 
     /// The canonical form the hash covers (see the type's docs).
     pub fn canonical_json(&self) -> String {
-        self.to_json(false).to_string()
+        json_string(&Wire { record: self, with_hash: false })
     }
 
     /// The hash this record's content calls for: hex SHA-256 of [`Self::canonical_json`].
     pub fn compute_hash(&self) -> String {
-        hex(&Sha256::digest(self.canonical_json().as_bytes()))
+        format!("{:x}", Sha256::digest(self.canonical_json().as_bytes()))
     }
 
     /// Whether `hash` matches the content (the record was not edited since it was
@@ -78,68 +78,78 @@ impl AuditRecord {
     }
 
     /// The serialized record on one line (no newline): what [`Serialize`] writes.
-    pub(crate) fn json_line(&self) -> String {
-        self.to_json(true).to_string()
-    }
-
-    /// The record as a JSON object with sorted keys; with or without `hash`.
-    fn to_json(&self, with_hash: bool) -> Value {
-        let event = &self.event;
-        let mut fields: Vec<(&str, Value)> = vec![
-            ("arguments", sorted(&event.arguments)),
-            ("decision", event.decision.as_str().into()),
-            ("detail", event.detail.clone().into()),
-            ("duration_us", event.duration_us.into()),
-            ("method", event.method.clone().into()),
-            ("outcome", event.outcome.as_str().into()),
-            ("prev_hash", self.prev_hash.clone().into()),
-            ("principal", event.principal.clone().into()),
-            ("remote_addr", event.remote_addr.clone().into()),
-            ("request_id", event.request_id.clone().into()),
-            ("seq", self.seq.into()),
-            ("session", event.session.clone().into()),
-            ("time", format_time(event.time).into()),
-            ("tool", event.tool.clone().into()),
-            ("transport", event.transport.clone().into()),
-        ];
-        if with_hash {
-            fields.push(("hash", self.hash.clone().into()));
-        }
-        // Sorted here rather than trusted to the list above: with serde_json's
-        // `preserve_order` (enabled in this workspace) a Map keeps insertion order.
-        fields.sort_by_key(|(key, _)| *key);
-        Value::Object(fields.into_iter().map(|(key, value)| (key.to_string(), value)).collect())
+    pub fn json_line(&self) -> String {
+        json_string(self)
     }
 }
 
 impl Serialize for AuditRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_json(true).serialize(serializer)
+        Wire { record: self, with_hash: true }.serialize(serializer)
     }
 }
 
-/// `value` with the keys of every object, at every depth, in sorted order.
-fn sorted(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by_key(|(key, _)| *key);
-            Value::Object(members.into_iter().map(|(key, member)| (key.clone(), sorted(member))).collect::<Map<_, _>>())
+/// Compact JSON of `value`. Serializing these types into memory cannot fail (every map
+/// key is a string, there is no I/O); an empty string would fail verification loudly.
+fn json_string(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A record as one JSON object with its keys in sorted order, with or without `hash`.
+/// Written field by field, without an intermediate `Value`: this runs twice per call.
+struct Wire<'a> {
+    record: &'a AuditRecord,
+    with_hash: bool,
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let event = &record.event;
+        let mut map = serializer.serialize_map(Some(if self.with_hash { 16 } else { 15 }))?;
+        // In sorted key order (a test checks it): serializers keep the order written.
+        map.serialize_entry("arguments", &Sorted(&event.arguments))?;
+        map.serialize_entry("decision", event.decision.as_str())?;
+        map.serialize_entry("detail", &event.detail)?;
+        map.serialize_entry("duration_us", &event.duration_us)?;
+        if self.with_hash {
+            map.serialize_entry("hash", &record.hash)?;
         }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        _ => value.clone(),
+        map.serialize_entry("method", &event.method)?;
+        map.serialize_entry("outcome", event.outcome.as_str())?;
+        map.serialize_entry("prev_hash", &record.prev_hash)?;
+        map.serialize_entry("principal", &event.principal)?;
+        map.serialize_entry("remote_addr", &event.remote_addr)?;
+        map.serialize_entry("request_id", &event.request_id)?;
+        map.serialize_entry("seq", &record.seq)?;
+        map.serialize_entry("session", &event.session)?;
+        map.serialize_entry("time", &format_time(event.time))?;
+        map.serialize_entry("tool", &event.tool)?;
+        map.serialize_entry("transport", &event.transport)?;
+        map.end()
     }
 }
 
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+/// A JSON value serialized with the keys of every object, at every depth, in sorted
+/// order (by UTF-8 bytes).
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(members) => {
+                let mut members: Vec<(&String, &Value)> = members.iter().collect();
+                members.sort_by_key(|(key, _)| *key);
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (key, member) in members {
+                    map.serialize_entry(key, &Sorted(member))?;
+                }
+                map.end()
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(Sorted)),
+            scalar => scalar.serialize(serializer),
+        }
     }
-    text
 }
 
 /// The serialized shape of a record, flat and closed.

@@ -326,6 +326,12 @@ pub struct AuditConfig {
     pub file: Option<PathBuf>,
     /// `closed` (default): refuse calls when the log cannot be written; `open`: serve.
     pub on_failure: AuditFailure,
+    /// `false` (default): a call's result is released once its record is queued; the
+    /// writer stores it within one batch, and a graceful shutdown stores what is queued,
+    /// but a crash (`kill -9`, power loss) loses the records still queued. `true`: the
+    /// result waits until its record is stored (PostgreSQL's `synchronous_commit`), at
+    /// about half the throughput (bench/README.md).
+    pub synchronous: bool,
     /// Records waiting to be written before callers wait (then fail). Default 1024.
     pub queue_capacity: usize,
     /// Extra secret values to redact from records (the auth key is always redacted).
@@ -334,7 +340,14 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { enabled: true, file: None, on_failure: AuditFailure::Closed, queue_capacity: 1024, redact: Vec::new() }
+        Self {
+            enabled: true,
+            file: None,
+            on_failure: AuditFailure::Closed,
+            synchronous: false,
+            queue_capacity: 1024,
+            redact: Vec::new(),
+        }
     }
 }
 
@@ -511,6 +524,9 @@ enabled = true
 # file = "/var/log/rampart/audit.jsonl"
 # "closed": refuse calls when the audit log cannot be written; "open": serve anyway.
 on_failure = "closed"
+# false: a result is released once its record is queued (stored within a batch; a crash
+# loses what is still queued). true: a result waits until its record is stored.
+synchronous = false
 queue_capacity = 1024
 # Secret values to mask in records (the auth key always is).
 redact = []

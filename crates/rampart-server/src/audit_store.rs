@@ -49,7 +49,7 @@ impl AuditSink for StoreSink {
     /// while the previous one was written.
     async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
         let rows = records.iter().map(row).collect::<Result<Vec<_>, _>>()?;
-        self.store.append_audit_batch(&rows).await.map_err(SinkError::backend)
+        self.store.append_audit_batch(rows).await.map_err(SinkError::backend)
     }
 
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {

@@ -6,6 +6,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use rampart_audit::AuditLog;
 use rampart_config::{Config, TransportKind};
 use rampart_core::{Pipeline, Transport};
 use rampart_mcp::{HttpOptions, serve_stdio};
@@ -167,7 +168,11 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         }
     }
     if let Some(audit) = built.guard.audit() {
-        tracing::debug!(queue = audit.queue_depth(), "audit log drained");
+        match audit.drain(AuditLog::DEFAULT_DRAIN_GRACE).await {
+            Ok(0) => tracing::debug!("audit log drained"),
+            Ok(lost) => tracing::error!(lost, "audit records not stored at shutdown (each is in this log)"),
+            Err(error) => tracing::error!(%error, "audit log not drained at shutdown"),
+        }
     }
     built.store.close().await;
     tracing::info!("stopped");
@@ -217,10 +222,12 @@ fn banner(config: &Config, built: &Built, transport: &str) {
         }
         TransportKind::Http => built.credentials.mode(),
     };
+    let commit = if config.audit.synchronous { "synchronous" } else { "asynchronous" };
+    let fail = format!("{:?}", config.audit.on_failure).to_lowercase();
     let audit = match (&built.guard.audit(), &config.audit.file) {
         (None, _) => "off".to_owned(),
-        (Some(_), Some(file)) => format!("{} (fail {:?})", file.display(), config.audit.on_failure).to_lowercase(),
-        (Some(_), None) => format!("store (fail {:?})", config.audit.on_failure).to_lowercase(),
+        (Some(_), Some(file)) => format!("{} (fail {fail}, {commit} commit)", file.display()),
+        (Some(_), None) => format!("store (fail {fail}, {commit} commit)"),
     };
     eprintln!("rampart {}", rampart_core::VERSION);
     eprintln!("  transport: {transport}");

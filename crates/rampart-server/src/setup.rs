@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rampart_audit::{AuditLog, AuditSink, FailurePolicy, JsonlSink, Redactor};
+use rampart_audit::{AuditLog, AuditSink, Commit, FailurePolicy, JsonlSink, Redactor};
 use rampart_auth::Authenticator;
 use rampart_config::{AuditFailure, Config, Profile};
 use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
@@ -109,9 +109,11 @@ async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>,
         AuditFailure::Closed => FailurePolicy::FailClosed,
         AuditFailure::Open => FailurePolicy::FailOpen,
     };
+    let commit = if config.audit.synchronous { Commit::Synchronous } else { Commit::Asynchronous };
     let log = AuditLog::start(sink, config.audit.queue_capacity, policy)
         .await
-        .map_err(|e| ServerError::Audit(e.to_string()))?;
+        .map_err(|e| ServerError::Audit(e.to_string()))?
+        .with_commit(commit);
     Ok(Some(log))
 }
 

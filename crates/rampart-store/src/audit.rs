@@ -3,7 +3,7 @@
 
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
-use crate::{Store, StoreError, conflict_or};
+use crate::{Backend, Store, StoreError, conflict_or};
 
 /// One stored audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,32 @@ fn from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
 
 const COLUMNS: &str = "seq, time_ms, principal, method, tool, outcome, record, hash";
 
+/// `INSERT INTO audit_records … VALUES (…), (…)` for `rows` rows of 8 parameters.
+///
+/// SQLite gets anonymous `?` placeholders, bound in order: sqlx looks each numbered one
+/// (`$n`) up by name, and SQLite's name lookup is a linear scan, which made a batch of n
+/// rows cost O(n²). PostgreSQL only takes `$n`.
+fn insert_statement(backend: Backend, rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = format!("INSERT INTO audit_records ({COLUMNS}) VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..8 {
+            let separator = if column == 0 { "" } else { ", " };
+            match backend {
+                Backend::Sqlite => {
+                    let _ = write!(sql, "{separator}?");
+                }
+                Backend::Postgres => {
+                    let _ = write!(sql, "{separator}${}", row * 8 + column + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Store {
     /// Appends one record (a transaction of its own, committed before returning).
     ///
@@ -97,47 +123,29 @@ impl Store {
     /// [`StoreError::Conflict`] when a sequence number exists (two writers).
     pub fn append_audit_batch(
         &self,
-        rows: &[AuditRow],
+        rows: Vec<AuditRow>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let this = self.clone();
-        let rows = rows.to_vec();
         async move {
-            if rows.is_empty() {
-                return Ok(());
-            }
             let pool = this.ready().await?;
-            // 8 parameters per row; SQLite allows 32766 and PostgreSQL 65535 per statement.
-            for chunk in rows.chunks(512) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let n = i * 8;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            n + 1,
-                            n + 2,
-                            n + 3,
-                            n + 4,
-                            n + 5,
-                            n + 6,
-                            n + 7,
-                            n + 8
-                        )
-                    })
-                    .collect();
-                let sql = format!("INSERT INTO audit_records ({COLUMNS}) VALUES {}", values.join(", "));
+            let first = rows.first().map_or(0, |row| row.seq);
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                // 8 parameters per row; SQLite allows 32766 and PostgreSQL 65535 per statement.
+                let chunk: Vec<AuditRow> = rows.by_ref().take(512).collect();
+                let sql = insert_statement(this.backend(), chunk.len());
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for row in chunk {
                     query = query
                         .bind(row.seq)
                         .bind(row.time_ms)
-                        .bind(row.principal.clone())
-                        .bind(row.method.clone())
-                        .bind(row.tool.clone())
-                        .bind(row.outcome.clone())
-                        .bind(row.record.clone())
-                        .bind(row.hash.clone());
+                        .bind(row.principal)
+                        .bind(row.method)
+                        .bind(row.tool)
+                        .bind(row.outcome)
+                        .bind(row.record)
+                        .bind(row.hash);
                 }
-                let first = chunk.first().map_or(0, |r| r.seq);
                 query.execute(&pool).await.map_err(|e| {
                     conflict_or(e, || format!("audit records from {first} already exist (another writer?)"))
                 })?;

@@ -103,10 +103,10 @@ async fn audit_rows(store: &Store) {
 
     let template = store.last_audit().await.unwrap().unwrap();
     let batch: Vec<AuditRow> = (6..=7).map(|seq| AuditRow { seq, ..template.clone() }).collect();
-    store.append_audit_batch(&batch).await.unwrap();
-    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7);
+    store.append_audit_batch(batch.clone()).await.unwrap();
+    assert_eq!(store.last_audit().await.unwrap().unwrap(), batch[1], "every column where it belongs");
     let clash: Vec<AuditRow> = (7..=8).map(|seq| AuditRow { seq, ..template.clone() }).collect();
-    assert!(matches!(store.append_audit_batch(&clash).await.unwrap_err(), StoreError::Conflict(_)));
+    assert!(matches!(store.append_audit_batch(clash).await.unwrap_err(), StoreError::Conflict(_)));
     assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7, "a failed batch stores nothing");
 }
 

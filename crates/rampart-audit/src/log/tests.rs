@@ -62,10 +62,15 @@ impl AuditSink for TestSink {
     }
 }
 
+/// A log whose callers wait for their records to be stored (they get seqs back).
+async fn synchronous(sink: Arc<dyn AuditSink>, capacity: usize, policy: FailurePolicy) -> AuditLog {
+    AuditLog::start(sink, capacity, policy).await.unwrap().with_commit(Commit::Synchronous)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_records_get_contiguous_sequence_numbers() {
     let sink = Arc::new(MemorySink::new());
-    let log = Arc::new(AuditLog::start(sink.clone(), 8, FailurePolicy::FailClosed).await.unwrap());
+    let log = Arc::new(synchronous(sink.clone(), 8, FailurePolicy::FailClosed).await);
     let tasks: Vec<_> = (1..=100)
         .map(|n| {
             let log = Arc::clone(&log);
@@ -95,7 +100,7 @@ async fn a_restart_continues_the_chain() {
     let path = dir.file("audit.jsonl");
     for (run, count) in [(1, 3), (2, 2)] {
         let sink = Arc::new(JsonlSink::open(&path).await.unwrap());
-        let log = AuditLog::start(sink, 4, FailurePolicy::FailClosed).await.unwrap();
+        let log = synchronous(sink, 4, FailurePolicy::FailClosed).await;
         for n in 1..=count {
             log.record(event(n)).await.unwrap();
         }
@@ -109,7 +114,7 @@ async fn a_restart_continues_the_chain() {
 #[tokio::test]
 async fn fail_closed_refuses_until_the_sink_recovers() {
     let sink = TestSink::new();
-    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailClosed).await.unwrap();
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailClosed).await;
     assert_eq!(log.record(event(1)).await.unwrap().seq(), Some(1));
     assert!(log.is_healthy());
 
@@ -130,7 +135,7 @@ async fn fail_closed_refuses_until_the_sink_recovers() {
 #[tokio::test]
 async fn fail_open_goes_on_unwritten() {
     let sink = TestSink::new();
-    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailOpen).await.unwrap();
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailOpen).await;
     sink.set(FAILS);
     let receipt = log.record(event(1)).await.unwrap();
     assert!(!receipt.written());
@@ -147,7 +152,7 @@ async fn fail_open_goes_on_unwritten() {
 #[tokio::test]
 async fn after_an_ambiguous_failure_the_chain_continues_from_what_was_stored() {
     let sink = TestSink::new();
-    let log = AuditLog::start(sink.clone(), 4, FailurePolicy::FailClosed).await.unwrap();
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailClosed).await;
     sink.set(STORES_THEN_FAILS);
     assert!(log.record(event(1)).await.is_err());
     sink.set(WORKS);
@@ -159,10 +164,7 @@ async fn after_an_ambiguous_failure_the_chain_continues_from_what_was_stored() {
 async fn a_full_queue_times_out() {
     let sink = TestSink::gated();
     let log = Arc::new(
-        AuditLog::start(sink.clone(), 1, FailurePolicy::FailClosed)
-            .await
-            .unwrap()
-            .with_queue_timeout(Duration::from_millis(100)),
+        synchronous(sink.clone(), 1, FailurePolicy::FailClosed).await.with_queue_timeout(Duration::from_millis(100)),
     );
     // The writer takes the first event and waits at the gate; the second fills the queue.
     let first = tokio::spawn({
@@ -205,4 +207,124 @@ async fn start_refuses_bad_settings_and_a_tampered_tail() {
         Err(AuditError::Sink(cause)) => assert!(matches!(*cause, SinkError::TamperedLast { seq: 1 })),
         other => panic!("expected TamperedLast, got {other:?}"),
     }
+}
+
+/// How long a test waits for something the writer does in the background.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn request_ids(records: &[AuditRecord]) -> Vec<String> {
+    records.iter().map(|r| r.event.request_id.clone().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn asynchronous_records_return_once_queued_and_are_stored_in_order() {
+    let sink = TestSink::gated();
+    let log = AuditLog::start(sink.clone(), 16, FailurePolicy::FailClosed).await.unwrap();
+    assert_eq!(log.commit(), Commit::Asynchronous, "the default");
+    for n in 1..=5 {
+        // The sink stores nothing until the gate opens: a synchronous record would hang.
+        let receipt = tokio::time::timeout(PATIENCE, log.record(event(n))).await.expect("returns once queued").unwrap();
+        assert!(receipt.queued() && !receipt.written() && receipt.seq().is_none());
+    }
+    assert!(sink.records.records().is_empty());
+    sink.gate.as_ref().unwrap().add_permits(5);
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0, "nothing given up");
+    let records = sink.records.records();
+    assert_eq!(request_ids(&records), ["req-1", "req-2", "req-3", "req-4", "req-5"]);
+    assert_eq!(verify(records).unwrap().last, log.head());
+}
+
+#[tokio::test]
+async fn asynchronous_fail_closed_holds_records_through_an_outage_and_loses_none() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 16, FailurePolicy::FailClosed).await.unwrap();
+    log.record(event(1)).await.unwrap();
+    log.drain(PATIENCE).await.unwrap();
+
+    sink.set(FAILS);
+    // Calls already admitted finish while the sink is down; their records are queued.
+    for n in 2..=4 {
+        assert!(log.record(event(n)).await.unwrap().queued());
+    }
+    eventually("the log reports the outage", || !log.is_healthy()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.records.records().len(), 1, "nothing stored while the sink is down");
+    assert!(!log.is_healthy(), "still unhealthy while retrying: new calls stay refused");
+
+    sink.set(WORKS);
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0);
+    assert!(log.is_healthy());
+    let records = sink.records.records();
+    assert_eq!(request_ids(&records), ["req-1", "req-2", "req-3", "req-4"], "held records, in order");
+    assert_eq!(verify(records).unwrap().records, 4);
+}
+
+#[tokio::test]
+async fn a_batch_stored_despite_a_reported_failure_is_not_chained_twice() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 16, FailurePolicy::FailClosed).await.unwrap();
+    sink.set(STORES_THEN_FAILS);
+    log.record(event(1)).await.unwrap();
+    eventually("the log reports the failure", || !log.is_healthy()).await;
+    sink.set(WORKS);
+    log.record(event(2)).await.unwrap();
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0);
+    let records = sink.records.records();
+    assert_eq!(request_ids(&records), ["req-1", "req-2"], "req-1 once");
+    assert_eq!(verify(records).unwrap().records, 2);
+}
+
+#[tokio::test]
+async fn drain_gives_up_after_its_grace_and_says_how_many_records_were_lost() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 16, FailurePolicy::FailClosed).await.unwrap();
+    sink.set(FAILS);
+    for n in 1..=3 {
+        log.record(event(n)).await.unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(log.drain(Duration::from_millis(300)).await.unwrap(), 3);
+    assert!(started.elapsed() >= Duration::from_millis(300), "retried for the whole grace period");
+    assert!(sink.records.records().is_empty());
+
+    // The log goes on: once the sink is back, new records are stored.
+    sink.set(WORKS);
+    log.record(event(4)).await.unwrap();
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0);
+    assert_eq!(request_ids(&sink.records.records()), ["req-4"]);
+}
+
+#[tokio::test]
+async fn asynchronous_fail_open_drops_what_the_sink_refuses() {
+    let sink = TestSink::new();
+    let log = AuditLog::start(sink.clone(), 16, FailurePolicy::FailOpen).await.unwrap();
+    sink.set(FAILS);
+    log.record(event(1)).await.unwrap();
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 1, "dropped at once, not held");
+    sink.set(WORKS);
+    log.record(event(2)).await.unwrap();
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0);
+    assert_eq!(request_ids(&sink.records.records()), ["req-2"]);
+}
+
+#[tokio::test]
+async fn shutdown_stores_what_is_queued() {
+    let dir = ScratchDir::new();
+    let path = dir.file("audit.jsonl");
+    let sink = Arc::new(JsonlSink::open(&path).await.unwrap());
+    let log = AuditLog::start(sink, 64, FailurePolicy::FailClosed).await.unwrap();
+    for n in 1..=50 {
+        log.record(event(n)).await.unwrap();
+    }
+    log.shutdown().await;
+    let summary = verify(read_jsonl(&path).unwrap()).unwrap();
+    assert_eq!(summary.records, 50);
 }

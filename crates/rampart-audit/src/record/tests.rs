@@ -26,7 +26,7 @@ fn canonical_form_and_hash_are_stable() {
         )
     );
     assert_eq!(record.hash, "6e641c7057aebaf3540d678c036386b769b95cec281e8a3f43010de5af7b2da0");
-    assert_eq!(record.hash, hex(&Sha256::digest(record.canonical_json().as_bytes())));
+    assert_eq!(record.hash, format!("{:x}", Sha256::digest(record.canonical_json().as_bytes())));
 }
 
 #[test]
@@ -137,4 +137,20 @@ fn deserialization_is_strict() {
         assert!(serde_json::from_value::<AuditRecord>(value).is_err(), "{what} was accepted");
     }
     assert!(serde_json::from_value::<AuditRecord>(line).is_ok());
+}
+
+#[test]
+fn keys_are_written_in_sorted_order_at_every_level() {
+    let mut event = event(4);
+    event.arguments = json!({"b": [{"y": 1, "x": 2}], "a": null, "é": 1, "Z": 0});
+    let record = AuditRecord::seal(event, 4, GENESIS_HASH);
+    let value: Value = serde_json::from_str(&record.json_line()).unwrap();
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "the record's own keys");
+    assert_eq!(keys.len(), 16);
+    assert!(record.json_line().starts_with(r#"{"arguments":{"Z":0,"a":null,"b":[{"x":2,"y":1}],"é":1},"#));
+    // Any serializer gets the same shape (here serde_json's Value).
+    assert_eq!(serde_json::to_value(&record).unwrap(), value);
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, TempDir, initialize_body, mcp_post, run};
+use crate::support::{Server, TempDir, eventually, initialize_body, mcp_post, run};
 
 /// Calls a tool over raw HTTP with `token`; returns (HTTP status, JSON-RPC response).
 async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
@@ -352,6 +352,9 @@ async fn audit_to_a_json_lines_file_verifies_and_catches_an_edit() {
     let env = [("RAMPART_AUDIT_FILE", file.to_str().unwrap())];
     let server = Server::start_with_env(&["--insecure-no-auth"], &env);
     make_records(&server, "anything").await;
+    // Records are stored by the writer just after the results go out (asynchronous commit).
+    let count = || std::fs::read_to_string(&file).unwrap().lines().count();
+    eventually("six records in the file", || count() >= 6).await;
     let lines = std::fs::read_to_string(&file).unwrap();
     assert_eq!(lines.lines().count(), 6, "{lines}");
     drop(server);
@@ -362,4 +365,180 @@ async fn audit_to_a_json_lines_file_verifies_and_catches_an_edit() {
     let (code, output) = verify(&env);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("TAMPERED") && output.contains('1'), "{output}");
+}
+
+fn served(response: &Value) -> bool {
+    response["result"]["structuredContent"]["timezone"] == "UTC"
+}
+
+/// Records with outcome `ok` for `tool` in the store of `env`.
+fn ok_records(env: &[(&str, &str)], tool: &str) -> usize {
+    let (code, stdout, stderr) = run(&["audit", "search", "--tool", tool, "--limit", "1000000", "--json"], env, None);
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .flat_map(|value| if let Value::Array(records) = value { records } else { vec![value] })
+        .filter(|record| record["outcome"] == "ok")
+        .count()
+}
+
+/// The audit database goes away mid-traffic (PostgreSQL stops taking connections): a call
+/// already running finishes and is answered, its record is held by the writer, new calls
+/// are refused (fail closed), and once the database is back every call that got a result
+/// has its record, in one intact chain. Records are committed asynchronously (the
+/// default), so this is what makes that safe.
+#[tokio::test]
+async fn a_database_outage_loses_no_record_of_a_served_call() {
+    let Some(url) = postgres_database("outage") else { return };
+    let base = std::env::var("TEST_POSTGRES_URL").unwrap();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let env = [("RAMPART_DATABASE_URL", url.as_str())];
+    let server = std::sync::Arc::new(Server::start_with_env(&["--insecure-no-auth", "--profile", "conformance"], &env));
+    let time = json!({ "timezone": "UTC" });
+    assert!(served(&call(&server, "-", "get_current_time", time.clone()).await.1));
+
+    // A call in flight when the database goes away.
+    let in_flight = tokio::spawn({
+        let server = std::sync::Arc::clone(&server);
+        async move { call(&server, "-", "test_sleep", json!({ "ms": 1500 })).await.1 }
+    });
+    eventually("the call started", || server.stderr().contains("test_sleep started")).await;
+    psql(&base, &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"));
+    psql(&base, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"));
+    let slept = in_flight.await.unwrap();
+    assert_eq!(slept["result"]["isError"], false, "answered: its record is queued, not awaited: {slept}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut served_calls = 1;
+    let refusal = loop {
+        let (status, response) = call(&server, "-", "get_current_time", time.clone()).await;
+        if !served(&response) {
+            break format!("{status} {response}");
+        }
+        served_calls += 1;
+        assert!(std::time::Instant::now() < deadline, "calls still served 60 s into the outage");
+    };
+    assert!(refusal.contains("audit log is unavailable"), "fails closed: {refusal}");
+
+    psql(&base, &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"));
+    loop {
+        let (_, response) = call(&server, "-", "get_current_time", time.clone()).await;
+        if served(&response) {
+            served_calls += 1;
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(60), "not served again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(std::sync::Arc::into_inner(server).expect("no task holds the server"));
+    assert_eq!(ok_records(&env, "get_current_time"), served_calls, "one record per served call, none twice");
+    assert_eq!(ok_records(&env, "test_sleep"), 1, "the call that ran through the outage is recorded");
+    assert_eq!(verify(&env).0, 0, "one intact chain");
+}
+
+/// SIGTERM while the audit writer is stuck (another session holds a lock on the audit
+/// table): calls are still served (their records are queued, not awaited), and the records
+/// still queued at the signal are stored before the server exits, not lost with it.
+#[tokio::test]
+async fn a_graceful_shutdown_stores_the_records_still_queued() {
+    let Some(url) = postgres_database("drain") else { return };
+    let env = [("RAMPART_DATABASE_URL", url.as_str())];
+    let mut server = Server::start_with_env(&["--insecure-no-auth"], &env);
+    let time = json!({ "timezone": "UTC" });
+    assert!(served(&call(&server, "-", "get_current_time", time.clone()).await.1));
+
+    let mut locker = Command::new("psql")
+        .args([&url, "-v", "ON_ERROR_STOP=1", "-q"])
+        .args(["-c", "BEGIN", "-c", "LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE"])
+        .args(["-c", "SELECT pg_sleep(4)", "-c", "COMMIT"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                  WHERE c.relname = 'audit_records' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+    eventually("the lock is taken", || {
+        let output = Command::new("psql").args([&url, "-tA", "-c", locked]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).trim() == "1"
+    })
+    .await;
+    let calls = 10;
+    for _ in 0..calls {
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            call(&server, "-", "get_current_time", time.clone()),
+        )
+        .await
+        .expect("served while the audit table is locked: the result does not wait for its record");
+        assert!(served(&response.1), "{:?}", response.1);
+    }
+    let status = server.terminate(20).expect("exits after the lock is released");
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert!(locker.wait().unwrap().success());
+    assert_eq!(ok_records(&env, "get_current_time"), calls + 1, "the queued records were stored at shutdown");
+    assert_eq!(verify(&env).0, 0);
+}
+
+/// `kill -9` under load (asynchronous commit): the records still queued die with the
+/// process, but nothing is half-written: the chain verifies, and a restarted server
+/// continues it.
+#[tokio::test]
+async fn kill_9_under_load_leaves_a_chain_that_verifies_and_continues() {
+    let server = Server::start(&["--insecure-no-auth"]);
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let url = server.url.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let Ok(init) = mcp_post(&client, &url).json(&initialize_body(1, "2025-11-25")).send().await else {
+                    return 0;
+                };
+                let Some(session) =
+                    init.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+                else {
+                    return 0;
+                };
+                let _ = init.text().await;
+                let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                   "params": { "name": "get_current_time", "arguments": { "timezone": "UTC" } } });
+                let mut calls = 0;
+                // Until the server is gone.
+                while let Ok(response) =
+                    mcp_post(&client, &url).header("mcp-session-id", &session).json(&call).send().await
+                {
+                    let _ = response.text().await;
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // SIGKILL the server itself (not the timeout wrapper): no chance to drain.
+    let children = Command::new("pgrep").args(["-P", &server.pid().to_string()]).output().unwrap();
+    for child in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-9", child]).status();
+    }
+    let mut calls = 0;
+    for task in load {
+        calls += task.await.unwrap();
+    }
+    assert!(calls > 50, "the server was under load when killed: {calls} calls");
+    let data = server.stop();
+    let dir = data.0.to_str().unwrap().to_owned();
+    let env = [("RAMPART_DATA_DIR", dir.as_str())];
+    let (code, output) = verify(&env);
+    assert_eq!(code, 0, "the chain left by kill -9 verifies: {output}");
+    let stored = ok_records(&env, "get_current_time");
+    // A record is queued just before its response goes out: up to one per session may
+    // be stored for a response the client never read.
+    assert!(stored > 0 && stored <= calls + 8, "{stored} records for {calls} calls");
+
+    let server = Server::start_in(data, &["--insecure-no-auth"], &[]);
+    assert!(served(&call(&server, "-", "get_current_time", json!({ "timezone": "UTC" })).await.1));
+    let data = server.stop();
+    let dir = data.0.to_str().unwrap().to_owned();
+    let env = [("RAMPART_DATA_DIR", dir.as_str())];
+    assert_eq!(verify(&env).0, 0, "the restarted server continued the chain");
+    assert_eq!(ok_records(&env, "get_current_time"), stored + 1);
 }

@@ -155,12 +155,15 @@ pub fn spawn_collecting(mut command: Command, marker: &str) -> (Child, Arc<Mutex
     let wanted = marker.to_owned();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(&wanted) {
-                let _ = found.send(line.clone());
+            {
+                let mut sink = sink.lock().unwrap();
+                sink.push_str(&line);
+                sink.push('\n');
             }
-            let mut sink = sink.lock().unwrap();
-            sink.push_str(&line);
-            sink.push('\n');
+            // Only now: whoever waits for the marker then finds it in `collected` too.
+            if line.contains(&wanted) {
+                let _ = found.send(line);
+            }
         }
     });
     match wait.recv_timeout(Duration::from_secs(20)) {
@@ -331,6 +334,18 @@ pub async fn call_tool(server: &Server, token: &str, tool: &str, arguments: serd
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
     let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
     messages.into_iter().find(|m| m.get("id") == Some(&serde_json::json!(2))).unwrap()
+}
+
+/// Polls `condition` every 20 ms without blocking the test's runtime (a call it waits
+/// for may run on it) until it holds; panics naming `what` after 5 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 5 s: {what}");
 }
 
 /// Whether third-party clients must be present (CI) rather than skipped.
