@@ -12,8 +12,18 @@
 //!    authentication so that unauthenticated bodies are never read;
 //! 6. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces the body limit,
 //!    `Accept` (406) and sessions.
+//!
+//! Around all of it, [`ResponsesInFlight`] counts responses not yet fully sent, so that
+//! shutdown closes sessions only once every answer has reached its client.
 
-use std::sync::Arc;
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
 
 use axum::{
     Json, Router,
@@ -22,7 +32,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use rampart_core::Pipeline;
 use rampart_mcp::{HttpOptions, McpHandler, SessionCount, streamable_http_service};
 use rampart_store::Store;
@@ -52,6 +62,76 @@ pub struct AppState {
     pub allowed_hosts: Vec<String>,
     /// `server.allowed_origins`.
     pub allowed_origins: Vec<String>,
+    /// Counts responses still being sent, for shutdown.
+    pub responses: ResponsesInFlight,
+}
+
+/// The number of HTTP responses the server has started and not finished sending (body
+/// fully written, or dropped when the client went away).
+///
+/// `GET` requests are not counted: on `/mcp` they are the standalone SSE streams, which
+/// stay open until the session closes, so waiting for them would wait for the grace period
+/// every time. A `POST` that carries a tool call is counted from its arrival until the
+/// last byte of its answer (rmcp's per-request SSE stream ends after the response), which
+/// is what shutdown must wait for: a call that finished in the pipeline has not yet been
+/// answered until its response is written.
+#[derive(Clone, Debug, Default)]
+pub struct ResponsesInFlight(Arc<AtomicUsize>);
+
+impl ResponsesInFlight {
+    /// Responses currently in flight.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn enter(&self) -> ResponseGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        ResponseGuard(self.0.clone())
+    }
+}
+
+/// Decrements [`ResponsesInFlight`] when dropped (with the response body).
+struct ResponseGuard(Arc<AtomicUsize>);
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that holds its [`ResponseGuard`] until hyper has sent or dropped it.
+struct TrackedBody {
+    body: axum::body::Body,
+    _guard: ResponseGuard,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+async fn track_response(State(responses): State<ResponsesInFlight>, request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        return next.run(request).await;
+    }
+    let guard = responses.enter();
+    next.run(request).await.map(|body| axum::body::Body::new(TrackedBody { body, _guard: guard }))
 }
 
 /// A JSON-RPC-shaped error body (MCP clients parse these on any status).
@@ -87,7 +167,8 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
         .merge(protected)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
-        .layer(middleware::from_fn(request_span));
+        .layer(middleware::from_fn(request_span))
+        .layer(middleware::from_fn_with_state(state.responses.clone(), track_response));
     (app, scrape)
 }
 

@@ -23,7 +23,7 @@ mod tokens;
 pub use audit_store::{StoreSink, record_from_row};
 pub use auth::Credentials;
 pub use error::ServerError;
-pub use http::{AppState, MetricsSource, metrics_router, router};
+pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, router};
 pub use jwt::{JwtConfigError, JwtVerifier};
 pub use limits::Limits;
 pub use metrics::Metrics;

@@ -1,8 +1,8 @@
 //! Running the server: bind, banner, serve, and graceful shutdown.
 //!
 //! Shutdown (SIGINT/SIGTERM): stop accepting connections, let tool calls in flight finish
-//! for up to `server.shutdown_grace_secs`, then close MCP sessions and SSE streams, and
-//! return (the binary exits 0).
+//! and their answers be sent, for up to `server.shutdown_grace_secs`, then close MCP
+//! sessions and SSE streams, and return (the binary exits 0).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,7 +13,7 @@ use rampart_mcp::{HttpOptions, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, Built, ServerError, build, listener, metrics_router, router};
+use crate::{AppState, Built, ResponsesInFlight, ServerError, build, listener, metrics_router, router};
 
 /// A running HTTP server.
 #[derive(Debug)]
@@ -60,7 +60,9 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         allowed_origins: config.server.allowed_origins.clone(),
         guard: built.guard.clone(),
         metrics_on_main: config.server.metrics_listen.is_none(),
+        responses: ResponsesInFlight::default(),
     };
+    let responses = state.responses.clone();
     let (app, metrics) = router(state);
     let header_timeout = Duration::from_secs(config.limits.header_read_timeout_secs.max(1));
     let metrics_addr = match config.server.metrics_listen {
@@ -86,6 +88,7 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     let server = listener::serve(listener, app, shutdown.clone(), header_timeout, tls);
     let drain = drain_then_close(
         built.pipeline.clone(),
+        responses,
         shutdown.clone(),
         sessions_closed,
         Duration::from_secs(config.server.shutdown_grace_secs),
@@ -98,10 +101,13 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     Ok(Running { local_addr, metrics_addr, shutdown, task })
 }
 
-/// After `shutdown`, waits for calls in flight (bounded by `grace`), then closes sessions
-/// and streams so the HTTP server can finish.
+/// After `shutdown`, waits (bounded by `grace`) for calls in flight to finish *and* for
+/// their answers to be sent, then closes sessions and streams so the HTTP server can
+/// finish. A call leaves the pipeline a moment before its response is written to its
+/// stream; closing the session in that moment would lose the answer.
 async fn drain_then_close(
     pipeline: Arc<Pipeline>,
+    responses: ResponsesInFlight,
     shutdown: CancellationToken,
     close: CancellationToken,
     grace: Duration,
@@ -111,12 +117,17 @@ async fn drain_then_close(
     if in_flight > 0 {
         tracing::info!(in_flight, grace_s = grace.as_secs(), "waiting for tool calls in flight");
     }
+    let busy = || pipeline.in_flight() > 0 || responses.count() > 0;
     let deadline = tokio::time::Instant::now() + grace;
-    while pipeline.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+    while busy() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if pipeline.in_flight() > 0 {
-        tracing::warn!(in_flight = pipeline.in_flight(), "grace period over; closing with calls in flight");
+    if busy() {
+        tracing::warn!(
+            in_flight = pipeline.in_flight(),
+            responses = responses.count(),
+            "grace period over; closing with calls or answers in flight"
+        );
     }
     close.cancel();
 }

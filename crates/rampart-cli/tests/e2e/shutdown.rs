@@ -24,13 +24,13 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
         let status = server.terminate(15);
         (status, server.stderr())
     });
-    let result = tokio::time::timeout(Duration::from_secs(30), call)
-        .await
-        .expect("the call returns")
+    let result = tokio::time::timeout(Duration::from_secs(30), call).await;
+    let (status, stderr) = status.await.unwrap();
+    let result = result
+        .unwrap_or_else(|_| panic!("the call in flight is answered before the server exits\n{stderr}"))
         .unwrap()
         .expect("the call in flight completes");
     assert_eq!(result["content"][0]["text"], "slept 1500 ms");
-    let (status, stderr) = status.await.unwrap();
     let status = status.expect("the server exits after SIGTERM");
     assert!(status.success(), "exit 0: {status:?}\n{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "exits promptly once idle");
