@@ -53,7 +53,9 @@ async fn roles_with_filesystem_scopes_read_and_write_inside_the_root_only() {
     assert_eq!(written["result"]["isError"], false, "{written}");
     assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "written");
 
-    let (_, audit, _) = server.cli(&["audit", "search", "--principal", "token:r", "--json"]);
+    let (_, audit, _) = server.cli_until(&["audit", "search", "--principal", "token:r", "--json"], |audit| {
+        audit.contains("\"denied\"") && audit.contains("write_file")
+    });
     assert!(audit.contains("\"denied\"") && audit.contains("write_file"), "{audit}");
 }
 

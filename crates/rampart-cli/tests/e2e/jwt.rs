@@ -116,7 +116,9 @@ async fn every_jwt_failure_mode_is_refused_and_a_valid_token_is_served() {
     assert_eq!(code, 403, "a valid token without the scope");
     assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp\""), "{challenge}");
 
-    let (_, audit, _) = server.cli(&["audit", "search", "--principal", "unauthenticated", "--json"]);
+    let (_, audit, _) = server.cli_until(&["audit", "search", "--principal", "unauthenticated", "--json"], |audit| {
+        audit.contains("insufficient_scope") && audit.contains("invalid")
+    });
     assert!(audit.contains("insufficient_scope") && audit.contains("invalid"), "failures audited: {audit}");
     for secret in [&valid[valid.len() - 20..], &no_scope[no_scope.len() - 20..]] {
         assert!(!server.stderr().contains(secret), "tokens never logged");
@@ -155,7 +157,8 @@ async fn jwt_roles_and_scopes_map_to_rampart_roles() {
     let mut nobody = claims();
     nobody["roles"] = json!([]);
     assert!(list(sign(&nobody)).await.is_empty(), "no role, no tools");
-    let (_, audit, _) = server.cli(&["audit", "search", "--principal", "jwt:alice", "--json"]);
+    let (_, audit, _) = server
+        .cli_until(&["audit", "search", "--principal", "jwt:alice", "--json"], |audit| audit.contains("tools/list"));
     assert!(audit.contains("tools/list"), "{audit}");
 }
 

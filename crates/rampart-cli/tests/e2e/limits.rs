@@ -81,7 +81,9 @@ async fn a_tool_quota_refuses_with_a_tool_error_then_recovers() {
     let text = metrics(&format!("{}/metrics", server.base), Some(&admin)).await;
     assert!(metric(&text, "mcp_rate_limited_total") >= 1.0, "{text}");
     assert!(metric(&text, "mcp_tool_calls_total{tool=\"get_current_time\",status=\"rate_limited\"}") >= 1.0, "{text}");
-    let (_, audit, _) = server.cli(&["audit", "search", "--tool", "get_current_time", "--json"]);
+    let (_, audit, _) = server.cli_until(&["audit", "search", "--tool", "get_current_time", "--json"], |audit| {
+        audit.contains("\"rate_limited\"")
+    });
     assert!(audit.contains("\"rate_limited\""), "refusals are audited: {audit}");
 }
 

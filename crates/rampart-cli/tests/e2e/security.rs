@@ -140,7 +140,8 @@ async fn admin_tools_manage_tokens_over_mcp() {
     assert_eq!(revoked["result"]["structuredContent"]["status"], "revoked", "{revoked}");
     assert_eq!(call(&server, &token, "system_health", json!({})).await.0, 401, "in-process revocation applies at once");
     // The audit log has the creation's arguments but never the token it returned.
-    let (_, audit, _) = server.cli(&["audit", "search", "--tool", "admin_token_create", "--json"]);
+    let (_, audit, _) = server
+        .cli_until(&["audit", "search", "--tool", "admin_token_create", "--json"], |audit| audit.contains("\"bot\""));
     assert!(audit.contains("\"bot\"") && !audit.contains(&token), "{audit}");
 }
 
@@ -153,7 +154,9 @@ async fn denied_calls_and_failed_logins_are_audited_and_the_chain_verifies() {
     call(&server, &reader, "admin_token_list", json!({})).await;
     assert_eq!(call(&server, "rpt_wrong", "system_health", json!({})).await.0, 401);
 
-    let (code, stdout, stderr) = server.cli(&["audit", "search", "--principal", "token:ci", "--json"]);
+    let (code, stdout, stderr) = server.cli_until(&["audit", "search", "--principal", "token:ci", "--json"], |audit| {
+        audit.contains("admin_token_list") && audit.contains("get_current_time")
+    });
     assert_eq!(code, 0, "{stderr}");
     let records: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let denied = records.iter().find(|r| r["tool"] == "admin_token_list").expect("the denied call is audited");
@@ -166,7 +169,10 @@ async fn denied_calls_and_failed_logins_are_audited_and_the_chain_verifies() {
     {
         assert!(allowed.get(field).is_some(), "record has {field}: {allowed}");
     }
-    let (_, failures, _) = server.cli(&["audit", "search", "--principal", "unauthenticated", "--json"]);
+    let (_, failures, _) = server
+        .cli_until(&["audit", "search", "--principal", "unauthenticated", "--json"], |audit| {
+            audit.contains("auth_failed")
+        });
     assert!(failures.contains("auth_failed") && failures.contains("127.0.0.1"), "{failures}");
 
     let (code, stdout, _) = server.cli(&["audit", "verify"]);
@@ -189,10 +195,13 @@ async fn secrets_never_reach_the_audit_log_or_the_server_log() {
     });
     let (_, result) = call(&server, key, "get_current_time", planted).await;
     assert_eq!(result["result"]["isError"], true, "extra fields fail the schema: {result}");
-    let database = std::fs::read(server.data.0.join("rampart.db")).unwrap();
-    let database = String::from_utf8_lossy(&database);
-    let (_, audit, _) = server.cli(&["audit", "tail", "--json"]);
+    let (_, audit, _) = server.cli_until(&["audit", "tail", "--json"], |audit| audit.contains("[REDACTED]"));
     assert!(audit.contains("[REDACTED]"), "{audit}");
+    // Read once the record is stored: the database file and its write-ahead log.
+    let mut database = std::fs::read(server.data.0.join("rampart.db")).unwrap();
+    database.extend(std::fs::read(server.data.0.join("rampart.db-wal")).unwrap_or_default());
+    let database = String::from_utf8_lossy(&database);
+    assert!(database.contains("[REDACTED]"), "the files read hold the record");
     for secret in [key, "hunter2-password-value", "sk_live_abcdefghijklmnop", "rpt_000000000000"] {
         assert!(!audit.contains(secret), "{secret} in the audit log: {audit}");
         assert!(!database.contains(secret), "{secret} in the database file");

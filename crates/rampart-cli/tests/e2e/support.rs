@@ -86,6 +86,21 @@ impl Server {
         run(args, &[("RAMPART_DATA_DIR", &dir)], None)
     }
 
+    /// Runs `rampart ARGS` against this server's data until its stdout satisfies `seen`
+    /// (10 s at most), and returns the last run's (exit code, stdout, stderr). Audit records
+    /// are stored a few milliseconds after the call is answered (asynchronous commit), so a
+    /// read right after a call may run ahead of the writer.
+    pub fn cli_until(&self, args: &[&str], seen: impl Fn(&str) -> bool) -> (i32, String, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.cli(args);
+            if seen(&output.1) || std::time::Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the server and hands back its data directory.
     pub fn stop(mut self) -> TempDir {
         let _ = self.terminate(15);

@@ -128,7 +128,9 @@ async fn mutual_tls_accepts_trusted_certificates_only_and_tls_1_3_only() {
     assert!(old.as_ref().is_err_and(|e| e.starts_with("handshake")), "TLS 1.2 is refused: {old:?}");
 
     assert_eq!(initialize(&port, client_config(&pki.ca_pem, Some(&trusted), false)).await, Ok(200), "still serving");
-    let (_, failures, _) =
-        server.cli(&["audit", "search", "--principal", "unauthenticated", "--json", "--config", &config_path]);
+    let (_, failures, _) = server.cli_until(
+        &["audit", "search", "--principal", "unauthenticated", "--json", "--config", &config_path],
+        |audit| audit.contains("auth_failed"),
+    );
     assert!(failures.contains("auth_failed"), "the unmapped certificate is audited: {failures}");
 }
