@@ -1,7 +1,13 @@
 //! Issue #3 end to end: API tokens, deny-by-default roles, and the hash-chained audit log,
 //! on the embedded SQLite store and on the real PostgreSQL server.
 
-use std::process::Command;
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use serde_json::{Value, json};
 
@@ -494,9 +500,11 @@ async fn a_graceful_shutdown_stores_the_records_still_queued() {
 #[tokio::test]
 async fn kill_9_under_load_leaves_a_chain_that_verifies_and_continues() {
     let server = Server::start(&["--insecure-no-auth"]);
+    let answered = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..8)
         .map(|_| {
             let url = server.url.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let Ok(init) = mcp_post(&client, &url).json(&initialize_body(1, "2025-11-25")).send().await else {
@@ -517,12 +525,13 @@ async fn kill_9_under_load_leaves_a_chain_that_verifies_and_continues() {
                 {
                     let _ = response.text().await;
                     calls += 1;
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
                 calls
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    eventually("the server under load", || answered.load(Ordering::Relaxed) > 60).await;
     // SIGKILL the server itself (not the timeout wrapper): no chance to drain.
     let children = Command::new("pgrep").args(["-P", &server.pid().to_string()]).output().unwrap();
     for child in String::from_utf8_lossy(&children.stdout).split_whitespace() {

@@ -352,15 +352,15 @@ pub async fn call_tool(server: &Server, token: &str, tool: &str, arguments: serd
 }
 
 /// Polls `condition` every 20 ms without blocking the test's runtime (a call it waits
-/// for may run on it) until it holds; panics naming `what` after 5 s.
+/// for may run on it) until it holds; panics naming `what` after 10 s.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..250 {
+    for _ in 0..500 {
         if condition() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("not within 5 s: {what}");
+    panic!("not within 10 s: {what}");
 }
 
 /// Whether third-party clients must be present (CI) rather than skipped.
