@@ -1,7 +1,7 @@
 //! What the call pipeline reports for one MCP request: [`AuditEvent`], its [`Decision`]
 //! and [`Outcome`], and the one timestamp format audit records use.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use serde::{Deserialize, Serialize};
@@ -54,9 +54,12 @@ impl AuditEvent {
     /// This event with `arguments`, `detail` and `tool` (a resource URI may carry a
     /// token) passed through `redactor`.
     pub fn redacted(mut self, redactor: &Redactor) -> Self {
-        self.arguments = redactor.redact(&self.arguments);
-        self.detail = self.detail.map(|detail| redactor.redact_str(&detail).into_owned());
-        self.tool = self.tool.map(|tool| redactor.redact_str(&tool).into_owned());
+        redactor.redact_in_place(&mut self.arguments);
+        for text in [&mut self.detail, &mut self.tool].into_iter().flatten() {
+            if let Cow::Owned(redacted) = redactor.redact_str(text) {
+                *text = redacted;
+            }
+        }
         self
     }
 

@@ -113,19 +113,48 @@ impl Redactor {
     /// - every other string, and every object key, goes through [`Self::redact_str`];
     /// - a number whose decimal form contains a configured secret becomes `"[REDACTED]"`.
     pub fn redact(&self, value: &Value) -> Value {
+        let mut value = value.clone();
+        self.redact_in_place(&mut value);
+        value
+    }
+
+    /// [`Self::redact`] without the copy: only what holds a secret is rewritten (every
+    /// call's arguments go through this on their way to the audit log).
+    pub fn redact_in_place(&self, value: &mut Value) {
         match value {
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(key, member)| {
-                        let member = if is_secret_key(key) { redact_whole(member) } else { self.redact(member) };
-                        (self.redact_str(key).into_owned(), member)
+            Value::Object(map) => {
+                for (key, member) in map.iter_mut() {
+                    if is_secret_key(key) {
+                        redact_whole(member);
+                    } else {
+                        self.redact_in_place(member);
+                    }
+                }
+                let renamed: Vec<(String, String)> = map
+                    .keys()
+                    .filter_map(|key| match self.redact_str(key) {
+                        Cow::Owned(redacted) => Some((key.clone(), redacted)),
+                        Cow::Borrowed(_) => None,
                     })
-                    .collect(),
-            ),
-            Value::Array(items) => Value::Array(items.iter().map(|item| self.redact(item)).collect()),
-            Value::String(text) => Value::String(self.redact_str(text).into_owned()),
-            Value::Number(number) if self.contains_secret(&number.to_string()) => Value::from(REDACTED),
-            Value::Number(_) | Value::Bool(_) | Value::Null => value.clone(),
+                    .collect();
+                for (key, redacted) in renamed {
+                    if let Some(member) = map.remove(&key) {
+                        map.insert(redacted, member);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact_in_place(item)),
+            Value::String(text) => {
+                if let Cow::Owned(redacted) = self.redact_str(text) {
+                    *text = redacted;
+                }
+            }
+            Value::Number(number) => {
+                if !self.secrets.is_empty() && self.contains_secret(&number.to_string()) {
+                    *value = Value::from(REDACTED);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
         }
     }
 
@@ -181,10 +210,9 @@ fn replacement(captures: &Captures<'_>) -> String {
 }
 
 /// The value of a member whose key names a secret: `null` and booleans carry none.
-fn redact_whole(value: &Value) -> Value {
-    match value {
-        Value::Null | Value::Bool(_) => value.clone(),
-        _ => Value::from(REDACTED),
+fn redact_whole(value: &mut Value) {
+    if !matches!(value, Value::Null | Value::Bool(_)) {
+        *value = Value::from(REDACTED);
     }
 }
 
@@ -195,27 +223,28 @@ fn redact_whole(value: &Value) -> Value {
 /// exactly `auth`, `pass` or `pwd`. So `x-api-key`, `db_password`, `accessToken`,
 /// `Set-Cookie`, `password_hash` match; `max_tokens`, `tokenizer`, `author` do not.
 pub fn is_secret_key(key: &str) -> bool {
-    let words = split_words(key);
-    let joined = words.concat();
+    let (joined, word_ends) = split_words(key);
     if EXACT_KEYS.contains(&joined.as_str()) || KEY_TERMS.iter().any(|term| joined.ends_with(term)) {
         return true;
     }
-    let mut leading = String::new();
-    words.iter().any(|word| {
-        leading.push_str(word);
-        KEY_TERMS.contains(&leading.as_str())
-    })
+    word_ends.iter().any(|&end| joined.get(..end).is_some_and(|leading| KEY_TERMS.contains(&leading)))
 }
 
 /// `key` as lower-case words, split at non-alphanumeric characters and camelCase humps
-/// (`XApiKey` → `x`, `api`, `key`; `APIKey` → `api`, `key`).
-fn split_words(key: &str) -> Vec<String> {
+/// (`XApiKey` → `x`, `api`, `key`; `APIKey` → `api`, `key`), returned joined (`xapikey`)
+/// with the byte offset where each word ends (`[1, 4, 7]`).
+fn split_words(key: &str) -> (String, Vec<usize>) {
     let chars: Vec<char> = key.chars().collect();
-    let mut words = Vec::new();
-    let mut word = String::new();
+    let mut joined = String::with_capacity(key.len());
+    let mut ends = Vec::new();
+    let end_word = |joined: &String, ends: &mut Vec<usize>| {
+        if ends.last().copied().unwrap_or(0) < joined.len() {
+            ends.push(joined.len());
+        }
+    };
     for (index, &c) in chars.iter().enumerate() {
         if !c.is_alphanumeric() {
-            words.push(std::mem::take(&mut word));
+            end_word(&joined, &mut ends);
             continue;
         }
         let previous = index.checked_sub(1).and_then(|i| chars.get(i));
@@ -225,13 +254,12 @@ fn split_words(key: &str) -> Vec<String> {
                 p.is_lowercase() || p.is_numeric() || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
             });
         if hump {
-            words.push(std::mem::take(&mut word));
+            end_word(&joined, &mut ends);
         }
-        word.extend(c.to_lowercase());
+        joined.extend(c.to_lowercase());
     }
-    words.push(word);
-    words.retain(|word| !word.is_empty());
-    words
+    end_word(&joined, &mut ends);
+    (joined, ends)
 }
 
 #[cfg(test)]

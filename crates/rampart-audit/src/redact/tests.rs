@@ -81,7 +81,18 @@ fn split_words_table() {
         ("", &[]),
     ];
     for (key, words) in cases {
-        assert_eq!(split_words(key), *words, "key {key:?}");
+        let (joined, ends) = split_words(key);
+        let mut start = 0;
+        let split: Vec<&str> = ends
+            .iter()
+            .map(|&end| {
+                let word = &joined[start..end];
+                start = end;
+                word
+            })
+            .collect();
+        assert_eq!(split, *words, "key {key:?}");
+        assert_eq!(joined, words.concat(), "key {key:?}");
     }
 }
 
