@@ -319,7 +319,7 @@ def build_loadgen():
                    check=True, env=env, timeout=1800)
 
 
-def run_rust_client(url, args, token):
+def run_rust_client(url, args, token, server_pid):
     exe = loadgen_path()
     if args.build_loadgen or not os.access(exe, os.X_OK):
         build_loadgen()
@@ -329,14 +329,20 @@ def run_rust_client(url, args, token):
     if token:
         env["MCP_BENCH_TOKEN"] = token  # not on the command line (ps); outside RAMPART_*, which the server checks
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, env=env, timeout=args.warmup + args.duration + 120)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    # The server's CPU over the measured period only (the warm-up is not counted in calls).
+    time.sleep(args.warmup)
+    server_cpu0 = proc_cpu_seconds(server_pid)
+    stdout, _ = proc.communicate(timeout=args.duration + 120)
+    measured_server_cpu = proc_cpu_seconds(server_pid) - server_cpu0
     r1, w1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     # The server is still running (not reaped), so the RUSAGE_CHILDREN delta is the client's.
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     try:
-        summary = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+        summary = json.loads(stdout.decode().strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise RuntimeError(f"loadgen exited {proc.returncode} without a summary") from None
+    summary["server_cpu_measured"] = measured_server_cpu
     return summary, cpu, w1 - w0
 
 
@@ -392,6 +398,8 @@ def main():
     print(f"latency_p50_ms={med['p50']:.3f}")
     print(f"latency_p99_ms={med['p99']:.3f}")
     print(f"calls_per_second={med['cps']:.0f}")
+    cpu = sorted(r["cpu_us"] for r in runs)[(len(runs) - 1) // 2]
+    print(f"server_cpu_us_per_call={cpu:.1f}")
 
 
 def one_run(args, token):
@@ -408,7 +416,7 @@ def one_run(args, token):
         proc, url, log_path = start_server(binary, args.server_args, workdir)
         srv0, sys0 = proc_cpu_seconds(proc.pid), system_busy_seconds()
         if args.client == "rust":
-            s, client_cpu, wall = run_rust_client(url, args, token)
+            s, client_cpu, wall = run_rust_client(url, args, token, proc.pid)
         else:
             s, client_cpu, wall = run_python_client(url, args, token)
         if proc.poll() is not None:
@@ -440,7 +448,13 @@ def one_run(args, token):
     invalid = bool(s["errors"] or s["calls"] == 0)
     if invalid:
         print(f"INVALID RUN: {s['errors']} error(s); first: {s.get('first_error')}")
-    return {"cps": s["calls_per_second"], "p50": s["p50_ms"], "p99": s["p99_ms"], "noisy": noisy, "invalid": invalid}
+    # Server CPU per measured call: unlike calls/s, it hardly moves when other tenants of a
+    # shared VM take CPU time, and capacity is cores / this figure once CPU-bound.
+    measured = s.get("server_cpu_measured")
+    cpu_per_call = measured / s["calls"] * 1e6 if measured is not None and s["calls"] else float("nan")
+    print(f"  server CPU per call {cpu_per_call:.1f} µs")
+    return {"cps": s["calls_per_second"], "p50": s["p50_ms"], "p99": s["p99_ms"], "noisy": noisy, "invalid": invalid,
+            "cpu_us": cpu_per_call}
 
 
 if __name__ == "__main__":
