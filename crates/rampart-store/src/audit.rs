@@ -85,7 +85,8 @@ fn insert_statement(backend: Backend, rows: usize) -> String {
 }
 
 impl Store {
-    /// Appends one record (a transaction of its own, committed before returning).
+    /// Appends one record (a transaction of its own, committed before returning): a
+    /// batch of one.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the sequence number exists (two writers).
@@ -93,26 +94,7 @@ impl Store {
         &self,
         row: &AuditRow,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let this = self.clone();
-        let row = row.clone();
-        async move {
-            let pool = this.ready().await?;
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            )))
-            .bind(row.seq)
-            .bind(row.time_ms)
-            .bind(row.principal.clone())
-            .bind(row.method.clone())
-            .bind(row.tool.clone())
-            .bind(row.outcome.clone())
-            .bind(row.record.clone())
-            .bind(row.hash.clone())
-            .execute(&pool)
-            .await
-            .map_err(|e| conflict_or(e, || format!("audit record {} already exists (another writer?)", row.seq)))?;
-            Ok(())
-        }
+        self.append_audit_batch(vec![row.clone()])
     }
 
     /// Appends records in one multi-row INSERT: one statement, so all are stored or none,
