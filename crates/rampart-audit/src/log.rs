@@ -422,14 +422,16 @@ impl Writer {
                     Job::Drain(reply) => drains.push(reply),
                 }
             }
-            let nobody_waits = replies.iter().all(Option::is_none);
+            // Let records gather only after a batch of records nobody waits on: not when a
+            // drain (shutdown) is waiting, nor after an empty batch.
+            let gather = drains.is_empty() && !replies.is_empty() && replies.iter().all(Option::is_none);
             if !events.is_empty() {
                 self.write(events, replies).await;
             }
             for drain in drains {
                 let _ = drain.send(std::mem::take(&mut self.given_up));
             }
-            if nobody_waits {
+            if gather {
                 tokio::time::sleep(GROUP_COMMIT_DELAY).await;
             }
         }
