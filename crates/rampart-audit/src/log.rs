@@ -60,9 +60,9 @@ pub enum FailurePolicy {
 /// `synchronous_commit`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Commit {
-    /// Once the event is queued (the default). The writer stores it within one batch
-    /// (typically well under a millisecond) and a caller never waits for the disk or the
-    /// database. A crash of the process (`kill -9`, power loss) loses the records still
+    /// Once the event is queued (the default). The writer stores it at once when idle,
+    /// within about 10 ms under load (records gather for one commit), and a caller never
+    /// waits for the disk or the database. A crash of the process (`kill -9`, power loss) loses the records still
     /// queued; a graceful shutdown ([`AuditLog::drain`]) stores them. The tool's effect
     /// has happened before its record is written under either mode, since the record
     /// holds the outcome.

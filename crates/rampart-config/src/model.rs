@@ -327,7 +327,7 @@ pub struct AuditConfig {
     /// `closed` (default): refuse calls when the log cannot be written; `open`: serve.
     pub on_failure: AuditFailure,
     /// `false` (default): a call's result is released once its record is queued; the
-    /// writer stores it within one batch, and a graceful shutdown stores what is queued,
+    /// writer stores it within about 10 ms, and a graceful shutdown stores what is queued,
     /// but a crash (`kill -9`, power loss) loses the records still queued. `true`: the
     /// result waits until its record is stored (PostgreSQL's `synchronous_commit`), at
     /// about half the throughput (bench/README.md).
@@ -524,7 +524,7 @@ enabled = true
 # file = "/var/log/rampart/audit.jsonl"
 # "closed": refuse calls when the audit log cannot be written; "open": serve anyway.
 on_failure = "closed"
-# false: a result is released once its record is queued (stored within a batch; a crash
+# false: a result is released once its record is queued (stored within ~10 ms; a crash
 # loses what is still queued). true: a result waits until its record is stored.
 synchronous = false
 queue_capacity = 1024

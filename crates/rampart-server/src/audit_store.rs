@@ -34,7 +34,7 @@ fn row(record: &AuditRecord) -> Result<AuditRow, SinkError> {
         method: record.event.method.clone(),
         tool: record.event.tool.clone(),
         outcome: record.event.outcome.as_str().into(),
-        record: serde_json::to_string(record).map_err(SinkError::backend)?,
+        record: record.json_line(),
         hash: record.hash.clone(),
     })
 }
