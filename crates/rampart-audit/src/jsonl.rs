@@ -17,7 +17,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::{AuditRecord, AuditSink, SinkError};
+use crate::{AuditRecord, AuditSink, SealedRecord, SinkError};
 
 /// Bytes read per step when looking for the last line from the end of the file.
 const TAIL_CHUNK: u64 = 64 * 1024;
@@ -91,7 +91,7 @@ impl JsonlSink {
         self.torn_tail.as_ref()
     }
 
-    async fn write(&self, records: Vec<AuditRecord>) -> Result<(), SinkError> {
+    async fn write(&self, records: Vec<SealedRecord>) -> Result<(), SinkError> {
         let state = Arc::clone(&self.state);
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -108,11 +108,11 @@ impl JsonlSink {
 
 #[async_trait]
 impl AuditSink for JsonlSink {
-    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
+    async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
         self.write(vec![record.clone()]).await
     }
 
-    async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+    async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
         self.write(records.to_vec()).await
     }
 
@@ -129,14 +129,14 @@ enum AppendError {
 impl FileState {
     /// Writes `records` as lines with one `write` and one `fdatasync`; on failure cuts the
     /// file back to its previous length (now or before the next append).
-    fn append(&mut self, records: &[AuditRecord]) -> Result<(), AppendError> {
+    fn append(&mut self, records: &[SealedRecord]) -> Result<(), AppendError> {
         self.check_continues(records)?;
         if self.dirty {
             self.cut_back().map_err(AppendError::Io)?;
         }
         let mut lines = String::new();
         for record in records {
-            lines.push_str(&record.json_line());
+            lines.push_str(record.line());
             lines.push('\n');
         }
         let written = self.file.write_all(lines.as_bytes()).and_then(|()| self.file.sync_data());
@@ -148,12 +148,12 @@ impl FileState {
         }
         self.len += lines.len() as u64;
         if let Some(last) = records.last() {
-            self.last = Some(last.clone());
+            self.last = Some(last.record().clone());
         }
         Ok(())
     }
 
-    fn check_continues(&self, records: &[AuditRecord]) -> Result<(), AppendError> {
+    fn check_continues(&self, records: &[SealedRecord]) -> Result<(), AppendError> {
         let mut head = self.last.as_ref().map_or((0, crate::GENESIS_HASH), |last| (last.seq, last.hash.as_str()));
         for record in records {
             if record.seq != head.0.saturating_add(1) || record.prev_hash != head.1 {

@@ -58,7 +58,7 @@ mod verify;
 pub use event::{AuditEvent, Decision, Outcome, format_time, micros, parse_time};
 pub use jsonl::{JsonlRecords, JsonlSink, ReadError, TornTail, read_jsonl};
 pub use log::{AuditError, AuditLog, AuditReceipt, Commit, FailurePolicy};
-pub use record::{AuditRecord, GENESIS_HASH};
+pub use record::{AuditRecord, GENESIS_HASH, SealedRecord};
 pub use redact::{MIN_SECRET_CHARS, REDACTED, Redactor, is_secret_key};
 pub use sink::{AuditSink, MemorySink, SinkError};
 pub use verify::{ChainHead, Verifier, VerifyError, VerifySummary, verify};

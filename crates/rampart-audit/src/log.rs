@@ -24,7 +24,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{AuditEvent, AuditRecord, AuditSink, ChainHead, SinkError};
+use crate::{AuditEvent, AuditSink, ChainHead, SealedRecord, SinkError};
 
 /// Most records the writer seals and appends in one sink call (one flush or transaction).
 const MAX_BATCH: usize = 256;
@@ -533,10 +533,10 @@ impl Writer {
         }
         let first_seq = head.seq.saturating_add(1);
         let mut next = head;
-        let records: Vec<AuditRecord> = std::mem::take(events)
+        let records: Vec<SealedRecord> = std::mem::take(events)
             .into_iter()
             .map(|event| {
-                let record = AuditRecord::seal(event, next.seq.saturating_add(1), next.hash.clone());
+                let record = SealedRecord::seal(event, next.seq.saturating_add(1), next.hash.clone());
                 next = ChainHead::of(&record);
                 record
             })
@@ -545,7 +545,7 @@ impl Writer {
             && let Err(error) = self.sink.append_batch(&records).await
         {
             *sealed_as = records.iter().map(|record| record.hash.clone()).collect();
-            *events = records.into_iter().map(|record| record.event).collect();
+            *events = records.into_iter().map(|record| record.into_record().event).collect();
             return Err(error);
         }
         *self.shared.head.lock().unwrap_or_else(PoisonError::into_inner) = next.clone();

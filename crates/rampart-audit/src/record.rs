@@ -54,21 +54,18 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// `event` as record `seq` after the record whose hash is `prev_hash`: truncates the
     /// event's time to whole milliseconds (the stored precision) and computes `hash`.
-    pub fn seal(mut event: AuditEvent, seq: u64, prev_hash: impl Into<String>) -> Self {
-        event.time = crate::event::truncate_to_ms(event.time);
-        let mut record = Self { seq, event, prev_hash: prev_hash.into(), hash: String::new() };
-        record.hash = record.compute_hash();
-        record
+    pub fn seal(event: AuditEvent, seq: u64, prev_hash: impl Into<String>) -> Self {
+        SealedRecord::seal(event, seq, prev_hash).into_record()
     }
 
     /// The canonical form the hash covers (see the type's docs).
     pub fn canonical_json(&self) -> String {
-        json_string(&Wire { record: self, with_hash: false })
+        self.canonical_json_and_split().0
     }
 
     /// The hash this record's content calls for: hex SHA-256 of [`Self::canonical_json`].
     pub fn compute_hash(&self) -> String {
-        format!("{:x}", Sha256::digest(self.canonical_json().as_bytes()))
+        hex_sha256(self.canonical_json().as_bytes())
     }
 
     /// Whether `hash` matches the content (the record was not edited since it was
@@ -79,53 +76,162 @@ impl AuditRecord {
 
     /// The serialized record on one line (no newline): what [`Serialize`] writes.
     pub fn json_line(&self) -> String {
-        json_string(self)
+        let (canonical, split) = self.canonical_json_and_split();
+        with_hash(&canonical, split, &self.hash)
     }
+
+    /// The canonical form, and the byte offset in it where the serialized form has
+    /// `"hash":"…",` (after `duration_us`, the key before `hash` in sorted order): the two
+    /// forms differ by that alone, so one serialization gives both.
+    fn canonical_json_and_split(&self) -> (String, usize) {
+        let mut json = Vec::with_capacity(512);
+        // Compact JSON objects: `{"arguments":…,"duration_us":N}` then `{"method":…}`,
+        // joined into one object. Writing into memory cannot fail (every key is a string).
+        let _ = serde_json::to_writer(&mut json, &Wire { record: self, part: Part::BeforeHash });
+        json.pop();
+        json.push(b',');
+        let split = json.len();
+        let _ = serde_json::to_writer(&mut json, &Wire { record: self, part: Part::AfterHash });
+        json.remove(split);
+        // serde_json writes UTF-8; an empty string would fail verification loudly.
+        (String::from_utf8(json).unwrap_or_default(), split)
+    }
+}
+
+/// `canonical` with `"hash":"<hash>",` inserted at byte `split`.
+fn with_hash(canonical: &str, split: usize, hash: &str) -> String {
+    let (before, after) = canonical.split_at(split);
+    let mut line = String::with_capacity(canonical.len() + hash.len() + 10);
+    for part in [before, "\"hash\":", "\"", hash, "\",", after] {
+        line.push_str(part);
+    }
+    line
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+fn hex_sha256(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 impl Serialize for AuditRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Wire { record: self, with_hash: true }.serialize(serializer)
+        Wire { record: self, part: Part::Whole }.serialize(serializer)
     }
 }
 
-/// Compact JSON of `value`. Serializing these types into memory cannot fail (every map
-/// key is a string, there is no I/O); an empty string would fail verification loudly.
-fn json_string(value: &impl Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// An [`AuditRecord`] with its serialized line ([`AuditRecord::json_line`]): what the
+/// [`AuditLog`](crate::AuditLog)'s writer seals and hands to the sink. Sealing serializes
+/// the record once, for both the hash and the line, instead of once for each: this runs
+/// for every call. Read-only, so the line always matches the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedRecord {
+    record: AuditRecord,
+    line: String,
 }
 
-/// A record as one JSON object with its keys in sorted order, with or without `hash`.
-/// Written field by field, without an intermediate `Value`: this runs twice per call.
+impl SealedRecord {
+    /// As [`AuditRecord::seal`], with the line.
+    pub fn seal(mut event: AuditEvent, seq: u64, prev_hash: impl Into<String>) -> Self {
+        event.time = crate::event::truncate_to_ms(event.time);
+        let mut record = AuditRecord { seq, event, prev_hash: prev_hash.into(), hash: String::new() };
+        let (canonical, split) = record.canonical_json_and_split();
+        record.hash = hex_sha256(canonical.as_bytes());
+        let line = with_hash(&canonical, split, &record.hash);
+        Self { record, line }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &AuditRecord {
+        &self.record
+    }
+
+    /// The serialized record on one line, without newline: exactly what a sink stores.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// The record, without its line.
+    pub fn into_record(self) -> AuditRecord {
+        self.record
+    }
+}
+
+impl std::ops::Deref for SealedRecord {
+    type Target = AuditRecord;
+
+    fn deref(&self) -> &AuditRecord {
+        &self.record
+    }
+}
+
+/// A record as it is (even one edited after sealing, which is how tests forge them),
+/// with its line serialized.
+impl From<AuditRecord> for SealedRecord {
+    fn from(record: AuditRecord) -> Self {
+        let line = record.json_line();
+        Self { record, line }
+    }
+}
+
+/// Which of a record's keys [`Wire`] writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Every key, `hash` included: the serialized record.
+    Whole,
+    /// The keys that sort before `hash`.
+    BeforeHash,
+    /// The keys that sort after `hash`.
+    AfterHash,
+}
+
+/// Some of a record's keys (see [`Part`]) as one JSON object, in sorted order. Written
+/// field by field, without an intermediate `Value`: this runs for every call.
 struct Wire<'a> {
     record: &'a AuditRecord,
-    with_hash: bool,
+    part: Part,
 }
 
 impl Serialize for Wire<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let record = self.record;
         let event = &record.event;
-        let mut map = serializer.serialize_map(Some(if self.with_hash { 16 } else { 15 }))?;
+        let (before, hash, after) = match self.part {
+            Part::Whole => (true, true, true),
+            Part::BeforeHash => (true, false, false),
+            Part::AfterHash => (false, false, true),
+        };
+        let len = 4 * usize::from(before) + usize::from(hash) + 11 * usize::from(after);
+        let mut map = serializer.serialize_map(Some(len))?;
         // In sorted key order (a test checks it): serializers keep the order written.
-        map.serialize_entry("arguments", &Sorted(&event.arguments))?;
-        map.serialize_entry("decision", event.decision.as_str())?;
-        map.serialize_entry("detail", &event.detail)?;
-        map.serialize_entry("duration_us", &event.duration_us)?;
-        if self.with_hash {
+        if before {
+            map.serialize_entry("arguments", &Sorted(&event.arguments))?;
+            map.serialize_entry("decision", event.decision.as_str())?;
+            map.serialize_entry("detail", &event.detail)?;
+            map.serialize_entry("duration_us", &event.duration_us)?;
+        }
+        if hash {
             map.serialize_entry("hash", &record.hash)?;
         }
-        map.serialize_entry("method", &event.method)?;
-        map.serialize_entry("outcome", event.outcome.as_str())?;
-        map.serialize_entry("prev_hash", &record.prev_hash)?;
-        map.serialize_entry("principal", &event.principal)?;
-        map.serialize_entry("remote_addr", &event.remote_addr)?;
-        map.serialize_entry("request_id", &event.request_id)?;
-        map.serialize_entry("seq", &record.seq)?;
-        map.serialize_entry("session", &event.session)?;
-        map.serialize_entry("time", &format_time(event.time))?;
-        map.serialize_entry("tool", &event.tool)?;
-        map.serialize_entry("transport", &event.transport)?;
+        if after {
+            map.serialize_entry("method", &event.method)?;
+            map.serialize_entry("outcome", event.outcome.as_str())?;
+            map.serialize_entry("prev_hash", &record.prev_hash)?;
+            map.serialize_entry("principal", &event.principal)?;
+            map.serialize_entry("remote_addr", &event.remote_addr)?;
+            map.serialize_entry("request_id", &event.request_id)?;
+            map.serialize_entry("seq", &record.seq)?;
+            map.serialize_entry("session", &event.session)?;
+            map.serialize_entry("time", &format_time(event.time))?;
+            map.serialize_entry("tool", &event.tool)?;
+            map.serialize_entry("transport", &event.transport)?;
+        }
         map.end()
     }
 }

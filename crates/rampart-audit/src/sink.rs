@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::AuditRecord;
+use crate::{AuditRecord, SealedRecord};
 
 /// Durable, append-only storage of audit records. [`AuditLog`](crate::AuditLog) is its
 /// only writer: one task calls `append`/`append_batch` in chain order and never
@@ -16,13 +16,14 @@ use crate::AuditRecord;
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     /// Stores `record` durably (flushed to stable storage, or committed) before
-    /// returning.
+    /// returning. A sink that stores text stores [`SealedRecord::line`], byte for byte: it
+    /// is what the hash was computed over (with the hash itself added).
     ///
     /// # Errors
     /// The record was not stored. A sink should then hold nothing of it (roll back a
     /// partial write); if it cannot guarantee that, the writer re-reads [`Self::last`]
     /// before the next append, so the chain continues from what was really stored.
-    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError>;
+    async fn append(&self, record: &SealedRecord) -> Result<(), SinkError>;
 
     /// Stores `records` (consecutive, in order) durably, all or none; one flush or one
     /// transaction for the lot. The default appends them one by one.
@@ -30,7 +31,7 @@ pub trait AuditSink: Send + Sync + 'static {
     /// # Errors
     /// As [`Self::append`]; some records of the batch may then be stored, which the next
     /// [`Self::last`] reveals.
-    async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+    async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
         for record in records {
             self.append(record).await?;
         }
@@ -122,13 +123,14 @@ impl MemorySink {
 
 #[async_trait]
 impl AuditSink for MemorySink {
-    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
-        self.records.lock().unwrap_or_else(PoisonError::into_inner).push(record.clone());
+    async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner).push(record.record().clone());
         Ok(())
     }
 
-    async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
-        self.records.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(records);
+    async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
+        let mut stored = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        stored.extend(records.iter().map(|record| record.record().clone()));
         Ok(())
     }
 

@@ -39,6 +39,11 @@ pub(crate) fn chain(len: u64) -> Vec<AuditRecord> {
     records
 }
 
+/// `records` as a sink takes them.
+pub(crate) fn sealed(records: &[AuditRecord]) -> Vec<crate::SealedRecord> {
+    records.iter().cloned().map(Into::into).collect()
+}
+
 /// A fresh empty directory under the system temp dir, removed when dropped.
 pub(crate) struct ScratchDir(pub(crate) PathBuf);
 

@@ -2,7 +2,7 @@
 //! the record's exact JSON so that verification re-hashes what was written.
 
 use async_trait::async_trait;
-use rampart_audit::{AuditRecord, AuditSink, SinkError};
+use rampart_audit::{AuditRecord, AuditSink, SealedRecord, SinkError};
 use rampart_store::{AuditRow, Store};
 
 /// [`AuditSink`] over the store.
@@ -26,28 +26,25 @@ pub fn record_from_row(row: &AuditRow) -> Result<AuditRecord, SinkError> {
     serde_json::from_str(&row.record).map_err(SinkError::backend)
 }
 
-fn row(record: &AuditRecord) -> Result<AuditRow, SinkError> {
+fn row(record: &SealedRecord) -> Result<AuditRow, SinkError> {
     Ok(AuditRow {
         seq: i64::try_from(record.seq).map_err(SinkError::backend)?,
         time_ms: record.event.time.as_millisecond(),
         principal: record.event.principal.clone(),
-        method: record.event.method.clone(),
         tool: record.event.tool.clone(),
-        outcome: record.event.outcome.as_str().into(),
-        record: record.json_line(),
-        hash: record.hash.clone(),
+        record: record.line().to_owned(),
     })
 }
 
 #[async_trait]
 impl AuditSink for StoreSink {
-    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
+    async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
         self.store.append_audit(&row(record)?).await.map_err(SinkError::backend)
     }
 
     /// One transaction per batch: one commit (and one fsync) for every record queued
     /// while the previous one was written.
-    async fn append_batch(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+    async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
         let rows = records.iter().map(row).collect::<Result<Vec<_>, _>>()?;
         self.store.append_audit_batch(rows).await.map_err(SinkError::backend)
     }

@@ -3,7 +3,8 @@
 //! One code path for both back-ends: the embedded SQLite database (a file in the data
 //! directory; the default, no external service) and PostgreSQL (`RAMPART_DATABASE_URL=
 //! postgres://…`). Queries are portable SQL run through sqlx's `Any` driver; migrations
-//! (`migrations/`, embedded at build time) are applied on first use.
+//! (`migrations/sqlite`, `migrations/postgres`, embedded at build time) are applied on
+//! first use.
 //!
 //! The connection is lazy: the server starts while PostgreSQL is down, `/readyz` reports
 //! the store as degraded, and the first operation after it comes back connects and
@@ -88,7 +89,20 @@ pub struct Store {
     migrating: Arc<Mutex<()>>,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Migrations per back-end (`migrations/sqlite`, `migrations/postgres`): the first is the
+/// same portable SQL in both (byte for byte: sqlx checks applied migrations by checksum);
+/// later ones may use what only one of them has (SQLite's rowid tables).
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Backend {
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATOR,
+            Self::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
 
 /// The URL with any password replaced by `***`, for logs and `/readyz`.
 pub fn redact_url(url: &str) -> String {
@@ -188,7 +202,8 @@ impl Store {
             // `run_direct` rather than `run`: `run` is generic over `Acquire<'a>`, which makes
             // every future awaiting it fail rustc's higher-ranked `Send` check (sqlx's own
             // comment on `run_direct` says as much).
-            MIGRATOR
+            self.backend
+                .migrator()
                 .run_direct(None, &mut *connection, false)
                 .await
                 .map_err(|source| StoreError::Migrate { url: self.display_url.clone(), source })?;

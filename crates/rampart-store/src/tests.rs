@@ -28,6 +28,11 @@ fn sqlite_store(name: &str) -> (Store, std::path::PathBuf) {
 
 /// A fresh PostgreSQL database for one test, or `None` (skipped loudly).
 async fn postgres_store(name: &str) -> Option<Store> {
+    Some(Store::open(&postgres_url(name).await?).unwrap())
+}
+
+/// The URL of a fresh, empty PostgreSQL database for one test, or `None` (skipped loudly).
+async fn postgres_url(name: &str) -> Option<String> {
     let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
@@ -43,7 +48,7 @@ async fn postgres_store(name: &str) -> Option<Store> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).execute(&admin).await.unwrap();
     admin.close().await;
     let (prefix, _) = base.rsplit_once('/').unwrap();
-    Some(Store::open(&format!("{prefix}/{database}")).unwrap())
+    Some(format!("{prefix}/{database}"))
 }
 
 async fn token_lifecycle(store: &Store) {
@@ -76,11 +81,8 @@ async fn audit_rows(store: &Store) {
             seq,
             time_ms: 1_000 * seq,
             principal: if seq % 2 == 0 { "token:ci".into() } else { "local".into() },
-            method: "tools/call".into(),
             tool: Some(if seq == 3 { "write_file".into() } else { "get_current_time".into() }),
-            outcome: "ok".into(),
             record: format!("{{\"seq\":{seq}}}"),
-            hash: format!("h{seq}"),
         };
         store.append_audit(&audit).await.unwrap();
     }
@@ -108,6 +110,123 @@ async fn audit_rows(store: &Store) {
     let clash: Vec<AuditRow> = (7..=8).map(|seq| AuditRow { seq, ..template.clone() }).collect();
     assert!(matches!(store.append_audit_batch(clash).await.unwrap_err(), StoreError::Conflict(_)));
     assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7, "a failed batch stores nothing");
+    let combined =
+        AuditQuery { principal: Some("local".into()), since_ms: Some(2_000), limit: 100, ..Default::default() };
+    assert_eq!(seqs(store.audit_records(&combined).await.unwrap()), [3, 5, 6, 7]);
+
+    // Every batch size the writer can send, and beyond: SQLite pads each INSERT to a power
+    // of two rows with NULLs that must not be stored; above 512 rows it takes several
+    // statements, still all or none.
+    let mut next = 8;
+    for size in [1, 2, 3, 5, 127, 128, 129, 256, 511, 512, 513, 1_100] {
+        let batch: Vec<AuditRow> = (next..next + size)
+            .map(|seq| AuditRow { seq, time_ms: seq, record: format!("r{seq}"), ..template.clone() })
+            .collect();
+        store.append_audit_batch(batch).await.unwrap();
+        next += size;
+        let last = store.last_audit().await.unwrap().unwrap();
+        assert_eq!((last.seq, last.record.as_str()), (next - 1, format!("r{}", next - 1).as_str()), "batch of {size}");
+    }
+    let everything = AuditQuery { limit: 100_000, ..Default::default() };
+    let stored = seqs(store.audit_records(&everything).await.unwrap());
+    assert_eq!(stored, (1..next).collect::<Vec<_>>(), "contiguous, no padding row stored");
+    // The batches' times (time_ms = seq) went back from record 7's: `since` still finds
+    // exactly the records at or after the time, wherever they are in the chain.
+    let since = AuditQuery { since_ms: Some(4_000), limit: 100, ..Default::default() };
+    assert_eq!(seqs(store.audit_records(&since).await.unwrap()), [4, 5, 6, 7]);
+    let since = AuditQuery { since_ms: Some(3_000), limit: 100, newest_first: true, ..Default::default() };
+    let expected: Vec<i64> = (3_000..next).rev().chain([7, 6, 5, 4, 3]).collect();
+    assert_eq!(seqs(store.audit_records(&since).await.unwrap()), expected[..100]);
+    let straddling: Vec<AuditRow> = (next - 1..next + 599).map(|seq| AuditRow { seq, ..template.clone() }).collect();
+    assert!(matches!(store.append_audit_batch(straddling).await.unwrap_err(), StoreError::Conflict(_)));
+    let clash_at_end: Vec<AuditRow> = (next..next + 600)
+        .map(|seq| AuditRow { seq: if seq == next + 599 { 1 } else { seq }, ..template.clone() })
+        .collect();
+    assert!(matches!(store.append_audit_batch(clash_at_end).await.unwrap_err(), StoreError::Conflict(_)));
+    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, next - 1, "a failed large batch stores nothing");
+}
+
+/// A store made by the first schema (migration 1 only, its audit table with the
+/// `method`, `outcome` and `hash` columns) is upgraded on first use with nothing lost, and
+/// the chain goes on from its last record.
+async fn upgrade_from_first_schema(url: &str, backend: Backend) {
+    install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let mut connection = pool.acquire().await.unwrap();
+    backend.migrator().run_direct(Some(1), &mut *connection, false).await.unwrap();
+    for seq in 1..=2_i64 {
+        sqlx::query(
+            "INSERT INTO audit_records (seq, time_ms, principal, method, tool, outcome, record, hash) \
+             VALUES ($1, $2, 'local', 'tools/call', 'fs_read', 'ok', $3, $4)",
+        )
+        .bind(seq)
+        .bind(seq * 1_000)
+        .bind(format!("r{seq}"))
+        .bind(format!("h{seq}"))
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    }
+    drop(connection);
+    pool.close().await;
+
+    let store = Store::open(url).unwrap();
+    let stored = |seq: i64| AuditRow {
+        seq,
+        time_ms: seq * 1_000,
+        principal: "local".into(),
+        tool: Some("fs_read".into()),
+        record: format!("r{seq}"),
+    };
+    let all = AuditQuery { limit: 10, ..Default::default() };
+    assert_eq!(store.audit_records(&all).await.unwrap(), [stored(1), stored(2)]);
+    store.append_audit(&stored(3)).await.unwrap();
+    assert!(matches!(store.append_audit(&stored(2)).await.unwrap_err(), StoreError::Conflict(_)));
+    let by_principal =
+        AuditQuery { principal: Some("local".into()), limit: 10, newest_first: true, ..Default::default() };
+    assert_eq!(store.audit_records(&by_principal).await.unwrap(), [stored(3), stored(2), stored(1)]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_first_schema() {
+    let (_, dir) = sqlite_store("upgrade");
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    upgrade_from_first_schema(&format!("{}?mode=rwc", Store::sqlite_url(&dir.join("nested"))), Backend::Sqlite).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_upgrade_from_first_schema() {
+    let Some(url) = postgres_url("upgrade").await else { return };
+    upgrade_from_first_schema(&url, Backend::Postgres).await;
+}
+
+/// `audit search` filters use the indexes on SQLite (a filter written as
+/// `($1 IS NULL OR principal = $1)` scanned the whole table).
+#[tokio::test]
+async fn sqlite_searches_use_the_indexes() {
+    let (store, dir) = sqlite_store("plan");
+    let pool = store.ready().await.unwrap();
+    let cases = [
+        (AuditQuery { principal: Some("token:ci".into()), ..Default::default() }, "audit_records_principal"),
+        (AuditQuery { tool: Some("fs_read".into()), newest_first: true, ..Default::default() }, "audit_records_tool"),
+        (AuditQuery { since_ms: Some(5), ..Default::default() }, "audit_records_time"),
+    ];
+    for (query, index) in cases {
+        let query = AuditQuery { limit: 10, ..query };
+        let explain = format!("EXPLAIN QUERY PLAN {}", audit::search_sql(&query));
+        let plan: Vec<String> = audit::bind_search(sqlx::query(sqlx::AssertSqlSafe(explain)), query)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+            .collect();
+        assert!(plan.iter().any(|step| step.contains(index)), "{index}: {plan:?}");
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

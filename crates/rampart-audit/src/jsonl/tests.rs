@@ -5,14 +5,14 @@ use serde_json::json;
 
 use super::*;
 use crate::{
-    test_support::{ScratchDir, chain, event},
+    test_support::{ScratchDir, chain, event, sealed},
     verify,
 };
 
 async fn write_chain(path: &Path, records: &[AuditRecord]) -> JsonlSink {
     let sink = JsonlSink::open(path).await.unwrap();
     for record in records {
-        sink.append(record).await.unwrap();
+        sink.append(&record.clone().into()).await.unwrap();
     }
     sink
 }
@@ -23,7 +23,7 @@ async fn appended_records_read_back_and_verify() {
     let path = dir.file("audit.jsonl");
     let records = chain(5);
     let sink = write_chain(&path, &records[..2]).await;
-    sink.append_batch(&records[2..]).await.unwrap();
+    sink.append_batch(&sealed(&records[2..])).await.unwrap();
     assert_eq!(read_jsonl(&path).unwrap(), records);
     assert_eq!(verify(read_jsonl(&path).unwrap()).unwrap().records, 5);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -81,7 +81,7 @@ async fn a_torn_tail_is_moved_aside_and_never_chained_onto() {
     assert_eq!(std::fs::read_to_string(&torn.saved_to).unwrap(), format!("{partial}\n"));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), complete_len);
     assert_eq!(sink.last().await.unwrap().as_ref(), Some(&records[2]));
-    sink.append(&records[3]).await.unwrap();
+    sink.append(&records[3].clone().into()).await.unwrap();
     assert_eq!(verify(read_jsonl(&path).unwrap()).unwrap().records, 4);
 }
 
@@ -114,12 +114,12 @@ async fn a_record_that_does_not_continue_the_file_is_refused() {
     let dir = ScratchDir::new();
     let records = chain(3);
     let sink = write_chain(&dir.file("audit.jsonl"), &records[..1]).await;
-    let error = sink.append(&records[2]).await.unwrap_err();
+    let error = sink.append(&records[2].clone().into()).await.unwrap_err();
     assert!(matches!(error, SinkError::OutOfOrder { seq: 3, last_seq: 1 }), "{error}");
     let mut forged = records[1].clone();
     forged.prev_hash = "1".repeat(64);
-    assert!(matches!(sink.append(&forged).await, Err(SinkError::OutOfOrder { seq: 2, .. })));
-    sink.append(&records[1]).await.unwrap();
+    assert!(matches!(sink.append(&forged.into()).await, Err(SinkError::OutOfOrder { seq: 2, .. })));
+    sink.append(&records[1].clone().into()).await.unwrap();
 }
 
 #[tokio::test]
@@ -133,7 +133,7 @@ async fn bytes_left_by_a_failed_write_are_cut_before_the_next() {
         state.file.write_all(b"{\"half a rec").unwrap();
         state.dirty = true;
     }
-    sink.append(&records[1]).await.unwrap();
+    sink.append(&records[1].clone().into()).await.unwrap();
     assert_eq!(read_jsonl(&path).unwrap(), records);
 }
 

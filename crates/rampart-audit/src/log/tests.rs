@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::{
-    JsonlSink, MemorySink, read_jsonl,
+    AuditRecord, JsonlSink, MemorySink, read_jsonl,
     test_support::{ScratchDir, event},
     verify,
 };
@@ -43,7 +43,7 @@ impl TestSink {
 
 #[async_trait]
 impl AuditSink for TestSink {
-    async fn append(&self, record: &AuditRecord) -> Result<(), SinkError> {
+    async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
         if let Some(gate) = &self.gate {
             gate.acquire().await.unwrap().forget();
         }
@@ -202,7 +202,7 @@ async fn start_refuses_bad_settings_and_a_tampered_tail() {
     let mut tampered = sink.records();
     tampered[0].event.principal = "token:admin".into();
     let tampered_sink = Arc::new(MemorySink::new());
-    tampered_sink.append(&tampered[0]).await.unwrap();
+    tampered_sink.append(&tampered[0].clone().into()).await.unwrap();
     match AuditLog::start(tampered_sink, 4, FailurePolicy::FailClosed).await {
         Err(AuditError::Sink(cause)) => assert!(matches!(*cause, SinkError::TamperedLast { seq: 1 })),
         other => panic!("expected TamperedLast, got {other:?}"),

@@ -154,3 +154,26 @@ fn keys_are_written_in_sorted_order_at_every_level() {
     // Any serializer gets the same shape (here serde_json's Value).
     assert_eq!(serde_json::to_value(&record).unwrap(), value);
 }
+
+#[test]
+fn a_sealed_record_line_is_the_serialized_record() {
+    let mut event = event(5);
+    // Keys that also appear among the record's own, inside the arguments and the detail:
+    // the line's `hash` goes after the record's own `duration_us`, nowhere else.
+    event.arguments = json!({"duration_us": 1, "method": {"hash": "x"}, "zz": "\"method\":"});
+    event.detail = Some(r#","hash":"forged","#.into());
+    let sealed = SealedRecord::seal(event.clone(), 5, "cd".repeat(32));
+    let record = AuditRecord::seal(event, 5, "cd".repeat(32));
+    assert_eq!(sealed.record(), &record);
+    assert_eq!(sealed.line(), serde_json::to_string(&record).unwrap());
+    assert_eq!(sealed.line(), record.json_line());
+    let back: AuditRecord = serde_json::from_str(sealed.line()).unwrap();
+    assert!(back.is_intact());
+    assert_eq!(back, record);
+    // A record edited after sealing gets its own line, not the sealed one.
+    let mut edited = record.clone();
+    edited.event.principal = "token:admin".into();
+    let forged = SealedRecord::from(edited.clone());
+    assert_eq!(forged.line(), serde_json::to_string(&edited).unwrap());
+    assert!(!serde_json::from_str::<AuditRecord>(forged.line()).unwrap().is_intact());
+}
