@@ -131,7 +131,9 @@ async fn insert_rows<'c>(
 /// the table in seq order, looking for the first match.)
 pub(crate) fn search_sql(query: &AuditQuery) -> String {
     use std::fmt::Write as _;
-    let filters: [(fn(usize) -> String, bool); 4] = [
+    /// A filter's SQL for its parameter number, and whether the query gives it.
+    type Filter = (fn(usize) -> String, bool);
+    let filters: [Filter; 4] = [
         (|n| format!("principal = ${n}"), query.principal.is_some()),
         (|n| format!("tool = ${n}"), query.tool.is_some()),
         (
