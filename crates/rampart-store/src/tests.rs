@@ -262,3 +262,14 @@ async fn an_unreachable_database_fails_operations_not_opening() {
 fn unsupported_urls_are_refused() {
     assert!(matches!(Store::open("mysql://x/y").unwrap_err(), StoreError::UnsupportedUrl(_)));
 }
+
+/// Migration 1 exists once per back-end and must stay byte-identical in both: stores that
+/// applied it before the split know it by its checksum.
+#[test]
+fn the_first_migration_is_the_same_for_both_back_ends() {
+    assert_eq!(
+        include_bytes!("../migrations/sqlite/0001_tokens_and_audit.sql").as_slice(),
+        include_bytes!("../migrations/postgres/0001_tokens_and_audit.sql").as_slice()
+    );
+    assert_eq!(SQLITE_MIGRATOR.migrations[0].checksum, POSTGRES_MIGRATOR.migrations[0].checksum);
+}
