@@ -108,16 +108,10 @@ fn with_hash(canonical: &str, split: usize, hash: &str) -> String {
     line
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
+/// Lower-case hex SHA-256 of `bytes` (the digest's own hex formatting, as
+/// `rampart_auth::token_digest`).
 fn hex_sha256(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 impl Serialize for AuditRecord {

@@ -119,9 +119,10 @@ async fn insert_rows<'c>(
     Ok(())
 }
 
-/// The SELECT for `query`, with only the filters it gives, so that the database can use
-/// the index on the column (`($1 IS NULL OR principal = $1)` made every search a scan).
-/// Its parameters are bound by [`bind_search`].
+/// The SELECT for `query` after `prefix` (empty, or e.g. `EXPLAIN QUERY PLAN `), its
+/// parameters bound. Only the filters `query` gives are in the SQL, so that the database
+/// can use the index on the column (`($1 IS NULL OR principal = $1)` made every search a
+/// scan).
 ///
 /// `since` also bounds seq by the first record at or after that time, found through the
 /// time index: asked for `time_ms >= $n ORDER BY seq`, SQLite rather walks the table in
@@ -129,47 +130,43 @@ async fn insert_rows<'c>(
 /// time comes before that one, so the bound drops nothing; the `time_ms` filter stays for
 /// records after it whose clock went back. (`+seq`: with `MIN(seq)` SQLite again walks
 /// the table in seq order, looking for the first match.)
-pub(crate) fn search_sql(query: &AuditQuery) -> String {
-    use std::fmt::Write as _;
-    /// A filter's SQL for its parameter number, and whether the query gives it.
-    type Filter = (fn(usize) -> String, bool);
-    let filters: [Filter; 4] = [
-        (|n| format!("principal = ${n}"), query.principal.is_some()),
-        (|n| format!("tool = ${n}"), query.tool.is_some()),
-        (
-            |n| format!("time_ms >= ${n} AND seq >= (SELECT MIN(+seq) FROM audit_records WHERE time_ms >= ${n})"),
-            query.since_ms.is_some(),
-        ),
-        (|n| format!("seq > ${n}"), query.after_seq.is_some()),
-    ];
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_records");
-    let mut parameters = 0;
-    for (condition, _) in filters.iter().filter(|(_, given)| *given) {
-        parameters += 1;
-        let keyword = if parameters == 1 { "WHERE" } else { "AND" };
-        let _ = write!(sql, " {keyword} {}", condition(parameters));
-    }
-    let order = if query.newest_first { "DESC" } else { "ASC" };
-    let _ = write!(sql, " ORDER BY seq {order} LIMIT ${}", parameters + 1);
-    sql
-}
-
-/// Binds [`search_sql`]'s parameters, in its order.
-pub(crate) fn bind_search(
-    mut statement: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+pub(crate) fn search_statement(
+    prefix: &str,
     query: AuditQuery,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    if let Some(principal) = query.principal {
-        statement = statement.bind(principal);
+    use std::fmt::Write as _;
+    enum Parameter {
+        Text(String),
+        Integer(i64),
     }
-    if let Some(tool) = query.tool {
-        statement = statement.bind(tool);
+    /// A filter's SQL for its parameter number.
+    type Condition = fn(usize) -> String;
+    /// A filter, and its parameter when the query gives it.
+    type Filter = (Condition, Option<Parameter>);
+    let filters: [Filter; 4] = [
+        (|n| format!("principal = ${n}"), query.principal.map(Parameter::Text)),
+        (|n| format!("tool = ${n}"), query.tool.map(Parameter::Text)),
+        (
+            |n| format!("time_ms >= ${n} AND seq >= (SELECT MIN(+seq) FROM audit_records WHERE time_ms >= ${n})"),
+            query.since_ms.map(Parameter::Integer),
+        ),
+        (|n| format!("seq > ${n}"), query.after_seq.map(Parameter::Integer)),
+    ];
+    let given: Vec<(Condition, Parameter)> =
+        filters.into_iter().filter_map(|(condition, parameter)| Some((condition, parameter?))).collect();
+    let mut sql = format!("{prefix}SELECT {COLUMNS} FROM audit_records");
+    for (index, (condition, _)) in given.iter().enumerate() {
+        let keyword = if index == 0 { "WHERE" } else { "AND" };
+        let _ = write!(sql, " {keyword} {}", condition(index + 1));
     }
-    if let Some(since_ms) = query.since_ms {
-        statement = statement.bind(since_ms);
-    }
-    if let Some(after_seq) = query.after_seq {
-        statement = statement.bind(after_seq);
+    let order = if query.newest_first { "DESC" } else { "ASC" };
+    let _ = write!(sql, " ORDER BY seq {order} LIMIT ${}", given.len() + 1);
+    let mut statement = sqlx::query(AssertSqlSafe(sql));
+    for (_, parameter) in given {
+        statement = match parameter {
+            Parameter::Text(text) => statement.bind(text),
+            Parameter::Integer(integer) => statement.bind(integer),
+        };
     }
     statement.bind(query.limit.max(0))
 }
@@ -188,7 +185,7 @@ impl Store {
     }
 
     /// Appends records, all stored or none: one multi-row INSERT in one round trip for up
-    /// to 512 rows (the audit writer sends at most 256, what queued up while the previous
+    /// to 512 rows (the audit writer sends at most 512, what queued up while the previous
     /// write ran), a transaction of several above.
     ///
     /// # Errors
@@ -244,8 +241,7 @@ impl Store {
         let query = query.clone();
         async move {
             let pool = this.ready().await?;
-            let sql = search_sql(&query);
-            let rows = bind_search(sqlx::query(AssertSqlSafe(sql)), query).fetch_all(&pool).await?;
+            let rows = search_statement("", query).fetch_all(&pool).await?;
             rows.iter().map(from_row).collect()
         }
     }
