@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""What the security pipeline costs, measured in one run with the servers side by side.
+
+Starts, once and together, the same `rampart serve` binary in the configurations below,
+each on 127.0.0.1:0 with its own temporary data directory:
+
+  secure              the defaults: API-token authentication (a `reader` token created
+                      first), deny-by-default policy, hash-chained audit to the embedded
+                      SQLite store, asynchronous commit;
+  open                `--insecure-no-auth` and `[audit] enabled = false`;
+  secure_synchronous  the defaults with `[audit] synchronous = true` (every result waits
+                      for its record to be stored; printed, not part of the target).
+
+Then it loads them in turns: one round is a short slice on each server (bench/loadgen:
+C closed-loop MCP sessions calling `tools/call get_current_time`, every response
+checked), the order reversed every other round (ABC CBA ...), so a slow drift of the
+machine's speed weighs the same on each configuration. Only one server is loaded at a
+time; the others idle. The cost of a round is 1 - secure/open calls per second, from
+slices a few seconds apart: the drifts of a shared VM (+-30% over minutes on the 2-core
+machine this was written on) mostly cancel, where separate runs minutes apart did not.
+
+Prints every round, then:
+  calls_per_second_{secure,open,secure_synchronous}   medians over the rounds
+  pipeline_cost_percent            median of the rounds' costs (issue #3 target: <= 15)
+  pipeline_cost_percent_iqr        its interquartile range (the spread between rounds)
+  pipeline_cost_percent_by_cpu     from the server CPU per call: 1 - open/secure, median
+                                   over the rounds (capacity once CPU-bound)
+  target_met                       yes | no (pipeline_cost_percent <= 15)
+
+    python3 bench/pipeline_cost.py [--rounds 15] [--slice 3] [--warmup 0.5] [-c 8] [--no-synchronous]
+
+Needs the release binary (`cargo build --release -p rampart-cli`, or --bin) and bench/loadgen
+(built on first use). Every server is stopped by its PID at the end, and its directory
+removed. A slice with any failed call makes the whole run invalid (exit 1).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import calls_per_second as cps  # noqa: E402  (the server and load-client helpers)
+
+TARGET_PERCENT = 15.0
+
+
+class Server:
+    """One `rampart serve` under load in turns: its process, URL, token, data directory."""
+
+    def __init__(self, label, binary, flags, config_toml, api_token):
+        self.label = label
+        self.workdir = tempfile.mkdtemp(prefix=f"rampart-cost-{label}-")
+        args = list(flags)
+        if config_toml is not None:
+            config = os.path.join(self.workdir, "bench.toml")
+            with open(config, "w") as f:
+                f.write(config_toml)
+            args += ["--config", config]
+        self.token = cps.create_api_token(binary, self.workdir) if api_token else None
+        self.proc = None
+        self.proc, self.url, self.log_path = cps.start_server(binary, args, self.workdir)
+        self.rounds = []  # (calls/s, server CPU µs per call)
+
+    def stop(self):
+        if self.proc is not None:
+            cps.stop_server(self.proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_slice(server, args):
+    """Loads one server for warm-up + slice seconds; returns (calls/s, server µs CPU per call, other cores)."""
+    exe = cps.loadgen_path()
+    argv = [exe, "--url", server.url, "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
+            "--duration", str(args.slice), "--threads", "1"]
+    env = dict(os.environ)
+    env.pop("MCP_BENCH_TOKEN", None)
+    if server.token:
+        env["MCP_BENCH_TOKEN"] = server.token
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    time.sleep(args.warmup)
+    cpu0, busy0, wall0 = cps.proc_cpu_seconds(server.proc.pid), cps.system_busy_seconds(), time.perf_counter()
+    stdout, _ = proc.communicate(timeout=args.warmup + args.slice + 120)
+    cpu1, busy1, wall1 = cps.proc_cpu_seconds(server.proc.pid), cps.system_busy_seconds(), time.perf_counter()
+    if server.proc.poll() is not None:
+        raise RuntimeError(f"{server.label}: server exited ({server.proc.returncode}); see {server.log_path}")
+    try:
+        summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"{server.label}: loadgen exited {proc.returncode} without a summary") from None
+    if summary.get("errors") or not summary.get("calls"):
+        raise RuntimeError(f"{server.label}: {summary.get('errors')} failed call(s); first: {summary.get('first_error')}")
+    server_cpu = cpu1 - cpu0
+    # Everything but the server: the load client (~0.3 core) and whatever else runs.
+    others = max(0.0, (busy1 - busy0) - server_cpu) / max(wall1 - wall0, 1e-9)
+    return summary["calls_per_second"], server_cpu / summary["calls"] * 1e6, others
+
+
+def quartiles(values):
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.environ.get("RAMPART_BIN") or cps.default_bin(),
+                    help="rampart binary (default: $RAMPART_BIN or $CARGO_TARGET_DIR/release/rampart)")
+    ap.add_argument("--rounds", type=int, default=15, help="rounds, one slice per server each (default 15)")
+    ap.add_argument("--slice", type=float, default=3.0, help="measured seconds per slice (default 3)")
+    ap.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each slice (default 0.5)")
+    ap.add_argument("-c", "--concurrency", type=int, default=8, help="MCP sessions per slice (default 8)")
+    ap.add_argument("--no-synchronous", action="store_true", help="leave out the secure_synchronous server")
+    args = ap.parse_args()
+    if not (2 <= args.rounds <= 200):
+        ap.error("--rounds must be in 2..200")
+    if not (0 < args.slice <= 60 and 0 <= args.warmup <= 10):
+        ap.error("--slice must be in (0, 60] s and --warmup in [0, 10] s")
+    if not (1 <= args.concurrency <= 1024):
+        ap.error("--concurrency must be in 1..1024")
+    if not os.access(args.bin, os.X_OK):
+        ap.error(f"binary not found: {args.bin} (cargo build --release -p rampart-cli)")
+    if not os.access(cps.loadgen_path(), os.X_OK):
+        cps.build_loadgen()
+    binary = os.path.abspath(args.bin)
+
+    configs = [
+        ("secure", [], None, True),
+        ("open", ["--insecure-no-auth"], "[audit]\nenabled = false\n", False),
+    ]
+    if not args.no_synchronous:
+        configs.append(("secure_synchronous", [], "[audit]\nsynchronous = true\n", True))
+    servers = []
+    try:
+        for label, flags, config, token in configs:
+            servers.append(Server(label, binary, flags, config, token))
+        print(f"servers: {', '.join(f'{s.label} {s.url}' for s in servers)}; {args.concurrency} sessions, "
+              f"{args.warmup:g} s + {args.slice:g} s per slice, {args.rounds} rounds, {os.cpu_count()} CPUs")
+        for s in servers:  # one unrecorded slice each: caches, allocator, first pages of the store
+            run_slice(s, args)
+        noisy = 0
+        for r in range(args.rounds):
+            order = servers if r % 2 == 0 else servers[::-1]
+            figures = {}
+            for s in order:
+                calls_per_second, cpu_us, others = run_slice(s, args)
+                s.rounds.append((calls_per_second, cpu_us))
+                figures[s.label] = (calls_per_second, cpu_us)
+                noisy += others > 0.6  # the load client alone uses ~0.3 core
+            secure, open_ = figures["secure"], figures["open"]
+            line = (f"round {r + 1:>2}: secure {secure[0]:>6.0f}/s {secure[1]:5.1f} µs  open {open_[0]:>6.0f}/s "
+                    f"{open_[1]:5.1f} µs  cost {100 * (1 - secure[0] / open_[0]):5.1f}%")
+            if "secure_synchronous" in figures:
+                line += f"  synchronous {figures['secure_synchronous'][0]:>6.0f}/s"
+            print(line, flush=True)
+    finally:
+        for s in servers:
+            s.stop()
+
+    by = {s.label: s.rounds for s in servers}
+    costs = [100 * (1 - s[0] / o[0]) for s, o in zip(by["secure"], by["open"])]
+    costs_cpu = [100 * (1 - o[1] / s[1]) for s, o in zip(by["secure"], by["open"])]
+    low, high = quartiles(costs)
+    cost = statistics.median(costs)
+    for s in servers:
+        print(f"calls_per_second_{s.label}={statistics.median(r[0] for r in s.rounds):.0f}")
+    for s in servers:
+        print(f"server_cpu_us_per_call_{s.label}={statistics.median(r[1] for r in s.rounds):.1f}")
+    print(f"pipeline_cost_percent={cost:.1f}")
+    print(f"pipeline_cost_percent_iqr={low:.1f}..{high:.1f}")
+    print(f"pipeline_cost_percent_by_cpu={statistics.median(costs_cpu):.1f}")
+    if "secure_synchronous" in by:
+        sync = [100 * (1 - y[0] / o[0]) for y, o in zip(by["secure_synchronous"], by["open"])]
+        print(f"pipeline_cost_percent_synchronous={statistics.median(sync):.1f}")
+    if noisy:
+        print(f"WARNING: in {noisy} slice(s) other processes used more than 0.6 core besides the server")
+    print(f"target_met={'yes' if cost <= TARGET_PERCENT else 'no'}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("pipeline_cost_percent=INVALID")
+        sys.exit(1)
