@@ -33,6 +33,9 @@ const MAX_BATCH: usize = 512;
 /// after each failure up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Times in a row the writer re-reads the head and retries a batch another writer got
+/// ahead of ([`SinkError::Conflict`]) before treating it as a failure.
+const MAX_CONFLICT_RETRIES: u32 = 16;
 /// After storing a batch nobody waited for, the writer lets records gather this long
 /// before taking the next batch (PostgreSQL's `commit_delay`): under load, one sink
 /// transaction and one wake-up of the writer serve many calls instead of one each. A
@@ -451,6 +454,7 @@ impl Writer {
         let mut delay = FIRST_RETRY_DELAY;
         // The hashes `events` were sealed with in the last failed attempt (empty: none).
         let mut sealed_as: Vec<String> = Vec::new();
+        let mut conflicts = 0;
         loop {
             if !self.shared.healthy.load(Ordering::Acquire) && self.shared.giving_up() {
                 self.give_up(events, "the audit sink is still unavailable at the end of the drain grace period");
@@ -466,6 +470,14 @@ impl Writer {
                         }
                     }
                     return;
+                }
+                // Another writer got there first; nothing of this batch was stored. Chain
+                // it after that writer's records now: not an outage, nobody is refused.
+                Err(SinkError::Conflict { seq }) if conflicts < MAX_CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    tracing::debug!(seq, "another writer appended to the audit log; chaining after its records");
+                    self.head = None;
+                    continue;
                 }
                 Err(error) => Arc::new(error),
             };

@@ -88,6 +88,16 @@ pub enum SinkError {
         /// The last record stored (0: none).
         last_seq: u64,
     },
+    /// Record `seq` exists already: another writer (a second server on the same
+    /// database, `rampart token` from the command line) appended to the same log since
+    /// this one read its head. Nothing of the refused batch was stored; the
+    /// [`AuditLog`](crate::AuditLog) writer re-reads the head and chains the batch after
+    /// the other writer's records at once, without counting it as an outage.
+    #[error("audit store: record {seq} exists already: another writer appended to the same log")]
+    Conflict {
+        /// The first sequence number of the refused batch.
+        seq: u64,
+    },
     /// A back-end's own error (database driver, network).
     #[error("audit store: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

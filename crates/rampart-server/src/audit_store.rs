@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use rampart_audit::{AuditRecord, AuditSink, SealedRecord, SinkError};
-use rampart_store::{AuditRow, Store};
+use rampart_store::{AuditRow, Store, StoreError};
 
 /// [`AuditSink`] over the store.
 #[derive(Debug, Clone)]
@@ -36,17 +36,27 @@ fn row(record: &SealedRecord) -> Result<AuditRow, SinkError> {
     })
 }
 
+/// A store error on appending records from `seq`: a sequence number that exists already
+/// is [`SinkError::Conflict`] (another writer on the same database; nothing was stored).
+fn append_error(seq: u64) -> impl FnOnce(StoreError) -> SinkError {
+    move |error| match error {
+        StoreError::Conflict(_) => SinkError::Conflict { seq },
+        other => SinkError::backend(other),
+    }
+}
+
 #[async_trait]
 impl AuditSink for StoreSink {
     async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
-        self.store.append_audit(&row(record)?).await.map_err(SinkError::backend)
+        self.store.append_audit(&row(record)?).await.map_err(append_error(record.seq))
     }
 
     /// One transaction per batch: one commit (and one fsync) for every record queued
     /// while the previous one was written.
     async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
         let rows = records.iter().map(row).collect::<Result<Vec<_>, _>>()?;
-        self.store.append_audit_batch(rows).await.map_err(SinkError::backend)
+        let first = records.first().map_or(0, |record| record.seq);
+        self.store.append_audit_batch(rows).await.map_err(append_error(first))
     }
 
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {

@@ -18,6 +18,10 @@ const WORKS: u8 = 0;
 const FAILS: u8 = 1;
 /// Stores the records, then reports an error (a commit whose acknowledgement was lost).
 const STORES_THEN_FAILS: u8 = 2;
+/// Another writer appends a record of its own first, once; ours then conflicts.
+const INTERLOPER: u8 = 3;
+/// Every append conflicts, as if another writer always got there first.
+const ALWAYS_CONFLICTS: u8 = 4;
 
 /// A memory sink that fails on demand, and whose appends can be held at a gate.
 struct TestSink {
@@ -53,6 +57,16 @@ impl AuditSink for TestSink {
                 self.records.append(record).await?;
                 Err(SinkError::Unavailable("commit acknowledgement lost".into()))
             }
+            INTERLOPER => {
+                self.set(WORKS);
+                let (seq, hash) =
+                    self.records.last().await?.map_or((0, crate::GENESIS_HASH.to_owned()), |r| (r.seq, r.hash));
+                let mut theirs = event(1000 + seq);
+                theirs.principal = "local".into();
+                self.records.append(&SealedRecord::seal(theirs, seq + 1, hash)).await?;
+                Err(SinkError::Conflict { seq: record.seq })
+            }
+            ALWAYS_CONFLICTS => Err(SinkError::Conflict { seq: record.seq }),
             _ => self.records.append(record).await,
         }
     }
@@ -158,6 +172,31 @@ async fn after_an_ambiguous_failure_the_chain_continues_from_what_was_stored() {
     sink.set(WORKS);
     assert_eq!(log.record(event(2)).await.unwrap().seq(), Some(2));
     assert_eq!(verify(sink.records.records()).unwrap().records, 2);
+}
+
+#[tokio::test]
+async fn another_writers_records_are_chained_after_without_an_outage() {
+    let sink = TestSink::new();
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailClosed).await;
+    assert_eq!(log.record(event(1)).await.unwrap().seq(), Some(1));
+    sink.set(INTERLOPER);
+    assert_eq!(log.record(event(2)).await.unwrap().seq(), Some(3), "after the other writer's record 2");
+    assert!(log.is_healthy(), "a conflict is not an outage: calls go on being admitted");
+    let records = sink.records.records();
+    assert_eq!(request_ids(&records), ["req-1", "req-1001", "req-2"]);
+    assert_eq!(records[1].event.principal, "local");
+    assert_eq!(verify(records).unwrap().records, 3, "one unbroken chain");
+}
+
+#[tokio::test]
+async fn endless_conflicts_end_in_an_error() {
+    let sink = TestSink::new();
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailClosed).await;
+    sink.set(ALWAYS_CONFLICTS);
+    let error = log.record(event(1)).await.unwrap_err();
+    assert!(error.to_string().contains("another writer"), "{error}");
+    assert!(!log.is_healthy());
+    assert!(sink.records.records().is_empty());
 }
 
 #[tokio::test]
