@@ -7,6 +7,13 @@
 //! *torn tail*); [`JsonlSink::open`] moves those bytes to `<file>.torn` and cuts the file
 //! back to its last complete line, so nothing is ever chained onto half a record. Such a
 //! record was never acknowledged: the writer had not returned from `fdatasync`.
+//!
+//! Several processes may append to one file (a server, and `rampart token …` recording
+//! what it did): each holds an exclusive advisory lock (`flock`) on the file while it
+//! checks the file's length and writes a batch, and while [`JsonlSink::open`] reads or
+//! repairs the tail. A sink that finds the file longer than it left it re-reads the last
+//! record and reports [`SinkError::Conflict`]; the writer then chains its batch after the
+//! other process's records.
 
 use std::{
     fs::{File, OpenOptions},
@@ -24,8 +31,9 @@ const TAIL_CHUNK: u64 = 64 * 1024;
 
 /// An append-only JSONL audit file: one [`AuditRecord`] (its serde JSON) per line.
 ///
-/// One `JsonlSink` per file, and one process: two writers on one file would fork the
-/// chain. The sink refuses a record that does not continue its own last record.
+/// Processes appending to the same file take turns under its lock (see the module
+/// docs); within one process, use one `JsonlSink` per file. The sink refuses a record
+/// that does not continue the file's last record.
 #[derive(Debug)]
 pub struct JsonlSink {
     path: PathBuf,
@@ -99,6 +107,8 @@ impl JsonlSink {
             state.append(&records).map_err(|error| match error {
                 AppendError::Io(source) => SinkError::Io { path, source },
                 AppendError::OutOfOrder { seq, last_seq } => SinkError::OutOfOrder { seq, last_seq },
+                AppendError::Conflict { seq } => SinkError::Conflict { seq },
+                AppendError::Corrupt { offset, message } => SinkError::Corrupt { path, offset, message },
             })
         })
         .await
@@ -123,13 +133,43 @@ impl AuditSink for JsonlSink {
 
 enum AppendError {
     Io(io::Error),
-    OutOfOrder { seq: u64, last_seq: u64 },
+    OutOfOrder {
+        seq: u64,
+        last_seq: u64,
+    },
+    /// Another process appended since this sink last wrote; the state is re-read.
+    Conflict {
+        seq: u64,
+    },
+    /// The file's last record, re-read after another process appended, is not valid.
+    Corrupt {
+        offset: u64,
+        message: String,
+    },
 }
 
 impl FileState {
-    /// Writes `records` as lines with one `write` and one `fdatasync`; on failure cuts the
-    /// file back to its previous length (now or before the next append).
+    /// Under the file's lock: [`Self::append_locked`].
     fn append(&mut self, records: &[SealedRecord]) -> Result<(), AppendError> {
+        self.file.lock().map_err(AppendError::Io)?;
+        let result = self.append_locked(records);
+        // Closing the file would release it too; an unlock that fails leaves it held.
+        let _ = self.file.unlock();
+        result
+    }
+
+    /// Writes `records` as lines with one `write` and one `fdatasync`; on failure cuts the
+    /// file back to its previous length (now or before the next append). A file longer
+    /// than this sink left it has records of another process: the last one is re-read and
+    /// nothing is written ([`AppendError::Conflict`]).
+    fn append_locked(&mut self, records: &[SealedRecord]) -> Result<(), AppendError> {
+        if !self.dirty {
+            let len = self.file.metadata().map_err(AppendError::Io)?.len();
+            if len != self.len {
+                self.reload(len)?;
+                return Err(AppendError::Conflict { seq: records.first().map_or(0, |record| record.seq) });
+            }
+        }
         self.check_continues(records)?;
         if self.dirty {
             self.cut_back().map_err(AppendError::Io)?;
@@ -165,6 +205,25 @@ impl FileState {
         Ok(())
     }
 
+    /// Re-reads the last record of the file, now `len` bytes long.
+    fn reload(&mut self, len: u64) -> Result<(), AppendError> {
+        let tail = read_tail(&mut self.file, len).map_err(AppendError::Io)?;
+        if tail.torn.is_some() {
+            // Another process's write was cut short; its next open moves the bytes aside.
+            let message = "a partial record at the end (another writer's write cut short)".to_owned();
+            return Err(AppendError::Corrupt { offset: tail.complete_len, message });
+        }
+        self.last = match tail.last_line {
+            Some((offset, line)) => Some(
+                serde_json::from_slice(&line)
+                    .map_err(|error| AppendError::Corrupt { offset, message: error.to_string() })?,
+            ),
+            None => None,
+        };
+        self.len = tail.complete_len;
+        Ok(())
+    }
+
     fn cut_back(&mut self) -> io::Result<()> {
         self.file.set_len(self.len)?;
         self.file.sync_all()?;
@@ -173,10 +232,21 @@ impl FileState {
     }
 }
 
-/// Opens the file, repairs a torn tail and reads the last record.
+/// Opens the file, repairs a torn tail and reads the last record, under the file's lock
+/// (another process's write in progress is not a torn tail).
 fn open_file(path: &Path) -> Result<(FileState, Option<TornTail>), SinkError> {
     let io_error = |source| SinkError::Io { path: path.to_path_buf(), source };
-    let mut file = append_options().read(true).open(path).map_err(io_error)?;
+    let file = append_options().read(true).open(path).map_err(io_error)?;
+    file.lock().map_err(io_error)?;
+    let opened = open_locked(path, file);
+    if let Ok((state, _)) = &opened {
+        let _ = state.file.unlock();
+    }
+    opened
+}
+
+fn open_locked(path: &Path, mut file: File) -> Result<(FileState, Option<TornTail>), SinkError> {
+    let io_error = |source| SinkError::Io { path: path.to_path_buf(), source };
     let metadata = file.metadata().map_err(io_error)?;
     warn_if_readable_by_others(path, &metadata);
     let len = metadata.len();

@@ -8,6 +8,7 @@ use crate::{
     test_support::{ScratchDir, chain, event, sealed},
     verify,
 };
+use std::sync::Arc;
 
 async fn write_chain(path: &Path, records: &[AuditRecord]) -> JsonlSink {
     let sink = JsonlSink::open(path).await.unwrap();
@@ -150,4 +151,29 @@ fn read_errors_name_the_line() {
     let records: Vec<_> = JsonlRecords::open(&path).unwrap().collect();
     assert_eq!(records.len(), 3, "stops after the first error");
     assert!(matches!(read_jsonl(dir.file("absent.jsonl")), Err(ReadError::Io { .. })));
+}
+
+/// Two writers on one file (a server and `rampart token …`): each notices the other's
+/// records under the file lock and chains after them, so the file stays one chain.
+#[tokio::test]
+async fn two_writers_on_one_file_take_turns_in_one_chain() {
+    use crate::{AuditLog, Commit, FailurePolicy};
+    let dir = ScratchDir::new();
+    let path = dir.file("audit.jsonl");
+    let open = || async {
+        let sink = Arc::new(JsonlSink::open(&path).await.unwrap());
+        AuditLog::start(sink, 8, FailurePolicy::FailClosed).await.unwrap().with_commit(Commit::Synchronous)
+    };
+    let (server, cli) = (open().await, open().await);
+    let mut seqs = Vec::new();
+    for n in 1..=6 {
+        let log = if n % 3 == 0 { &cli } else { &server };
+        seqs.push(log.record(event(n)).await.unwrap().seq().unwrap());
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert!(server.is_healthy() && cli.is_healthy(), "taking turns is not an outage");
+    let records = read_jsonl(&path).unwrap();
+    let ids: Vec<_> = records.iter().map(|r| r.event.request_id.clone().unwrap()).collect();
+    assert_eq!(ids, ["req-1", "req-2", "req-3", "req-4", "req-5", "req-6"]);
+    assert_eq!(verify(records).unwrap().records, 6);
 }
