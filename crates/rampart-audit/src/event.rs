@@ -28,7 +28,8 @@ pub struct AuditEvent {
     pub session: Option<String>,
     /// Who made the request (`Principal::id`, e.g. `token:ci`), or `anonymous`.
     pub principal: String,
-    /// `stdio` or `streamable_http`.
+    /// `stdio` or `streamable_http`; `cli` for a `rampart token` command run on the
+    /// store directly.
     pub transport: String,
     /// The client's socket address (`ip:port`), when the transport has one.
     pub remote_addr: Option<String>,

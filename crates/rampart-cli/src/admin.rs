@@ -1,14 +1,17 @@
 //! `token`, `audit` and `policy`: administration on the local store, whether or not a
 //! server is running.
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use rampart_audit::{AuditRecord, JsonlRecords, Verifier, read_jsonl};
 use rampart_config::{Config, LoadOptions, load};
 use rampart_policy::{Access, Request};
-use rampart_server::{TokenService, build_policy, open_store, parse_duration, record_from_row};
+use rampart_server::{LocalAudit, TokenService, build_policy, open_store, parse_duration, record_from_row};
 use rampart_store::{AuditQuery, Store};
 use serde_json::json;
 
@@ -18,20 +21,31 @@ fn config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?.config)
 }
 
-fn tokens(config: &Config) -> anyhow::Result<TokenService> {
-    Ok(TokenService::new(open_store(config)?, build_policy(config)?))
+/// The token service and the audit log of one `rampart token` command on the local store.
+async fn tokens(config: &Config) -> anyhow::Result<(TokenService, LocalAudit)> {
+    let store = open_store(config)?;
+    let audit = LocalAudit::open(config, &store).await?;
+    Ok((TokenService::new(store, build_policy(config)?), audit))
 }
 
 pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name, roles, expires, config: args } => {
-            let service = tokens(&config(&args)?)?;
-            let expires = expires.as_deref().map(parse_duration).transpose()?;
-            let created = service.create(&name, roles, expires).await?;
-            print_created(&created, args.json, "created")?;
+            let (service, audit) = tokens(&config(&args)?).await?;
+            let started = Instant::now();
+            let arguments = json!({"name": name, "roles": roles, "expires_in": expires});
+            let result = match expires.as_deref().map(parse_duration).transpose() {
+                Ok(expires) => service.create(&name, roles, expires).await.map_err(anyhow::Error::from),
+                Err(error) => Err(error.into()),
+            };
+            let recorded = audit.record("admin_token_create", arguments, outcome(&result), started).await;
+            audit.close().await;
+            print_created(&result?, args.json, "created")?;
+            recorded?;
         }
         TokenCommand::List { config: args } => {
-            let list = tokens(&config(&args)?)?.list().await?;
+            let config = config(&args)?;
+            let list = TokenService::new(open_store(&config)?, build_policy(&config)?).list().await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -54,19 +68,41 @@ pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id, config: args } => {
-            let revoked = tokens(&config(&args)?)?.revoke(&id).await?;
+            let (service, audit) = tokens(&config(&args)?).await?;
+            let started = Instant::now();
+            let result = service.revoke(&id).await.map_err(anyhow::Error::from);
+            let detail = result.as_ref().map(|t| format!("token {} ({}) revoked", t.name, t.id));
+            let detail = detail.map_err(|e| e.to_string());
+            let recorded = audit.record("admin_token_revoke", json!({"id": id}), detail, started).await;
+            audit.close().await;
+            let revoked = result?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&revoked)?);
             } else {
                 eprintln!("revoked token '{}' ({})", revoked.name, revoked.id);
             }
+            recorded?;
         }
         TokenCommand::Rotate { id, config: args } => {
-            let rotated = tokens(&config(&args)?)?.rotate(&id).await?;
-            print_created(&rotated, args.json, "rotated")?;
+            let (service, audit) = tokens(&config(&args)?).await?;
+            let started = Instant::now();
+            let result = service.rotate(&id).await.map_err(anyhow::Error::from);
+            let recorded = audit.record("admin_token_rotate", json!({"id": id}), outcome(&result), started).await;
+            audit.close().await;
+            print_created(&result?, args.json, "rotated")?;
+            recorded?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the audit record of a create or rotate says: the token's id and name, never its
+/// secret; or the error.
+fn outcome(result: &anyhow::Result<rampart_server::CreatedToken>) -> Result<String, String> {
+    match result {
+        Ok(created) => Ok(format!("token {} ({})", created.info.name, created.info.id)),
+        Err(error) => Err(format!("{error:#}")),
+    }
 }
 
 fn print_created(created: &rampart_server::CreatedToken, json: bool, verb: &str) -> anyhow::Result<()> {

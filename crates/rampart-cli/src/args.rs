@@ -31,6 +31,9 @@ pub(crate) enum Command {
     /// Read a password on stdin and print its argon2 hash for [auth.basic] password_hash.
     HashPassword,
     /// Manage API tokens in the local store (the server need not run).
+    ///
+    /// create, revoke and rotate are recorded in the audit log as the admin_token_* tool
+    /// they mirror (transport cli, principal [stdio] principal), beside a running server or not.
     Token {
         #[command(subcommand)]
         command: TokenCommand,

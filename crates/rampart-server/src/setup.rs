@@ -87,7 +87,7 @@ pub fn build_policy(config: &Config) -> Result<Arc<Policy>, ServerError> {
 }
 
 /// The values the audit log masks: the static key and configured secrets.
-fn redactor(config: &Config) -> Redactor {
+pub(crate) fn redactor(config: &Config) -> Redactor {
     let mut secrets: Vec<String> = config.audit.redact.iter().map(|s| s.expose().to_owned()).collect();
     if let Some(key) = &config.auth.key {
         secrets.push(key.expose().to_owned());
@@ -95,7 +95,7 @@ fn redactor(config: &Config) -> Redactor {
     Redactor::new(secrets)
 }
 
-async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
+pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
     if !config.audit.enabled {
         return Ok(None);
     }

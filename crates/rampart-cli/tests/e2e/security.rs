@@ -382,6 +382,75 @@ async fn audit_to_a_json_lines_file_verifies_and_catches_an_edit() {
     assert!(output.contains("TAMPERED") && output.contains('1'), "{output}");
 }
 
+/// `rampart token create|revoke` run beside a server on the same audit log (the store's
+/// table, or a JSON-lines file): each command leaves a record naming the `admin` tool it
+/// mirrors, never the secret; the server keeps serving (another writer on the log is not
+/// an outage) and the two writers leave one chain that verifies.
+async fn token_commands_are_audited_beside_a_running_server(audit_file: Option<&std::path::Path>) {
+    let file = audit_file.map(|f| f.to_str().unwrap().to_owned());
+    let extra: Vec<(&str, &str)> = file.iter().map(|f| ("RAMPART_AUDIT_FILE", f.as_str())).collect();
+    let server = Server::start_with_env(&[], &extra);
+    let _admin = server.admin_token();
+    let dir = server.data.0.to_str().unwrap().to_owned();
+    let env: Vec<(&str, &str)> =
+        [("RAMPART_DATA_DIR", dir.as_str())].into_iter().chain(extra.iter().copied()).collect();
+    let cli = |args: &[&str]| {
+        let (code, stdout, stderr) = run(args, &env, None);
+        assert_eq!(code, 0, "rampart {args:?}: {stderr}");
+        stdout
+    };
+    let reader = cli(&["token", "create", "--name", "ci", "--role", "reader"]).trim().to_owned();
+    for round in 0..3 {
+        let (status, response) = call(&server, &reader, "get_current_time", json!({ "timezone": "UTC" })).await;
+        assert!(status == 200 && served(&response), "round {round}: {status} {response}");
+        let spare = cli(&["token", "create", "--name", &format!("spare{round}"), "--role", "reader"]);
+        assert!(!spare.trim().is_empty());
+        cli(&["token", "revoke", &format!("spare{round}")]);
+    }
+    let (status, response) = call(&server, &reader, "get_current_time", json!({ "timezone": "UTC" })).await;
+    assert!(status == 200 && served(&response), "still serving: {status} {response}");
+    eventually("the server's four calls recorded", || ok_records(&env, "get_current_time") >= 4).await;
+
+    let (code, stdout, stderr) = run(&["audit", "search", "--principal", "local", "--json"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    let records: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let tools: Vec<&str> = records.iter().map(|r| r["tool"].as_str().unwrap()).collect();
+    assert_eq!(
+        tools,
+        [
+            "admin_token_create",
+            "admin_token_create",
+            "admin_token_revoke",
+            "admin_token_create",
+            "admin_token_revoke",
+            "admin_token_create",
+            "admin_token_revoke"
+        ],
+        "{stdout}"
+    );
+    let first = &records[0];
+    assert_eq!((first["transport"].as_str(), first["outcome"].as_str()), (Some("cli"), Some("ok")), "{first}");
+    assert_eq!(first["arguments"]["name"], "ci");
+    assert_eq!(first["arguments"]["roles"], json!(["reader"]));
+    assert!(first["detail"].as_str().unwrap().contains("tok_"), "names the token's id: {first}");
+    let (_, everything, _) = run(&["audit", "tail", "-n", "1000", "--json"], &env, None);
+    assert!(!everything.contains(&reader[4..]), "the secret is never recorded: {everything}");
+    let (code, verified, _) = run(&["audit", "verify"], &env, None);
+    assert_eq!(code, 0, "{verified}");
+    assert!(verified.starts_with("audit log intact"), "{verified}");
+}
+
+#[tokio::test]
+async fn token_commands_are_audited_beside_a_running_server_in_sqlite() {
+    token_commands_are_audited_beside_a_running_server(None).await;
+}
+
+#[tokio::test]
+async fn token_commands_are_audited_beside_a_running_server_in_a_json_lines_file() {
+    let dir = TempDir::new("cli-audit-jsonl");
+    token_commands_are_audited_beside_a_running_server(Some(&dir.0.join("audit.jsonl"))).await;
+}
+
 fn served(response: &Value) -> bool {
     response["result"]["structuredContent"]["timezone"] == "UTC"
 }
