@@ -101,7 +101,8 @@ pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option
     }
     let sink: Arc<dyn AuditSink> = match &config.audit.file {
         Some(path) => {
-            Arc::new(JsonlSink::open(path).await.map_err(|e| ServerError::Audit(format!("{}: {e}", path.display())))?)
+            // Its errors name the file.
+            Arc::new(JsonlSink::open(path).await.map_err(|e| ServerError::Audit(e.to_string()))?)
         }
         None => Arc::new(StoreSink::new(store.clone())),
     };

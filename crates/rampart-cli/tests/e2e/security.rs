@@ -451,6 +451,23 @@ async fn token_commands_are_audited_beside_a_running_server_in_a_json_lines_file
     token_commands_are_audited_beside_a_running_server(Some(&dir.0.join("audit.jsonl"))).await;
 }
 
+/// Fail-closed from the command line: an audit log whose last record is unreadable stops
+/// `rampart token create` before it creates anything.
+#[test]
+fn token_commands_refuse_to_run_unrecorded() {
+    let dir = TempDir::new("cli-audit-closed");
+    let file = dir.0.join("audit.jsonl");
+    std::fs::write(&file, "{\"seq\":1,\"not\":\"a record\"}\n").unwrap();
+    let data = dir.0.join("data");
+    let env = [("RAMPART_DATA_DIR", data.to_str().unwrap()), ("RAMPART_AUDIT_FILE", file.to_str().unwrap())];
+    let (code, stdout, stderr) = run(&["token", "create", "--name", "ghost", "--role", "reader"], &env, None);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stdout.is_empty() && stderr.contains("audit"), "says why: {stderr}");
+    let (code, list, stderr) = run(&["token", "list", "--json"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!list.contains("ghost"), "nothing was created: {list}");
+}
+
 fn served(response: &Value) -> bool {
     response["result"]["structuredContent"]["timezone"] == "UTC"
 }
