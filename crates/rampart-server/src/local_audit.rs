@@ -62,31 +62,7 @@ impl LocalAudit {
         started: Instant,
     ) -> Result<(), ServerError> {
         let Some(log) = &self.log else { return Ok(()) };
-        let elapsed = started.elapsed();
-        let time = SignedDuration::try_from(elapsed)
-            .ok()
-            .and_then(|elapsed| Timestamp::now().checked_sub(elapsed).ok())
-            .unwrap_or_else(Timestamp::now);
-        let (outcome, detail) = match result {
-            Ok(detail) => (Outcome::Ok, detail),
-            Err(message) => (Outcome::Error, message),
-        };
-        let event = AuditEvent {
-            time,
-            request_id: None,
-            session: None,
-            principal: self.principal.clone(),
-            transport: "cli".into(),
-            remote_addr: None,
-            method: "tools/call".into(),
-            tool: Some(tool.to_owned()),
-            arguments,
-            decision: Decision::Allow,
-            outcome,
-            detail: Some(detail),
-            duration_us: rampart_audit::micros(elapsed),
-        }
-        .redacted(&self.redactor);
+        let event = event(&self.principal, tool, arguments, result, started).redacted(&self.redactor);
         log.record(event).await.map(drop).map_err(|error| ServerError::Audit(error.to_string()))
     }
 
@@ -95,5 +71,41 @@ impl LocalAudit {
         if let Some(log) = self.log {
             log.shutdown().await;
         }
+    }
+}
+
+/// The record of an administrative action taken on the command line by `principal` (not
+/// yet redacted): `tool` is the `admin` tool it mirrors, `result` its outcome
+/// (`Ok(detail)` or `Err(message)`), `started` when it began.
+pub(crate) fn event(
+    principal: &str,
+    tool: &str,
+    arguments: Value,
+    result: Result<String, String>,
+    started: Instant,
+) -> AuditEvent {
+    let elapsed = started.elapsed();
+    let time = SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|elapsed| Timestamp::now().checked_sub(elapsed).ok())
+        .unwrap_or_else(Timestamp::now);
+    let (outcome, detail) = match result {
+        Ok(detail) => (Outcome::Ok, detail),
+        Err(message) => (Outcome::Error, message),
+    };
+    AuditEvent {
+        time,
+        request_id: None,
+        session: None,
+        principal: principal.to_owned(),
+        transport: "cli".into(),
+        remote_addr: None,
+        method: "tools/call".into(),
+        tool: Some(tool.to_owned()),
+        arguments,
+        decision: Decision::Allow,
+        outcome,
+        detail: Some(detail),
+        duration_us: rampart_audit::micros(elapsed),
     }
 }

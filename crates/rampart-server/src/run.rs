@@ -168,7 +168,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
                 Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),
                 None => eprintln!("  metrics:   http://{}/metrics (authenticated)", running.local_addr),
             }
-            bootstrap_admin_token(&built).await;
+            bootstrap_admin_token(&built, &config.stdio.principal).await;
             shutdown.cancelled().await;
             tracing::info!("shutting down");
             running.shutdown.cancel();
@@ -191,8 +191,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
 }
 
 /// First run: with no static key, no Basic user and no active API token, nobody could
-/// authenticate; create an `admin` token and show it once.
-async fn bootstrap_admin_token(built: &Built) {
+/// authenticate; create an `admin` token, record it in the audit log as `admin_token_create`
+/// by the local operator `principal` (whoever started the server), and show it once.
+async fn bootstrap_admin_token(built: &Built, principal: &str) {
     if built.credentials.is_insecure() || built.credentials.has_other_credentials() {
         return;
     }
@@ -210,7 +211,23 @@ async fn bootstrap_admin_token(built: &Built) {
         }
         _ => "admin".to_owned(),
     };
-    match built.tokens.create(&name, vec!["admin".into()], None).await {
+    let started = std::time::Instant::now();
+    let created = built.tokens.create(&name, vec!["admin".into()], None).await;
+    if let Some(audit) = built.guard.audit() {
+        let detail = created.as_ref().map(|c| format!("first run: token {} ({})", c.info.name, c.info.id));
+        let arguments = serde_json::json!({"name": name, "roles": ["admin"], "expires_in": null});
+        let event = crate::local_audit::event(
+            principal,
+            "admin_token_create",
+            arguments,
+            detail.map_err(|e| e.to_string()),
+            started,
+        );
+        if let Err(error) = audit.record(event).await {
+            tracing::error!(%error, "the first-run admin token's audit record was not written");
+        }
+    }
+    match created {
         Ok(created) => {
             eprintln!();
             eprintln!("  First run: created API token '{name}' with role admin. It is shown only now:");

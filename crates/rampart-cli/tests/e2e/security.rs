@@ -55,6 +55,15 @@ async fn first_run_prints_an_admin_token_once() {
     let admin = server.admin_token();
     assert!(server.stderr().contains("rampart token create"), "says how to make more");
     assert!(list_tools(&server, &admin).await.contains(&"admin_token_create".to_owned()));
+    let (code, stdout, stderr) =
+        server.cli_until(&["audit", "search", "--principal", "local", "--json"], |out| !out.is_empty());
+    assert_eq!(code, 0, "{stderr}");
+    let created: Value = serde_json::from_str(stdout.lines().next().expect("the first-run token is audited")).unwrap();
+    assert_eq!(
+        (created["tool"].as_str(), created["arguments"]["roles"].clone()),
+        (Some("admin_token_create"), json!(["admin"]))
+    );
+    assert!(!stdout.contains(&admin[4..]), "never the secret: {stdout}");
     let data = server.stop();
     let again = Server::start_in(data, &[], &[]);
     assert!(again.stderr_eventually_contains("tools:"));
@@ -321,10 +330,12 @@ async fn postgres_store_serves_tokens_and_audit_and_catches_tampering() {
     assert_eq!(verify(&env).0, 0);
     let (_, search, _) = run(&["audit", "search", "--principal", "token:ci", "--json"], &env, None);
     assert!(search.contains("\"denied\""), "{search}");
-    psql(&url, EDIT);
+    // Records: 1 the first-run admin token, 2 `token create ci`, 3 the denied call, 4.. the
+    // calls with "UTC".
+    psql(&url, &EDIT.replace("seq = 3", "seq = 4"));
     let (code, output) = verify(&env);
     assert_eq!(code, 1, "{output}");
-    assert!(output.contains("TAMPERED") && output.contains('3'), "{output}");
+    assert!(output.contains("TAMPERED") && output.contains("record 4"), "{output}");
 }
 
 #[tokio::test]
@@ -420,6 +431,7 @@ async fn token_commands_are_audited_beside_a_running_server(audit_file: Option<&
         [
             "admin_token_create",
             "admin_token_create",
+            "admin_token_create",
             "admin_token_revoke",
             "admin_token_create",
             "admin_token_revoke",
@@ -428,7 +440,8 @@ async fn token_commands_are_audited_beside_a_running_server(audit_file: Option<&
         ],
         "{stdout}"
     );
-    let first = &records[0];
+    assert!(records[0]["detail"].as_str().unwrap().starts_with("first run: token admin"), "{}", records[0]);
+    let first = &records[1];
     assert_eq!((first["transport"].as_str(), first["outcome"].as_str()), (Some("cli"), Some("ok")), "{first}");
     assert_eq!(first["arguments"]["name"], "ci");
     assert_eq!(first["arguments"]["roles"], json!(["reader"]));
