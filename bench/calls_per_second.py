@@ -326,6 +326,7 @@ def run_rust_client(url, args, token, server_pid):
     argv = [exe, "--url", url, "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
             "--duration", str(args.duration), "--threads", str(args.client_threads)]
     env = dict(os.environ)
+    env.pop("MCP_BENCH_TOKEN", None)
     if token:
         env["MCP_BENCH_TOKEN"] = token  # not on the command line (ps); outside RAMPART_*, which the server checks
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
