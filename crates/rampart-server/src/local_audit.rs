@@ -9,7 +9,7 @@
 //! chain, each re-reading the head when the other got there first
 //! ([`rampart_audit::SinkError::Conflict`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use rampart_audit::{AuditEvent, AuditLog, Commit, Decision, Outcome, Redactor};
@@ -85,16 +85,12 @@ pub(crate) fn event(
     started: Instant,
 ) -> AuditEvent {
     let elapsed = started.elapsed();
-    let time = SignedDuration::try_from(elapsed)
-        .ok()
-        .and_then(|elapsed| Timestamp::now().checked_sub(elapsed).ok())
-        .unwrap_or_else(Timestamp::now);
     let (outcome, detail) = match result {
         Ok(detail) => (Outcome::Ok, detail),
         Err(message) => (Outcome::Error, message),
     };
     AuditEvent {
-        time,
+        time: started_at(elapsed),
         request_id: None,
         session: None,
         principal: principal.to_owned(),
@@ -108,4 +104,12 @@ pub(crate) fn event(
         detail: Some(detail),
         duration_us: rampart_audit::micros(elapsed),
     }
+}
+
+/// When something that has taken `elapsed` so far began: the time of its audit record.
+pub(crate) fn started_at(elapsed: Duration) -> Timestamp {
+    SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|elapsed| Timestamp::now().checked_sub(elapsed).ok())
+        .unwrap_or_else(Timestamp::now)
 }

@@ -213,20 +213,12 @@ async fn bootstrap_admin_token(built: &Built, principal: &str) {
     };
     let started = std::time::Instant::now();
     let created = built.tokens.create(&name, vec!["admin".into()], None).await;
-    if let Some(audit) = built.guard.audit() {
-        let detail = created.as_ref().map(|c| format!("first run: token {} ({})", c.info.name, c.info.id));
-        let arguments = serde_json::json!({"name": name, "roles": ["admin"], "expires_in": null});
-        let event = crate::local_audit::event(
-            principal,
-            "admin_token_create",
-            arguments,
-            detail.map_err(|e| e.to_string()),
-            started,
-        );
-        if let Err(error) = audit.record(event).await {
-            tracing::error!(%error, "the first-run admin token's audit record was not written");
-        }
-    }
+    let detail = created.as_ref().map(|c| format!("first run: token {} ({})", c.info.name, c.info.id));
+    let arguments = serde_json::json!({"name": name, "roles": ["admin"], "expires_in": null});
+    built
+        .guard
+        .record_local_action(principal, "admin_token_create", arguments, detail.map_err(|e| e.to_string()), started)
+        .await;
     match created {
         Ok(created) => {
             eprintln!();

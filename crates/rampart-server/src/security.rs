@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rampart_audit::{AuditEvent, AuditLog, Decision as AuditDecision, Outcome as AuditOutcome, Redactor};
 use rampart_core::{Access, Admission, CallRecord, Caller, Denied, Guard, Outcome, Refusal, Resource, Transport};
 
@@ -118,6 +118,24 @@ impl SecurityGuard {
             tracing::warn!(%error, "failed authentication not recorded");
         }
     }
+
+    /// Records an administrative action the server took for the local operator
+    /// `principal` (the first-run admin token), redacted like every record: see
+    /// [`crate::LocalAudit::record`] for the arguments.
+    pub(crate) async fn record_local_action(
+        &self,
+        principal: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+        result: Result<String, String>,
+        started: std::time::Instant,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let event = crate::local_audit::event(principal, tool, arguments, result, started).redacted(&self.redactor);
+        if let Err(error) = audit.record(event).await {
+            tracing::error!(%error, tool, "audit record of a local action not written");
+        }
+    }
 }
 
 #[async_trait]
@@ -159,7 +177,6 @@ impl Guard for SecurityGuard {
         }
         let Some(audit) = &self.audit else { return Ok(()) };
         let duration = Duration::from_secs_f64(record.duration_ms.max(0.0) / 1000.0);
-        let started = Timestamp::now().checked_sub(SignedDuration::try_from(duration).unwrap_or_default());
         let outcome = match record.outcome {
             Outcome::Ok => AuditOutcome::Ok,
             Outcome::ToolError => AuditOutcome::ToolError,
@@ -169,7 +186,7 @@ impl Guard for SecurityGuard {
             Outcome::Cancelled => AuditOutcome::Cancelled,
         };
         let event = AuditEvent {
-            time: started.unwrap_or_else(|_| Timestamp::now()),
+            time: crate::local_audit::started_at(duration),
             request_id: record.request_id,
             session: record.caller.session,
             principal: record.caller.principal.id,
