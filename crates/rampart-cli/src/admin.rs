@@ -21,25 +21,44 @@ fn config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?.config)
 }
 
-/// The token service and the audit log of one `rampart token` command on the local store.
-async fn tokens(config: &Config) -> anyhow::Result<(TokenService, LocalAudit)> {
-    let store = open_store(config)?;
-    let audit = LocalAudit::open(config, &store).await?;
-    Ok((TokenService::new(store, build_policy(config)?), audit))
+/// Runs one `rampart token` command that changes the store and records it in the audit
+/// log as the `admin` tool `tool` it mirrors, with `arguments`; `describe` says what a
+/// success did (never a secret). A log that cannot be opened stops the command before it
+/// runs (fail-closed). Returns the command's result, and then whether it was recorded:
+/// the caller shows the result (a new token's secret) even when the record failed.
+async fn audited<T>(
+    args: &ConfigArgs,
+    tool: &str,
+    arguments: serde_json::Value,
+    command: impl AsyncFnOnce(&TokenService) -> anyhow::Result<T>,
+    describe: fn(&T) -> String,
+) -> anyhow::Result<(anyhow::Result<T>, anyhow::Result<()>)> {
+    let config = config(args)?;
+    let store = open_store(&config)?;
+    let audit = LocalAudit::open(&config, &store).await?;
+    let service = TokenService::new(store, build_policy(&config)?);
+    let started = Instant::now();
+    let result = command(&service).await;
+    let outcome = result.as_ref().map(describe).map_err(|error| format!("{error:#}"));
+    let recorded = audit.record(tool, arguments, outcome, started).await;
+    audit.close().await;
+    Ok((result, recorded.map_err(anyhow::Error::from)))
+}
+
+/// What the record of a create or rotate says: the token's name and id.
+fn describe_created(created: &rampart_server::CreatedToken) -> String {
+    format!("token {} ({})", created.info.name, created.info.id)
 }
 
 pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name, roles, expires, config: args } => {
-            let (service, audit) = tokens(&config(&args)?).await?;
-            let started = Instant::now();
             let arguments = json!({"name": name, "roles": roles, "expires_in": expires});
-            let result = match expires.as_deref().map(parse_duration).transpose() {
-                Ok(expires) => service.create(&name, roles, expires).await.map_err(anyhow::Error::from),
-                Err(error) => Err(error.into()),
+            let create = async |service: &TokenService| {
+                let expires = expires.as_deref().map(parse_duration).transpose()?;
+                Ok(service.create(&name, roles, expires).await?)
             };
-            let recorded = audit.record("admin_token_create", arguments, outcome(&result), started).await;
-            audit.close().await;
+            let (result, recorded) = audited(&args, "admin_token_create", arguments, create, describe_created).await?;
             print_created(&result?, args.json, "created")?;
             recorded?;
         }
@@ -68,13 +87,9 @@ pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id, config: args } => {
-            let (service, audit) = tokens(&config(&args)?).await?;
-            let started = Instant::now();
-            let result = service.revoke(&id).await.map_err(anyhow::Error::from);
-            let detail = result.as_ref().map(|t| format!("token {} ({}) revoked", t.name, t.id));
-            let detail = detail.map_err(|e| e.to_string());
-            let recorded = audit.record("admin_token_revoke", json!({"id": id}), detail, started).await;
-            audit.close().await;
+            let revoke = async |service: &TokenService| Ok(service.revoke(&id).await?);
+            let describe = |t: &rampart_server::TokenInfo| format!("token {} ({}) revoked", t.name, t.id);
+            let (result, recorded) = audited(&args, "admin_token_revoke", json!({"id": id}), revoke, describe).await?;
             let revoked = result?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&revoked)?);
@@ -84,25 +99,14 @@ pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             recorded?;
         }
         TokenCommand::Rotate { id, config: args } => {
-            let (service, audit) = tokens(&config(&args)?).await?;
-            let started = Instant::now();
-            let result = service.rotate(&id).await.map_err(anyhow::Error::from);
-            let recorded = audit.record("admin_token_rotate", json!({"id": id}), outcome(&result), started).await;
-            audit.close().await;
+            let rotate = async |service: &TokenService| Ok(service.rotate(&id).await?);
+            let (result, recorded) =
+                audited(&args, "admin_token_rotate", json!({"id": id}), rotate, describe_created).await?;
             print_created(&result?, args.json, "rotated")?;
             recorded?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What the audit record of a create or rotate says: the token's id and name, never its
-/// secret; or the error.
-fn outcome(result: &anyhow::Result<rampart_server::CreatedToken>) -> Result<String, String> {
-    match result {
-        Ok(created) => Ok(format!("token {} ({})", created.info.name, created.info.id)),
-        Err(error) => Err(format!("{error:#}")),
-    }
 }
 
 fn print_created(created: &rampart_server::CreatedToken, json: bool, verb: &str) -> anyhow::Result<()> {
