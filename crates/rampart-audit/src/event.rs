@@ -7,6 +7,7 @@ use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use serde::{Deserialize, Serialize};
 
 use crate::Redactor;
+pub use rampart_core::{Decision, Outcome};
 
 /// One MCP request that reached the pipeline, or one failed authentication, as the
 /// pipeline reports it. Not yet chained: [`AuditLog`](crate::AuditLog) adds the sequence
@@ -75,61 +76,6 @@ impl AuditEvent {
 /// [`AuditEvent::duration_us`].
 pub fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// What policy decided about a request. Serialized as `allow` / `deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// The request was let through to the tool (or handled).
-    Allow,
-    /// The request was refused before reaching a tool (policy, authentication, rate).
-    Deny,
-}
-
-impl Decision {
-    /// The serialized name: `allow` or `deny`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-/// How a request ended. Serialized in snake case (`ok`, `tool_error`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The request succeeded.
-    Ok,
-    /// The tool ran and returned `isError: true`.
-    ToolError,
-    /// Policy refused the request.
-    Denied,
-    /// Authentication failed (method `auth`).
-    AuthFailed,
-    /// A rate limit refused the request.
-    RateLimited,
-    /// The request failed otherwise (unknown tool, malformed request, internal error).
-    Error,
-    /// The client cancelled the request before it finished.
-    Cancelled,
-}
-
-impl Outcome {
-    /// The serialized name, e.g. `tool_error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::ToolError => "tool_error",
-            Self::Denied => "denied",
-            Self::AuthFailed => "auth_failed",
-            Self::RateLimited => "rate_limited",
-            Self::Error => "error",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// `time` truncated to whole milliseconds (toward the past).

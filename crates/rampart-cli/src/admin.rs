@@ -1,17 +1,15 @@
 //! `token`, `audit` and `policy`: administration on the local store, whether or not a
 //! server is running.
 
-use std::{
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use rampart_audit::{AuditRecord, JsonlRecords, Verifier, read_jsonl};
 use rampart_config::{Config, LoadOptions, load};
+use rampart_core::CallError;
 use rampart_policy::{Access, Request};
-use rampart_server::{LocalAudit, TokenService, build_policy, open_store, parse_duration, record_from_row};
+use rampart_server::{CreatedToken, LocalAdmin, TokenInfo, build_policy, open_store, parse_duration, record_from_row};
 use rampart_store::{AuditQuery, Store};
 use serde_json::json;
 
@@ -21,50 +19,38 @@ fn config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?.config)
 }
 
-/// Runs one `rampart token` command that changes the store and records it in the audit
-/// log as the `admin` tool `tool` it mirrors, with `arguments`; `describe` says what a
-/// success did (never a secret). A log that cannot be opened stops the command before it
-/// runs (fail-closed). Returns the command's result, and then whether it was recorded:
-/// the caller shows the result (a new token's secret) even when the record failed.
-async fn audited<T>(
-    args: &ConfigArgs,
-    tool: &str,
-    arguments: serde_json::Value,
-    command: impl AsyncFnOnce(&TokenService) -> anyhow::Result<T>,
-    describe: fn(&T) -> String,
-) -> anyhow::Result<(anyhow::Result<T>, anyhow::Result<()>)> {
-    let config = config(args)?;
-    let store = open_store(&config)?;
-    let audit = LocalAudit::open(&config, &store).await?;
-    let service = TokenService::new(store, build_policy(&config)?);
-    let started = Instant::now();
-    let result = command(&service).await;
-    let outcome = result.as_ref().map(describe).map_err(|error| format!("{error:#}"));
-    let recorded = audit.record(tool, arguments, outcome, started).await;
-    audit.close().await;
-    Ok((result, recorded.map_err(anyhow::Error::from)))
-}
-
-/// What the record of a create or rotate says: the token's name and id.
-fn describe_created(created: &rampart_server::CreatedToken) -> String {
-    format!("token {} ({})", created.info.name, created.info.id)
+/// Runs one `rampart token` command: the `admin` tool `tool` with `arguments`, through the
+/// pipeline as the local operator (authorized, recorded before its result is returned).
+/// Returns the tool's structured result; a refusal, a denial or a tool error is an error
+/// (exit 2) and shows nothing of a result.
+async fn admin_tool(args: &ConfigArgs, tool: &str, arguments: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let admin = LocalAdmin::open(&config(args)?).await?;
+    let arguments = arguments.as_object().cloned().unwrap_or_default();
+    let result = admin.call(tool, arguments).await;
+    admin.close().await;
+    let output = result.map_err(|error| match error {
+        CallError::UnknownTool(_) => anyhow::anyhow!(
+            "the local operator may not call '{tool}': its roles ([stdio] roles) do not grant it ({error})"
+        ),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let text = output.content.iter().filter_map(|block| block.as_text()).collect::<Vec<_>>().join("\n");
+    if output.is_error {
+        bail!("{text}");
+    }
+    output.structured_content.with_context(|| format!("'{tool}' returned no structured result: {text}"))
 }
 
 pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name, roles, expires, config: args } => {
             let arguments = json!({"name": name, "roles": roles, "expires_in": expires});
-            let create = async |service: &TokenService| {
-                let expires = expires.as_deref().map(parse_duration).transpose()?;
-                Ok(service.create(&name, roles, expires).await?)
-            };
-            let (result, recorded) = audited(&args, "admin_token_create", arguments, create, describe_created).await?;
-            print_created(&result?, args.json, "created")?;
-            recorded?;
+            let created = admin_tool(&args, "admin_token_create", arguments).await?;
+            print_created(&serde_json::from_value(created)?, args.json, "created")?;
         }
         TokenCommand::List { config: args } => {
-            let config = config(&args)?;
-            let list = TokenService::new(open_store(&config)?, build_policy(&config)?).list().await?;
+            let listed = admin_tool(&args, "admin_token_list", json!({})).await?;
+            let list: Vec<TokenInfo> = serde_json::from_value(listed["tokens"].clone())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -87,29 +73,23 @@ pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id, config: args } => {
-            let revoke = async |service: &TokenService| Ok(service.revoke(&id).await?);
-            let describe = |t: &rampart_server::TokenInfo| format!("token {} ({}) revoked", t.name, t.id);
-            let (result, recorded) = audited(&args, "admin_token_revoke", json!({"id": id}), revoke, describe).await?;
-            let revoked = result?;
+            let revoked: TokenInfo =
+                serde_json::from_value(admin_tool(&args, "admin_token_revoke", json!({"id": id})).await?)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&revoked)?);
             } else {
                 eprintln!("revoked token '{}' ({})", revoked.name, revoked.id);
             }
-            recorded?;
         }
         TokenCommand::Rotate { id, config: args } => {
-            let rotate = async |service: &TokenService| Ok(service.rotate(&id).await?);
-            let (result, recorded) =
-                audited(&args, "admin_token_rotate", json!({"id": id}), rotate, describe_created).await?;
-            print_created(&result?, args.json, "rotated")?;
-            recorded?;
+            let rotated = admin_tool(&args, "admin_token_rotate", json!({"id": id})).await?;
+            print_created(&serde_json::from_value(rotated)?, args.json, "rotated")?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_created(created: &rampart_server::CreatedToken, json: bool, verb: &str) -> anyhow::Result<()> {
+fn print_created(created: &CreatedToken, json: bool, verb: &str) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(created)?);
     } else {
@@ -291,20 +271,25 @@ async fn verify(source: &AuditSource, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn parse_resource(text: &str) -> anyhow::Result<Request> {
+fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {
     let access = |a: &str| match a {
         "read" => Ok(Access::Read),
         "write" | "read-write" => Ok(Access::ReadWrite),
         other => bail!("access '{other}': use read or write"),
     };
+    if let Some(uri) = text.strip_prefix("resource:") {
+        return Ok(Request::resource(uri.to_owned()));
+    }
     let parts: Vec<&str> = text.splitn(3, ':').collect();
     Ok(match parts.as_slice() {
-        ["fs", a, path] => Request::fs(*path, access(a)?),
-        ["command", name] => Request::command(*name),
-        ["db", a, name] => Request::database(*name, access(a)?),
-        ["http", name] => Request::http_api(*name),
+        ["prompt", name] => Request::prompt((*name).to_owned()),
+        ["fs", a, path] => Request::fs((*path).to_owned(), access(a)?),
+        ["command", name] => Request::command((*name).to_owned()),
+        ["db", a, name] => Request::database((*name).to_owned(), access(a)?),
+        ["http", name] => Request::http_api((*name).to_owned()),
         _ => bail!(
-            "--resource '{text}': use fs:read:/path, fs:write:/path, command:NAME, db:read:NAME, db:write:NAME or http:NAME"
+            "--resource '{text}': use resource:URI, prompt:NAME, fs:read:/path, fs:write:/path, command:NAME, \
+             db:read:NAME, db:write:NAME or http:NAME"
         ),
     })
 }

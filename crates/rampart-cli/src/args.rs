@@ -23,7 +23,7 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Write a commented example rampart.toml.
     Init(InitArgs),
-    /// Inspect the configuration.
+    /// Check the configuration, or reload it in a running server.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -32,8 +32,10 @@ pub(crate) enum Command {
     HashPassword,
     /// Manage API tokens in the local store (the server need not run).
     ///
-    /// create, revoke and rotate are recorded in the audit log as the admin_token_* tool
-    /// they mirror (transport cli, principal [stdio] principal), beside a running server or not.
+    /// Each command calls the admin_token_* tool it names through the same pipeline as an
+    /// MCP call, as the local operator ([stdio] principal and roles, transport cli): it is
+    /// authorized, and recorded in the audit log (a command whose record cannot be stored
+    /// shows no result, and no secret).
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -63,6 +65,11 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Validate the configuration and print the effective result, secrets masked.
     Check(ConfigCheckArgs),
+    /// Make a running server re-read its configuration (its admin_config_reload tool; the
+    /// same as sending it SIGHUP). Roles, limits and toolbox settings apply at once; an
+    /// invalid configuration, or a change only a restart applies, is refused and the
+    /// running one stays (exit 1).
+    Reload(ClientArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,6 +158,10 @@ pub(crate) struct ConfigCheckArgs {
     /// Print JSON instead of TOML.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Treat warnings as errors (exit 2): e.g. a toolbox section such as [[fs.roots]]
+    /// whose toolbox is not in tools.enabled, which does nothing.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -284,8 +295,8 @@ pub(crate) enum PolicyCommand {
         /// Tool name.
         #[arg(long)]
         tool: Option<String>,
-        /// A resource: fs:read:/path, fs:write:/path, command:NAME, db:read:NAME,
-        /// db:write:NAME, http:NAME.
+        /// An MCP resource or prompt, or a scope: resource:URI, prompt:NAME, fs:read:/path,
+        /// fs:write:/path, command:NAME, db:read:NAME, db:write:NAME, http:NAME.
         #[arg(long)]
         resource: Option<String>,
         #[command(flatten)]

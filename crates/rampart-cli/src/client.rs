@@ -67,12 +67,19 @@ pub(crate) fn arguments(json: Option<&str>, pairs: &[String]) -> anyhow::Result<
 
 pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let arguments = arguments(args.args.as_deref(), &args.pairs)?;
-    let client = McpClient::connect(&target(&args.client)?).await?;
-    let result = client.call_tool(&args.tool, arguments).await;
+    call_tool(&args.client, &args.tool, arguments).await
+}
+
+/// Calls `tool` on the server of `client` and shows its result: on stdout, or on stderr
+/// with exit status 1 when the tool reported an error.
+async fn call_tool(client: &ClientArgs, tool: &str, arguments: Map<String, Value>) -> anyhow::Result<ExitCode> {
+    let json = client.json;
+    let client = McpClient::connect(&target(client)?).await?;
+    let result = client.call_tool(tool, arguments).await;
     client.close().await;
     let result = result?;
     let is_error = result["isError"].as_bool().unwrap_or(false);
-    if args.client.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else if is_error {
         eprint!("{}", display::call_result(&result));
@@ -80,6 +87,11 @@ pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         print!("{}", display::call_result(&result));
     }
     Ok(if is_error { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `rampart config reload`: calls the running server's `admin_config_reload` tool.
+pub(crate) async fn config_reload(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    call_tool(&args, "admin_config_reload", Map::new()).await
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => setup::serve(args).await,
             Command::Init(args) => setup::init(&args),
             Command::Config { command: ConfigCommand::Check(args) } => setup::config_check(&args),
+            Command::Config { command: ConfigCommand::Reload(args) } => client::config_reload(args).await,
             Command::HashPassword => setup::hash_password(),
             Command::Token { command } => admin::token(command).await,
             Command::Audit { command } => admin::audit(command).await,

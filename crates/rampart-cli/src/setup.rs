@@ -85,12 +85,13 @@ fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let overrides = flag_overrides(&args);
-    let Loaded { config, file } = load(LoadOptions { config_path: args.config, overrides, dotenv: true, env: None })?;
+    let options = LoadOptions { config_path: args.config, overrides, dotenv: true, env: None };
+    let Loaded { config, file } = load(options.clone())?;
     init_logging(&config.log.level, config.log.format)?;
     if let Some(file) = &file {
         tracing::info!(file = %file.display(), "configuration loaded");
     }
-    rampart_server::serve(config).await?;
+    rampart_server::serve(config, options).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,7 +119,13 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
     let Loaded { config, file } =
         load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
-    rampart_server::validate(&config)?;
+    let warnings = rampart_server::validate(&config)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.strict && !warnings.is_empty() {
+        bail!("{} warning(s), and --strict treats them as errors", warnings.len());
+    }
     match &file {
         Some(file) => eprintln!("configuration OK ({})", file.display()),
         None => eprintln!("configuration OK (no file: defaults, environment)"),

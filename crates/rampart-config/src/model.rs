@@ -64,6 +64,10 @@ pub struct LimitsConfig {
     pub failed_auth_per_minute: u32,
     /// Time a client has to send its request headers, seconds. Default 10.
     pub header_read_timeout_secs: u64,
+    /// Time an authenticated client has to send a request's body once its headers are
+    /// in, seconds (408 after). Default 30: a 4 MiB body at 1 Mbit/s takes 34 s; raise
+    /// it with `server.max_body_bytes` for slow links.
+    pub body_read_timeout_secs: u64,
     /// `[limits.tools.NAME] calls = N, period_secs = S`: per principal, for one tool.
     pub tools: std::collections::BTreeMap<String, ToolLimit>,
 }
@@ -76,6 +80,7 @@ impl Default for LimitsConfig {
             call_timeout_secs: 300,
             failed_auth_per_minute: 30,
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
             tools: Default::default(),
         }
     }
@@ -542,6 +547,8 @@ call_timeout_secs = 300
 failed_auth_per_minute = 30
 # Seconds a client has to send its request headers (slow-client protection).
 header_read_timeout_secs = 10
+# Time to send a request body once the headers are in (408 after), seconds.
+body_read_timeout_secs = 30
 # Per tool, per principal: at most `calls` per `period_secs`.
 # [limits.tools.run_command]
 # calls = 10

@@ -60,6 +60,9 @@ pub enum Transport {
     Stdio,
     /// Streamable HTTP (MCP 2025-06-18 and later, including stateless 2026-07-28).
     StreamableHttp,
+    /// A `rampart` command on the server's machine (`rampart token create`, the first-run
+    /// admin token): the local operator calling a tool through the pipeline directly.
+    Cli,
 }
 
 /// Everything known about the origin of one request.
@@ -81,8 +84,13 @@ impl Caller {
         Self::local(Principal::local_operator())
     }
 
-    /// A caller on stdio (or a local CLI) acting as `principal`.
+    /// A caller on stdio acting as `principal`.
     pub fn local(principal: Principal) -> Self {
         Self { principal, transport: Transport::Stdio, session: None, remote_addr: None }
+    }
+
+    /// The local operator `principal` running a `rampart` command.
+    pub fn cli(principal: Principal) -> Self {
+        Self { principal, transport: Transport::Cli, session: None, remote_addr: None }
     }
 }

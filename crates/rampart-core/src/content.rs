@@ -41,6 +41,14 @@ impl Content {
     pub fn text(text: impl Into<String>) -> Self {
         Self::Text { text: text.into() }
     }
+
+    /// The text of a text block; `None` for other blocks.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text { text } => Some(text),
+            _ => None,
+        }
+    }
 }
 
 /// The contents of a resource: text or a base64 blob (MCP "Resource Contents").

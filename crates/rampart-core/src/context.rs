@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Caller, Denied, Guard, OpenGuard, Resource};
+use crate::{Caller, Denied, Guard, Request};
 
 /// Syslog severities used by MCP logging (MCP 2025-11-25 "Logging", RFC 5424 §6.2.1),
 /// least severe first so that `level >= minimum` filters.
@@ -104,21 +104,15 @@ impl std::fmt::Debug for CallContext {
 }
 
 impl CallContext {
-    /// A context for `caller` talking through `peer`.
-    pub fn new(caller: Caller, peer: Arc<dyn ClientPeer>) -> Self {
-        Self {
-            caller,
-            request_id: None,
-            cancellation: CancellationToken::new(),
-            progress_token: None,
-            peer,
-            guard: Arc::new(OpenGuard),
-        }
+    /// A context for `caller` talking through `peer`, whose permissions `guard` decides
+    /// (the pipeline puts its own guard in the context it hands a toolbox).
+    pub fn new(caller: Caller, peer: Arc<dyn ClientPeer>, guard: Arc<dyn Guard>) -> Self {
+        Self { caller, request_id: None, cancellation: CancellationToken::new(), progress_token: None, peer, guard }
     }
 
-    /// A context with no client (tests, local CLI calls).
-    pub fn detached(caller: Caller) -> Self {
-        Self::new(caller, Arc::new(NullPeer))
+    /// A context with no client (the local CLI, tests).
+    pub fn detached(caller: Caller, guard: Arc<dyn Guard>) -> Self {
+        Self::new(caller, Arc::new(NullPeer), guard)
     }
 
     /// Sets the request id.
@@ -145,14 +139,15 @@ impl CallContext {
         self
     }
 
-    /// Asks the policy whether the caller may touch `resource`. Toolboxes call this before
-    /// every access to a typed resource (path, command, database, API).
+    /// Asks the policy whether the caller may make `request`. Toolboxes call this before
+    /// every access to a typed scope (path, command, database, API), e.g.
+    /// `context.authorize(&Request::fs(path, Access::Read))?`.
     ///
     /// # Errors
     /// [`Denied`] naming the missing permission; return it as
     /// [`crate::ToolError::Denied`].
-    pub fn authorize(&self, resource: &Resource) -> Result<(), Denied> {
-        self.guard.check_resource(&self.caller, resource)
+    pub fn authorize(&self, request: &Request<'_>) -> Result<(), Denied> {
+        self.guard.authorize(&self.caller, request)
     }
 
     /// Reports progress when the client asked for it (a `progressToken` in `_meta`);

@@ -5,51 +5,10 @@
 //! they exist.
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Caller;
-
-/// Read, or read and write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// Read only.
-    Read,
-    /// Read and write.
-    ReadWrite,
-}
-
-/// A typed resource scope a toolbox asks about before touching it. Toolboxes use these
-/// rather than inventing their own permission checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Resource {
-    /// A filesystem path (absolute, normalised by the toolbox).
-    Fs {
-        /// The path.
-        path: String,
-        /// Wanted access.
-        access: Access,
-    },
-    /// A command the exec toolbox would run.
-    Command {
-        /// Program name.
-        name: String,
-    },
-    /// A configured database.
-    Database {
-        /// Database name.
-        name: String,
-        /// Wanted access.
-        access: Access,
-    },
-    /// A configured HTTP API.
-    HttpApi {
-        /// API name.
-        name: String,
-    },
-}
+use crate::{Caller, Request};
 
 /// A refusal by policy, naming what was missing in words a person can act on, e.g.
 /// `tool 'write_file'` or `fs read-write on '/etc/passwd'`.
@@ -90,17 +49,38 @@ impl std::fmt::Debug for Admission {
     }
 }
 
-/// What happened to a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What authorization decided about a request, as records say it: `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The request was let through to the tool (or handled).
+    Allow,
+    /// The request was refused before reaching a tool (policy, authentication, session).
+    Deny,
+}
+
+impl Decision {
+    /// The serialized name: `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// How a request ended, as records and metrics say it (snake case: `ok`, `tool_error`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Served.
     Ok,
     /// The tool ran and reported an error (`isError`).
     ToolError,
-    /// Refused by policy.
+    /// Refused by policy (or a session of another principal).
     Denied,
-    /// Refused before running (audit down).
+    /// Refused before running: the audit log is down, or a request limit (body read
+    /// timeout) was hit.
     Refused,
     /// Refused by a rate limit or concurrency cap.
     RateLimited,
@@ -110,6 +90,25 @@ pub enum Outcome {
     Error,
     /// Cancelled by the client.
     Cancelled,
+    /// Authentication failed (method `auth`).
+    AuthFailed,
+}
+
+impl Outcome {
+    /// The serialized name, e.g. `tool_error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ToolError => "tool_error",
+            Self::Denied => "denied",
+            Self::Refused => "refused",
+            Self::RateLimited => "rate_limited",
+            Self::TimedOut => "timed_out",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::AuthFailed => "auth_failed",
+        }
+    }
 }
 
 /// One request, as the pipeline reports it to the audit hook.
@@ -125,8 +124,8 @@ pub struct CallRecord {
     pub target: Option<String>,
     /// Arguments as received (the audit hook redacts them).
     pub arguments: Value,
-    /// Whether policy allowed it.
-    pub allowed: bool,
+    /// What authorization decided.
+    pub decision: Decision,
     /// What happened.
     pub outcome: Outcome,
     /// Detail: the missing permission, the error.
@@ -138,17 +137,12 @@ pub struct CallRecord {
 /// The pipeline's security hooks.
 #[async_trait]
 pub trait Guard: Send + Sync {
-    /// Whether `caller` may see and call tool `name`.
+    /// Whether `caller` may make `request`: see or call a tool, see or read a resource,
+    /// see or get a prompt, touch a typed scope.
     ///
     /// # Errors
     /// [`Denied`] naming the missing permission.
-    fn check_tool(&self, caller: &Caller, name: &str) -> Result<(), Denied>;
-
-    /// Whether `caller` may touch `resource`.
-    ///
-    /// # Errors
-    /// [`Denied`] naming the missing permission.
-    fn check_resource(&self, caller: &Caller, resource: &Resource) -> Result<(), Denied>;
+    fn authorize(&self, caller: &Caller, request: &Request<'_>) -> Result<(), Denied>;
 
     /// Whether a request may run now (before any work): audit health, rate limits,
     /// concurrency caps. `target` is the tool (or prompt, resource) when there is one.
@@ -165,17 +159,16 @@ pub trait Guard: Send + Sync {
     async fn record(&self, record: CallRecord) -> Result<(), Refusal>;
 }
 
-/// No security: everything allowed, nothing recorded. For tests and the library's
-/// simplest use; `rampart serve` always installs a real guard.
+/// No security: everything allowed, nothing recorded. Only for tests (this crate's, and
+/// others' through the `test-support` feature): a pipeline always needs a real guard.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OpenGuard;
 
+#[cfg(any(test, feature = "test-support"))]
 #[async_trait]
 impl Guard for OpenGuard {
-    fn check_tool(&self, _: &Caller, _: &str) -> Result<(), Denied> {
-        Ok(())
-    }
-    fn check_resource(&self, _: &Caller, _: &Resource) -> Result<(), Denied> {
+    fn authorize(&self, _: &Caller, _: &Request<'_>) -> Result<(), Denied> {
         Ok(())
     }
     async fn admit(&self, _: &Caller, _: &str, _: Option<&str>) -> Result<Admission, Refusal> {

@@ -7,20 +7,26 @@
 //! [`Pipeline`] that every transport calls into.
 
 mod caller;
+mod catalog;
 mod content;
 mod context;
 mod guard;
 mod pipeline;
 mod prompt;
+mod request;
 mod resource;
 mod tool;
 
 pub use caller::{Caller, Principal, PrincipalKind, Transport};
+pub use catalog::{Catalog, CatalogChanges, DuplicateName};
 pub use content::{Content, ResourceContents};
 pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
-pub use guard::{Access, Admission, CallRecord, Denied, Guard, OpenGuard, Outcome, Refusal, Resource};
+#[cfg(any(test, feature = "test-support"))]
+pub use guard::OpenGuard;
+pub use guard::{Admission, CallRecord, Decision, Denied, Guard, Outcome, Refusal};
 pub use pipeline::{CallError, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
+pub use request::{Access, Request};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};
 pub use tool::{
     CompletionRef, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, input_schema_for,

@@ -1,17 +1,17 @@
-//! The one call pipeline. Every MCP request that touches tools, resources or prompts, from
-//! every transport and for every toolbox, goes through [`Pipeline`]; this is where
-//! authorization, admission (audit health, rate limits) and audit apply, so that no tool
-//! can forget them.
+//! The one call pipeline. Every MCP request that touches tools, resources, prompts or
+//! completions, from every transport and for every toolbox, goes through [`Pipeline`];
+//! this is where authorization, admission (audit health, rate limits) and audit apply, so
+//! that no tool can forget them.
 //!
-//! A tool call: look up the tool and ask the [`Guard`] whether the caller may use it (an
-//! unknown tool and a forbidden one get the same answer, so nothing leaks) → admit →
-//! run it under the client's cancellation and a panic guard, with the guard in its
-//! [`CallContext`] for resource checks → turn a [`ToolError`] into an `isError` result →
-//! record → log one line. With audit failing closed, a result that cannot be recorded is
-//! withheld.
+//! A tool call: look up the tool in the current [`Catalog`] and ask the [`Guard`] whether
+//! the caller may use it (an unknown tool and a forbidden one get the same answer, so
+//! nothing leaks) → admit → run it under the client's cancellation and a panic guard, with
+//! the guard in its [`CallContext`] for scope checks → turn a [`ToolError`] into an
+//! `isError` result → record → log one line. With audit failing closed, a result that
+//! cannot be recorded is withheld. Resources, prompts and completions follow the same
+//! steps with their own grants (`resources`, `prompts` in a role).
 
 use std::{
-    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
         Arc,
@@ -20,12 +20,15 @@ use std::{
     time::Instant,
 };
 
+use arc_swap::ArcSwap;
 use futures::FutureExt;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
 
 use crate::{
-    CallContext, CallRecord, CompletionRef, Guard, OpenGuard, Outcome, PromptOutput, PromptSpec, Refusal,
-    ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, CallRecord, Caller, Catalog, CatalogChanges, CompletionRef, Decision, DuplicateName, Guard, Outcome,
+    PromptOutput, PromptSpec, Refusal, Request, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError,
+    ToolOutput, ToolSpec, Toolbox,
 };
 
 /// A request the pipeline refuses as a protocol error rather than a tool result.
@@ -35,10 +38,12 @@ pub enum CallError {
     /// the caller grants it (the same answer for both). MCP: JSON-RPC -32602.
     #[error("unknown tool: {0}")]
     UnknownTool(String),
-    /// No prompt of that name is visible to the caller.
+    /// No prompt of that name is visible to the caller (the same answer for a missing
+    /// and a forbidden one).
     #[error("unknown prompt: {0}")]
     UnknownPrompt(String),
-    /// No resource at that URI is visible to the caller (MCP: -32002).
+    /// No resource at that URI is visible to the caller (MCP: -32002; the same answer
+    /// for a missing and a forbidden one).
     #[error("resource not found: {0}")]
     ResourceNotFound(String),
     /// Bad arguments to a prompt (MCP: -32602).
@@ -66,31 +71,10 @@ impl CallError {
     }
 }
 
-/// Two toolboxes declared the same tool or prompt name.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} '{name}' is declared by both toolbox '{first}' and toolbox '{second}'")]
-pub struct DuplicateName {
-    kind: &'static str,
-    name: String,
-    first: String,
-    second: String,
-}
-
-struct ToolEntry {
-    spec: ToolSpec,
-    toolbox: Arc<dyn Toolbox>,
-}
-
-/// Collects toolboxes and the guard, then builds a [`Pipeline`].
+/// Collects toolboxes for a guard, then builds a [`Pipeline`].
 pub struct PipelineBuilder {
     toolboxes: Vec<Arc<dyn Toolbox>>,
     guard: Arc<dyn Guard>,
-}
-
-impl Default for PipelineBuilder {
-    fn default() -> Self {
-        Self { toolboxes: Vec::new(), guard: Arc::new(OpenGuard) }
-    }
 }
 
 impl PipelineBuilder {
@@ -100,68 +84,33 @@ impl PipelineBuilder {
         self
     }
 
-    /// Sets the security hooks (default: [`OpenGuard`], everything allowed).
-    pub fn guard(mut self, guard: Arc<dyn Guard>) -> Self {
-        self.guard = guard;
-        self
-    }
-
-    /// Builds the pipeline.
+    /// Collects the toolboxes' catalog and builds the pipeline.
     ///
     /// # Errors
     /// [`DuplicateName`] when two toolboxes declare the same tool or prompt.
-    pub fn build(self) -> Result<Pipeline, DuplicateName> {
-        let mut tools: HashMap<String, ToolEntry> = HashMap::new();
-        let mut tool_order = Vec::new();
-        let mut prompts: HashMap<String, (PromptSpec, usize)> = HashMap::new();
-        let mut prompt_order = Vec::new();
-        let mut toolbox_tools = Vec::new();
-        for (index, toolbox) in self.toolboxes.iter().enumerate() {
-            let mut names = Vec::new();
-            for spec in toolbox.tools() {
-                if let Some(existing) = tools.get(&spec.name) {
-                    return Err(duplicate("tool", &spec.name, &existing.toolbox, toolbox));
-                }
-                tool_order.push(spec.name.clone());
-                names.push(spec.name.clone());
-                tools.insert(spec.name.clone(), ToolEntry { spec, toolbox: toolbox.clone() });
-            }
-            toolbox_tools.push(names);
-            for spec in toolbox.prompts() {
-                if let Some((_, existing)) = prompts.get(&spec.name) {
-                    return Err(duplicate("prompt", &spec.name, &self.toolboxes[*existing], toolbox));
-                }
-                prompt_order.push(spec.name.clone());
-                prompts.insert(spec.name.clone(), (spec, index));
-            }
-        }
-        Ok(Pipeline {
-            toolboxes: self.toolboxes,
-            toolbox_tools,
-            tools,
-            tool_order,
-            prompts,
-            prompt_order,
+    pub async fn build(self) -> Result<Arc<Pipeline>, DuplicateName> {
+        let catalog = Catalog::collect(self.toolboxes).await?;
+        let pipeline = Arc::new(Pipeline {
             guard: self.guard,
+            catalog: ArcSwap::from_pointee(Catalog::empty()),
+            generation: watch::Sender::new(0),
+            refreshing: tokio::sync::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
-        })
+        });
+        pipeline.install(catalog);
+        Ok(pipeline)
     }
-}
-
-fn duplicate(kind: &'static str, name: &str, first: &Arc<dyn Toolbox>, second: &Arc<dyn Toolbox>) -> DuplicateName {
-    DuplicateName { kind, name: name.into(), first: first.name().into(), second: second.name().into() }
 }
 
 /// The one path from a request to a toolbox. Share it as `Arc<Pipeline>`.
 pub struct Pipeline {
-    toolboxes: Vec<Arc<dyn Toolbox>>,
-    /// Tool names per toolbox (same index as `toolboxes`).
-    toolbox_tools: Vec<Vec<String>>,
-    tools: HashMap<String, ToolEntry>,
-    tool_order: Vec<String>,
-    prompts: HashMap<String, (PromptSpec, usize)>,
-    prompt_order: Vec<String>,
     guard: Arc<dyn Guard>,
+    catalog: ArcSwap<Catalog>,
+    /// Bumped whenever what a caller may see can have changed (a new catalog, a new
+    /// policy); sessions watch it to send `list_changed`.
+    generation: watch::Sender<u64>,
+    /// One catalog collection at a time.
+    refreshing: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
 }
 
@@ -183,12 +132,12 @@ impl Drop for InFlightGuard<'_> {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("tools", &self.tool_order).finish_non_exhaustive()
+        f.debug_struct("Pipeline").field("catalog", &self.catalog.load()).finish_non_exhaustive()
     }
 }
 
 /// One request's bookkeeping: what to put in its audit record.
-struct Request<'a> {
+struct Pending<'a> {
     context: &'a CallContext,
     method: &'static str,
     target: Option<String>,
@@ -197,9 +146,15 @@ struct Request<'a> {
 }
 
 impl Pipeline {
-    /// Starts a builder.
-    pub fn builder() -> PipelineBuilder {
-        PipelineBuilder::default()
+    /// Starts a builder; every pipeline has a guard (there is no default that allows
+    /// everything).
+    pub fn builder(guard: Arc<dyn Guard>) -> PipelineBuilder {
+        PipelineBuilder { toolboxes: Vec::new(), guard }
+    }
+
+    /// The security hooks every request goes through.
+    pub fn guard(&self) -> &Arc<dyn Guard> {
+        &self.guard
     }
 
     /// Tool calls running now; graceful shutdown waits for this to reach zero.
@@ -207,42 +162,88 @@ impl Pipeline {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Names of the enabled toolboxes, in registration order.
+    /// The current catalog (a snapshot: later changes do not touch it).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Names of the toolboxes, in registration order.
     pub fn toolbox_names(&self) -> Vec<String> {
-        self.toolboxes.iter().map(|t| t.name().to_owned()).collect()
+        self.catalog.load().toolbox_names()
     }
 
     /// Every tool, whoever asks (for the banner and `system_about`; never for clients).
     pub fn all_tools(&self) -> Vec<ToolSpec> {
-        self.tool_order.iter().filter_map(|name| self.tools.get(name)).map(|e| e.spec.clone()).collect()
+        self.catalog.load().tools().cloned().collect()
     }
 
-    fn request<'a>(
+    /// A receiver that changes whenever what a caller may see may have changed (the
+    /// catalog was swapped, or [`Self::visibility_changed`]): sessions compare what they
+    /// see then with what they saw, and send `notifications/*/list_changed`.
+    pub fn watch_catalog(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Tells sessions that visibility may have changed without a new catalog (a new
+    /// policy).
+    pub fn visibility_changed(&self) {
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Collects every current toolbox's tools, resources and prompts again and swaps the
+    /// catalog ([`CatalogChanges::changed`] calls this).
+    ///
+    /// # Errors
+    /// [`DuplicateName`]; the old catalog stays.
+    pub async fn refresh(self: &Arc<Self>) -> Result<(), DuplicateName> {
+        let _one = self.refreshing.lock().await;
+        let toolboxes = self.catalog.load().toolboxes.clone();
+        let catalog = Catalog::collect(toolboxes).await?;
+        self.install(catalog);
+        Ok(())
+    }
+
+    /// Swaps in `catalog` (from [`Catalog::collect`], e.g. with a reloaded configuration's
+    /// toolboxes): requests that started keep the catalog they started with, the next ones
+    /// see the new one, and sessions are told. Toolboxes new to the pipeline are handed
+    /// their [`CatalogChanges`].
+    pub fn install(self: &Arc<Self>, catalog: Catalog) {
+        let old = self.catalog.load_full();
+        for toolbox in &catalog.toolboxes {
+            if !old.toolboxes.iter().any(|known| Arc::ptr_eq(known, toolbox)) {
+                toolbox.watch(CatalogChanges { pipeline: Arc::downgrade(self) });
+            }
+        }
+        self.catalog.store(Arc::new(catalog));
+        self.visibility_changed();
+    }
+
+    fn pending<'a>(
         &self,
         context: &'a CallContext,
         method: &'static str,
         target: Option<&str>,
         arguments: Value,
-    ) -> Request<'a> {
-        Request { context, method, target: target.map(str::to_owned), arguments, started: Instant::now() }
+    ) -> Pending<'a> {
+        Pending { context, method, target: target.map(str::to_owned), arguments, started: Instant::now() }
     }
 
-    /// Records `request` with `outcome`; a failed record becomes the request's error.
+    /// Records `pending` with `outcome`; a failed record becomes the request's error.
     async fn finish(
         &self,
-        request: Request<'_>,
-        allowed: bool,
+        pending: Pending<'_>,
+        decision: Decision,
         outcome: Outcome,
         detail: Option<String>,
     ) -> Result<(), CallError> {
-        let duration_ms = request.started.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = pending.started.elapsed().as_secs_f64() * 1000.0;
         let record = CallRecord {
-            caller: request.context.caller.clone(),
-            request_id: request.context.request_id.clone(),
-            method: request.method.into(),
-            target: request.target,
-            arguments: request.arguments,
-            allowed,
+            caller: pending.context.caller.clone(),
+            request_id: pending.context.request_id.clone(),
+            method: pending.method.into(),
+            target: pending.target,
+            arguments: pending.arguments,
+            decision,
             outcome,
             detail,
             duration_ms,
@@ -253,26 +254,36 @@ impl Pipeline {
     /// Records a refused or failed request and returns its error.
     async fn fail<T>(
         &self,
-        request: Request<'_>,
-        allowed: bool,
+        pending: Pending<'_>,
+        decision: Decision,
         error: CallError,
         detail: Option<String>,
     ) -> Result<T, CallError> {
-        let outcome = if allowed { error.outcome() } else { Outcome::Denied };
+        let outcome = if decision == Decision::Deny { Outcome::Denied } else { error.outcome() };
         let detail = detail.or_else(|| Some(error.to_string()));
-        if let Err(audit) = self.finish(request, allowed, outcome, detail).await {
+        if let Err(audit) = self.finish(pending, decision, outcome, detail).await {
             tracing::warn!(%audit, "refused request not recorded");
         }
         Err(error)
     }
 
+    /// Admits `pending`, or records its refusal.
+    async fn admit<'a>(&self, pending: Pending<'a>) -> Result<(Pending<'a>, crate::Admission), CallError> {
+        let target = pending.target.clone();
+        match self.guard.admit(&pending.context.caller, pending.method, target.as_deref()).await {
+            Ok(admission) => Ok((pending, admission)),
+            Err(refusal) => self.fail(pending, Decision::Allow, refusal.into(), None).await,
+        }
+    }
+
     /// Admits a listing and records it.
     async fn listing(&self, context: &CallContext, method: &'static str) -> Result<(), CallError> {
-        let request = self.request(context, method, None, Value::Null);
-        if let Err(refusal) = self.guard.admit(&context.caller, method, None).await {
-            return self.fail(request, true, refusal.into(), None).await;
-        }
-        self.finish(request, true, Outcome::Ok, None).await
+        let (pending, _admission) = self.admit(self.pending(context, method, None, Value::Null)).await?;
+        self.finish(pending, Decision::Allow, Outcome::Ok, None).await
+    }
+
+    fn allows(&self, caller: &Caller, request: &Request<'_>) -> bool {
+        self.guard.authorize(caller, request).is_ok()
     }
 
     /// The tools the caller of `context` may see, in registration order.
@@ -281,22 +292,23 @@ impl Pipeline {
     /// [`CallError::Refused`].
     pub async fn list_tools(&self, context: &CallContext) -> Result<Vec<ToolSpec>, CallError> {
         self.listing(context, "tools/list").await?;
-        Ok(self.visible_tools(context))
+        Ok(self.visible_tools(&context.caller))
     }
 
-    fn visible_tools(&self, context: &CallContext) -> Vec<ToolSpec> {
-        self.tool_order
-            .iter()
-            .filter(|name| self.guard.check_tool(&context.caller, name).is_ok())
-            .filter_map(|name| self.tools.get(name))
-            .map(|e| e.spec.clone())
-            .collect()
+    /// The tools `caller` may see, without recording anything: what a session compares
+    /// to decide whether to send `notifications/tools/list_changed`.
+    pub fn visible_tools(&self, caller: &Caller) -> Vec<ToolSpec> {
+        let catalog = self.catalog.load();
+        catalog.tools().filter(|spec| self.allows(caller, &Request::tool(spec.name.as_str()))).cloned().collect()
     }
 
-    /// The spec of tool `name`, whoever asks: for validating a request's shape against
-    /// the tool's schema, never for showing it (visibility is `list_tools`/`call_tool`'s).
-    pub fn tool_spec(&self, name: &str) -> Option<&ToolSpec> {
-        self.tools.get(name).map(|e| &e.spec)
+    /// The spec of tool `name` when `caller` may see it: for validating a request's shape
+    /// against the tool's schema before the call itself is authorized and recorded.
+    pub fn tool_spec(&self, caller: &Caller, name: &str) -> Option<ToolSpec> {
+        if !self.allows(caller, &Request::tool(name)) {
+            return None;
+        }
+        self.catalog.load().tool(name).map(|entry| entry.spec.clone())
     }
 
     /// Calls a tool through the pipeline.
@@ -315,28 +327,32 @@ impl Pipeline {
         context: &CallContext,
     ) -> Result<ToolOutput, CallError> {
         let arguments = arguments.unwrap_or_default();
-        let request = self.request(context, "tools/call", Some(name), Value::Object(arguments.clone()));
-        let Some(entry) = self.tools.get(name) else {
-            return self
-                .fail(request, true, CallError::UnknownTool(name.to_owned()), Some("no such tool".into()))
-                .await;
+        let pending = self.pending(context, "tools/call", Some(name), Value::Object(arguments.clone()));
+        let toolbox = {
+            let catalog = self.catalog.load();
+            catalog.tool(name).map(|entry| catalog.toolboxes[entry.toolbox].clone())
         };
-        if let Err(denied) = self.guard.check_tool(&context.caller, name) {
-            return self.fail(request, false, CallError::UnknownTool(name.to_owned()), Some(denied.to_string())).await;
+        let Some(toolbox) = toolbox else {
+            let error = CallError::UnknownTool(name.to_owned());
+            return self.fail(pending, Decision::Allow, error, Some("no such tool".into())).await;
+        };
+        if let Err(denied) = self.guard.authorize(&context.caller, &Request::tool(name)) {
+            let error = CallError::UnknownTool(name.to_owned());
+            return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
         }
         let admission = match self.guard.admit(&context.caller, "tools/call", Some(name)).await {
             Ok(admission) => admission,
             Err(refusal @ Refusal::RateLimited { .. }) => {
                 // A tool error the model can read and act on (wait, then retry).
                 let message = refusal.to_string();
-                self.finish(request, true, Outcome::RateLimited, Some(message.clone())).await?;
+                self.finish(pending, Decision::Allow, Outcome::RateLimited, Some(message.clone())).await?;
                 return Ok(ToolOutput::error(message));
             }
-            Err(refusal) => return self.fail(request, true, refusal.into(), None).await,
+            Err(refusal) => return self.fail(pending, Decision::Allow, refusal.into(), None).await,
         };
         let _in_flight = InFlightGuard::enter(&self.in_flight);
         let tool_context = context.clone().with_guard(self.guard.clone());
-        let call = AssertUnwindSafe(entry.toolbox.call_tool(name, arguments, &tool_context)).catch_unwind();
+        let call = AssertUnwindSafe(toolbox.call_tool(name, arguments, &tool_context)).catch_unwind();
         let call = async {
             match admission.timeout {
                 Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),
@@ -358,31 +374,31 @@ impl Pipeline {
             Some(Ok(Err(_panic))) => Err(ToolError::Internal(format!("tool '{name}' panicked"))),
             Some(Ok(Ok(result))) => result,
         };
-        let (output, allowed, outcome, detail) = match result {
+        let (output, decision, outcome, detail) = match result {
             Ok(output) => {
                 let outcome = if output.is_error { Outcome::ToolError } else { Outcome::Ok };
-                (output, true, outcome, None)
+                (output, Decision::Allow, outcome, None)
             }
             Err(ToolError::Cancelled) => {
                 tracing::info!(tool = name, principal = %context.caller.principal, "tool call cancelled");
-                return self.fail(request, true, CallError::Cancelled, None).await;
+                return self.fail(pending, Decision::Allow, CallError::Cancelled, None).await;
             }
             Err(ToolError::Internal(detail)) => {
                 tracing::error!(tool = name, principal = %context.caller.principal, %detail, "tool call failed internally");
                 let message = format!("tool '{name}' failed with an internal error; see the server log");
-                (ToolOutput::error(message), true, Outcome::Error, Some(detail))
+                (ToolOutput::error(message), Decision::Allow, Outcome::Error, Some(detail))
             }
             Err(ToolError::Denied(denied)) => {
                 let message = denied.to_string();
-                (ToolOutput::error(message.clone()), false, Outcome::Denied, Some(message))
+                (ToolOutput::error(message.clone()), Decision::Deny, Outcome::Denied, Some(message))
             }
             Err(error) => {
                 let message = error.to_string();
                 let outcome = if timed_out { Outcome::TimedOut } else { Outcome::ToolError };
-                (ToolOutput::error(message.clone()), true, outcome, Some(message))
+                (ToolOutput::error(message.clone()), Decision::Allow, outcome, Some(message))
             }
         };
-        let elapsed_ms = request.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed_ms = pending.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             tool = name,
             principal = %context.caller.principal,
@@ -393,156 +409,264 @@ impl Pipeline {
             elapsed_ms,
             "tool call"
         );
-        self.finish(request, allowed, outcome, detail).await?;
+        self.finish(pending, decision, outcome, detail).await?;
         Ok(output)
     }
 
-    /// Indexes of the toolboxes whose resources and prompts the caller may use: those
-    /// with at least one tool the caller may call (a toolbox without tools is visible to
-    /// every caller).
-    fn usable_toolboxes(&self, context: &CallContext) -> Vec<usize> {
-        (0..self.toolboxes.len())
-            .filter(|&i| {
-                let names = &self.toolbox_tools[i];
-                names.is_empty() || names.iter().any(|n| self.guard.check_tool(&context.caller, n).is_ok())
-            })
-            .collect()
-    }
-
-    /// Concrete resources the caller may see.
+    /// Concrete resources the caller may see (a `resources` grant matching the URI).
     ///
     /// # Errors
     /// [`CallError::Refused`].
     pub async fn list_resources(&self, context: &CallContext) -> Result<Vec<ResourceSpec>, CallError> {
         self.listing(context, "resources/list").await?;
-        Ok(self.usable_toolboxes(context).into_iter().flat_map(|i| self.toolboxes[i].resources()).collect())
+        Ok(self.visible_resources(&context.caller))
     }
 
-    /// Resource templates the caller may see.
+    /// The resources `caller` may see, without recording anything.
+    pub fn visible_resources(&self, caller: &Caller) -> Vec<ResourceSpec> {
+        let catalog = self.catalog.load();
+        let visible = catalog.resources.iter().filter(|e| self.allows(caller, &Request::resource(e.spec.uri.as_str())));
+        visible.map(|entry| entry.spec.clone()).collect()
+    }
+
+    /// Resource templates the caller may see (a `resources` grant matching the template
+    /// as written, e.g. `test://template/**` for `test://template/{id}/data`).
     ///
     /// # Errors
     /// [`CallError::Refused`].
     pub async fn list_resource_templates(&self, context: &CallContext) -> Result<Vec<ResourceTemplateSpec>, CallError> {
         self.listing(context, "resources/templates/list").await?;
-        Ok(self.usable_toolboxes(context).into_iter().flat_map(|i| self.toolboxes[i].resource_templates()).collect())
+        let catalog = self.catalog.load();
+        let caller = &context.caller;
+        let visible =
+            catalog.templates.iter().filter(|e| self.allows(caller, &Request::resource(e.spec.uri_template.as_str())));
+        Ok(visible.map(|entry| entry.spec.clone()).collect())
     }
 
-    /// Reads a resource from the first usable toolbox that serves `uri`.
+    /// Checks that `uri` is granted to the caller and served by some toolbox; the
+    /// toolboxes that may serve it, in order.
+    async fn find_resource<'a>(
+        &self,
+        pending: Pending<'a>,
+        uri: &str,
+    ) -> Result<(Pending<'a>, Vec<Arc<dyn Toolbox>>), CallError> {
+        if let Err(denied) = self.guard.authorize(&pending.context.caller, &Request::resource(uri)) {
+            let error = CallError::ResourceNotFound(uri.into());
+            return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
+        }
+        let servers: Vec<Arc<dyn Toolbox>> = {
+            let catalog = self.catalog.load();
+            catalog.resource_servers(uri).into_iter().map(|i| catalog.toolboxes[i].clone()).collect()
+        };
+        if servers.is_empty() {
+            return self.fail(pending, Decision::Allow, CallError::ResourceNotFound(uri.into()), None).await;
+        }
+        Ok((pending, servers))
+    }
+
+    /// Reads a resource from the toolbox that lists it, or the first whose template
+    /// serves it.
     ///
     /// # Errors
-    /// [`CallError::ResourceNotFound`], [`CallError::InvalidParams`], [`CallError::Refused`],
-    /// [`CallError::Internal`].
+    /// [`CallError::ResourceNotFound`] (missing or not granted), [`CallError::InvalidParams`],
+    /// [`CallError::Refused`], [`CallError::Internal`].
     pub async fn read_resource(&self, uri: &str, context: &CallContext) -> Result<Vec<ResourceContents>, CallError> {
-        let request = self.request(context, "resources/read", Some(uri), Value::Null);
-        if let Err(refusal) = self.guard.admit(&context.caller, "resources/read", Some(uri)).await {
-            return self.fail(request, true, refusal.into(), None).await;
-        }
+        let pending = self.pending(context, "resources/read", Some(uri), Value::Null);
+        let (pending, servers) = self.find_resource(pending, uri).await?;
+        let (pending, _admission) = self.admit(pending).await?;
         let tool_context = context.clone().with_guard(self.guard.clone());
-        for index in self.usable_toolboxes(context) {
-            let read = AssertUnwindSafe(self.toolboxes[index].read_resource(uri, &tool_context)).catch_unwind().await;
-            match read {
+        for toolbox in servers {
+            match AssertUnwindSafe(toolbox.read_resource(uri, &tool_context)).catch_unwind().await {
                 Ok(Ok(Some(contents))) => {
-                    self.finish(request, true, Outcome::Ok, None).await?;
+                    self.finish(pending, Decision::Allow, Outcome::Ok, None).await?;
                     return Ok(contents);
                 }
                 Ok(Ok(None)) => continue,
                 Ok(Err(error)) => {
                     let error = protocol_error(error, || CallError::ResourceNotFound(uri.into()));
-                    return self.fail(request, true, error, None).await;
+                    return self.fail(pending, Decision::Allow, error, None).await;
                 }
                 Err(_panic) => {
                     tracing::error!(uri, "resource read panicked");
-                    return self.fail(request, true, CallError::Internal, Some("panicked".into())).await;
+                    return self.fail(pending, Decision::Allow, CallError::Internal, Some("panicked".into())).await;
                 }
             }
         }
-        self.fail(request, true, CallError::ResourceNotFound(uri.into()), None).await
+        self.fail(pending, Decision::Allow, CallError::ResourceNotFound(uri.into()), None).await
     }
 
-    /// Prompts the caller may see, in registration order.
+    /// Subscribes the caller to updates of `uri` (`resources/subscribe`): granted and
+    /// served like a read, without reading it, recorded as what it is.
+    ///
+    /// # Errors
+    /// [`CallError::ResourceNotFound`] (missing or not granted), [`CallError::Refused`].
+    pub async fn subscribe_resource(&self, uri: &str, context: &CallContext) -> Result<(), CallError> {
+        let pending = self.pending(context, "resources/subscribe", Some(uri), Value::Null);
+        let (pending, _servers) = self.find_resource(pending, uri).await?;
+        let (pending, _admission) = self.admit(pending).await?;
+        self.finish(pending, Decision::Allow, Outcome::Ok, None).await
+    }
+
+    /// Ends the caller's subscription to `uri` (`resources/unsubscribe`); recorded.
+    ///
+    /// # Errors
+    /// [`CallError::Refused`] when its record cannot be written under fail-closed audit.
+    pub async fn unsubscribe_resource(&self, uri: &str, context: &CallContext) -> Result<(), CallError> {
+        let pending = self.pending(context, "resources/unsubscribe", Some(uri), Value::Null);
+        self.finish(pending, Decision::Allow, Outcome::Ok, None).await
+    }
+
+    /// Prompts the caller may see (a `prompts` grant matching the name), in registration
+    /// order.
     ///
     /// # Errors
     /// [`CallError::Refused`].
     pub async fn list_prompts(&self, context: &CallContext) -> Result<Vec<PromptSpec>, CallError> {
         self.listing(context, "prompts/list").await?;
-        let usable = self.usable_toolboxes(context);
-        Ok(self
-            .prompt_order
-            .iter()
-            .filter_map(|name| self.prompts.get(name))
-            .filter(|(_, index)| usable.contains(index))
-            .map(|(spec, _)| spec.clone())
-            .collect())
+        Ok(self.visible_prompts(&context.caller))
+    }
+
+    /// The prompts `caller` may see, without recording anything.
+    pub fn visible_prompts(&self, caller: &Caller) -> Vec<PromptSpec> {
+        let catalog = self.catalog.load();
+        let visible = catalog.prompts.iter().filter(|e| self.allows(caller, &Request::prompt(e.spec.name.as_str())));
+        visible.map(|entry| entry.spec.clone()).collect()
+    }
+
+    /// The toolbox serving prompt `name` and its spec, when the caller may use it.
+    async fn find_prompt<'a>(
+        &self,
+        pending: Pending<'a>,
+        name: &str,
+    ) -> Result<(Pending<'a>, PromptSpec, Arc<dyn Toolbox>), CallError> {
+        let found = {
+            let catalog = self.catalog.load();
+            catalog.prompt(name).map(|entry| (entry.spec.clone(), catalog.toolboxes[entry.toolbox].clone()))
+        };
+        let Some((spec, toolbox)) = found else {
+            return self.fail(pending, Decision::Allow, CallError::UnknownPrompt(name.into()), None).await;
+        };
+        if let Err(denied) = self.guard.authorize(&pending.context.caller, &Request::prompt(name)) {
+            let error = CallError::UnknownPrompt(name.into());
+            return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
+        }
+        Ok((pending, spec, toolbox))
     }
 
     /// Renders a prompt.
     ///
     /// # Errors
-    /// [`CallError::UnknownPrompt`], [`CallError::InvalidParams`], [`CallError::Refused`],
-    /// [`CallError::Internal`].
+    /// [`CallError::UnknownPrompt`] (missing or not granted), [`CallError::InvalidParams`],
+    /// [`CallError::Refused`], [`CallError::Internal`].
     pub async fn get_prompt(
         &self,
         name: &str,
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<PromptOutput, CallError> {
-        let request = self.request(context, "prompts/get", Some(name), Value::Object(arguments.clone()));
-        let usable = self.usable_toolboxes(context);
-        let Some((spec, index)) = self.prompts.get(name).filter(|(_, index)| usable.contains(index)) else {
-            return self.fail(request, true, CallError::UnknownPrompt(name.into()), None).await;
-        };
-        if let Err(refusal) = self.guard.admit(&context.caller, "prompts/get", Some(name)).await {
-            return self.fail(request, true, refusal.into(), None).await;
-        }
+        let pending = self.pending(context, "prompts/get", Some(name), Value::Object(arguments.clone()));
+        let (pending, spec, toolbox) = self.find_prompt(pending, name).await?;
+        let (pending, _admission) = self.admit(pending).await?;
         if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {
             let error = CallError::InvalidParams(format!("prompt '{name}' requires argument '{}'", missing.name));
-            return self.fail(request, true, error, None).await;
+            return self.fail(pending, Decision::Allow, error, None).await;
         }
         let tool_context = context.clone().with_guard(self.guard.clone());
-        match AssertUnwindSafe(self.toolboxes[*index].get_prompt(name, arguments, &tool_context)).catch_unwind().await {
+        match AssertUnwindSafe(toolbox.get_prompt(name, arguments, &tool_context)).catch_unwind().await {
             Ok(Ok(output)) => {
-                self.finish(request, true, Outcome::Ok, None).await?;
+                self.finish(pending, Decision::Allow, Outcome::Ok, None).await?;
                 Ok(output)
             }
             Ok(Err(error)) => {
                 let error = protocol_error(error, || CallError::UnknownPrompt(name.into()));
-                self.fail(request, true, error, None).await
+                self.fail(pending, Decision::Allow, error, None).await
             }
             Err(_panic) => {
                 tracing::error!(prompt = name, "prompt panicked");
-                self.fail(request, true, CallError::Internal, Some("panicked".into())).await
+                self.fail(pending, Decision::Allow, CallError::Internal, Some("panicked".into())).await
             }
         }
     }
 
+    /// Completion values for `argument` of a prompt or resource template (MCP
+    /// `completion/complete`), at most 100: the prompt or template must be granted like
+    /// using it, the request is admitted and recorded.
+    ///
+    /// # Errors
+    /// [`CallError::UnknownPrompt`] / [`CallError::ResourceNotFound`] (missing or not
+    /// granted), [`CallError::Refused`].
+    pub async fn complete(
+        &self,
+        reference: &CompletionRef,
+        argument: &str,
+        value: &str,
+        context: &CallContext,
+    ) -> Result<Vec<String>, CallError> {
+        let (target, arguments) = match reference {
+            CompletionRef::Prompt(name) => {
+                (name.as_str(), json!({ "ref": "prompt", "argument": argument, "value": value }))
+            }
+            CompletionRef::ResourceTemplate(uri) => {
+                (uri.as_str(), json!({ "ref": "resource", "argument": argument, "value": value }))
+            }
+        };
+        let pending = self.pending(context, "completion/complete", Some(target), arguments);
+        let (pending, toolbox) = match reference {
+            CompletionRef::Prompt(name) => {
+                let (pending, _, toolbox) = self.find_prompt(pending, name).await?;
+                (pending, toolbox)
+            }
+            CompletionRef::ResourceTemplate(uri) => self.find_template(pending, uri).await?,
+        };
+        let (pending, _admission) = self.admit(pending).await?;
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        let completed = AssertUnwindSafe(toolbox.complete(reference, argument, value, &tool_context)).catch_unwind();
+        match completed.await {
+            Ok(mut values) => {
+                values.truncate(100);
+                self.finish(pending, Decision::Allow, Outcome::Ok, None).await?;
+                Ok(values)
+            }
+            Err(_panic) => {
+                tracing::error!(target, "completion panicked");
+                self.fail(pending, Decision::Allow, CallError::Internal, Some("panicked".into())).await
+            }
+        }
+    }
+
+    /// The toolbox serving the resource template `uri_template`, when the caller may use
+    /// it.
+    async fn find_template<'a>(
+        &self,
+        pending: Pending<'a>,
+        uri_template: &str,
+    ) -> Result<(Pending<'a>, Arc<dyn Toolbox>), CallError> {
+        let found = {
+            let catalog = self.catalog.load();
+            catalog.template(uri_template).map(|entry| catalog.toolboxes[entry.toolbox].clone())
+        };
+        let Some(toolbox) = found else {
+            return self.fail(pending, Decision::Allow, CallError::ResourceNotFound(uri_template.into()), None).await;
+        };
+        if let Err(denied) = self.guard.authorize(&pending.context.caller, &Request::resource(uri_template)) {
+            let error = CallError::ResourceNotFound(uri_template.into());
+            return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
+        }
+        Ok((pending, toolbox))
+    }
+
     /// Tells every toolbox that `session` ended (blocking: toolboxes may delete files).
     pub fn end_session(&self, session: &str) {
-        for toolbox in &self.toolboxes {
+        for toolbox in &self.catalog.load().toolboxes {
             toolbox.session_closed(session);
         }
     }
 
     /// Every toolbox's backing services, for `/readyz`.
     pub async fn readiness(&self) -> Vec<crate::ServiceStatus> {
-        let checks = self.toolboxes.iter().map(|toolbox| toolbox.readiness());
+        let catalog = self.catalog.load_full();
+        let checks = catalog.toolboxes.iter().map(|toolbox| toolbox.readiness());
         futures::future::join_all(checks).await.into_iter().flatten().collect()
-    }
-
-    /// Completion values from the usable toolboxes, at most 100 (MCP "completion/complete").
-    pub fn complete(
-        &self,
-        reference: &CompletionRef,
-        argument: &str,
-        value: &str,
-        context: &CallContext,
-    ) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .usable_toolboxes(context)
-            .into_iter()
-            .flat_map(|i| self.toolboxes[i].complete(reference, argument, value))
-            .collect();
-        values.truncate(100);
-        values
     }
 }
 

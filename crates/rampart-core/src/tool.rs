@@ -6,7 +6,10 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-use crate::{CallContext, Content, PromptOutput, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec};
+use crate::{
+    CallContext, CatalogChanges, Content, PromptOutput, PromptSpec, ResourceContents, ResourceSpec,
+    ResourceTemplateSpec,
+};
 
 /// Behaviour hints for clients (MCP 2025-11-25 "ToolAnnotations"). Hints, not guarantees:
 /// Rampart's policy never trusts them.
@@ -204,8 +207,11 @@ pub trait Toolbox: Send + Sync + 'static {
     /// The toolbox's name, e.g. `system`; shown by `system_about` and the banner.
     fn name(&self) -> &str;
 
-    /// The tools this toolbox serves. Names must be unique across the server.
-    fn tools(&self) -> Vec<ToolSpec>;
+    /// The tools this toolbox serves now. Names must be unique across the server. Asked
+    /// when the pipeline collects its catalog (at start, on a reload, and after
+    /// [`CatalogChanges::changed`]), never per request: a toolbox whose tools change calls
+    /// that to have them collected again.
+    async fn tools(&self) -> Vec<ToolSpec>;
 
     /// Runs `tool` with `arguments` (already known to belong to this toolbox).
     ///
@@ -218,13 +224,13 @@ pub trait Toolbox: Send + Sync + 'static {
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError>;
 
-    /// Concrete resources this toolbox serves.
-    fn resources(&self) -> Vec<ResourceSpec> {
+    /// Concrete resources this toolbox serves now (collected like [`Toolbox::tools`]).
+    async fn resources(&self) -> Vec<ResourceSpec> {
         Vec::new()
     }
 
-    /// Resource templates this toolbox serves.
-    fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
+    /// Resource templates this toolbox serves now (collected like [`Toolbox::tools`]).
+    async fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
         Vec::new()
     }
 
@@ -240,8 +246,8 @@ pub trait Toolbox: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Prompts this toolbox serves.
-    fn prompts(&self) -> Vec<PromptSpec> {
+    /// Prompts this toolbox serves now (collected like [`Toolbox::tools`]).
+    async fn prompts(&self) -> Vec<PromptSpec> {
         Vec::new()
     }
 
@@ -258,8 +264,16 @@ pub trait Toolbox: Send + Sync + 'static {
         Err(ToolError::NotFound(format!("prompt '{name}'")))
     }
 
-    /// Completion values for `argument` starting with `value`.
-    fn complete(&self, _reference: &CompletionRef, _argument: &str, _value: &str) -> Vec<String> {
+    /// Completion values for `argument` of a prompt or resource template of this toolbox
+    /// (already known to be granted to the caller), starting with `value`; the pipeline
+    /// keeps the first 100.
+    async fn complete(
+        &self,
+        _reference: &CompletionRef,
+        _argument: &str,
+        _value: &str,
+        _context: &CallContext,
+    ) -> Vec<String> {
         Vec::new()
     }
 
@@ -273,6 +287,11 @@ pub trait Toolbox: Send + Sync + 'static {
     /// The MCP session `session` ended (DELETE, idle timeout, stdio EOF): release what the
     /// toolbox kept for it (e.g. a scratch directory). Called from a blocking thread.
     fn session_closed(&self, _session: &str) {}
+
+    /// The toolbox joined a pipeline: keep `changes` and call [`CatalogChanges::changed`]
+    /// when the tools, resources or prompts it serves change (an upstream server's
+    /// `list_changed`), so that the catalog is collected again and sessions are told.
+    fn watch(&self, _changes: CatalogChanges) {}
 }
 
 /// One backing service's state, as `/readyz` reports it.

@@ -34,7 +34,7 @@
 //! - an environment of `PATH`, `HOME`/`TMPDIR` (the scratch directory), `LANG` and the
 //!   configured variables only; a wall-clock timeout; output capped per stream (`run`).
 //!
-//! The policy is asked (`Resource::Command` with the program's or the language's name)
+//! The policy is asked (`Request::Command` with the program's or the language's name)
 //! before anything runs. The scratch directory of an MCP session persists between its
 //! calls and is deleted by [`ExecToolbox::end_session`] or after `scratch_idle_s` idle
 //! (`scratch`). [`ExecToolbox::check_sandbox`] reports which layers the machine enforces;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rampart_core::{CallContext, Resource, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
+use rampart_core::{CallContext, Request, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -312,7 +312,7 @@ impl Inner {
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
         let job = self.job(tool, arguments)?;
-        context.authorize(&Resource::Command { name: job.name.clone() })?;
+        context.authorize(&Request::command(job.name.as_str()))?;
         let timeout_s = self.timeout(job.timeout_s)?;
         if job.args.iter().chain(job.cwd.iter()).any(|text| text.contains('\0')) {
             return Err(ToolError::InvalidArguments("arguments and cwd must not contain NUL bytes".into()));
@@ -441,7 +441,7 @@ impl Toolbox for ExecToolbox {
         self.end_session(session);
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         let (command, script) = self.describe();
         let annotations = ToolAnnotations {
             read_only_hint: Some(false),

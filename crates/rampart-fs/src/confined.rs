@@ -131,7 +131,7 @@ impl Resolved {
         if self.root.path.join(&self.rel).to_str().is_none() {
             return Err(FsError::InvalidPath { path, reason: "the path is not valid UTF-8" });
         }
-        context.authorize(&rampart_core::Resource::Fs { path, access })?;
+        context.authorize(&rampart_core::Request::fs(path, access))?;
         Ok(())
     }
 

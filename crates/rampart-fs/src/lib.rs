@@ -16,7 +16,7 @@
 //! which the kernel keeps beneath it (`openat2` with `RESOLVE_BENEATH` on Linux): `..`,
 //! absolute symlinks and links leading out fail instead of escaping, whatever races with
 //! them. A path is first resolved to its real location inside the root; the policy is
-//! asked about that path (`Resource::Fs`, read or read-write); the object is then opened
+//! asked about that path (`Request::Fs`, read or read-write); the object is then opened
 //! from the root one component at a time without following links, so what is opened is
 //! what was authorized. The `confined` module has the details, and `tests/fs/attacks.rs` the
 //! attacks this is meant to stop.

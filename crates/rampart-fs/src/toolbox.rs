@@ -446,7 +446,7 @@ impl Toolbox for FsToolbox {
         "fs"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         Tool::ALL.into_iter().map(Tool::spec).collect()
     }
 

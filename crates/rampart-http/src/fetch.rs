@@ -5,7 +5,7 @@
 
 use globset::GlobSet;
 use http::{HeaderMap, HeaderValue, Method, header};
-use rampart_core::{CallContext, Resource, ToolAnnotations, ToolError, ToolOutput, ToolSpec};
+use rampart_core::{CallContext, Request, ToolAnnotations, ToolError, ToolOutput, ToolSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -124,7 +124,7 @@ impl Fetcher {
     pub(crate) async fn call(&self, arguments: FetchArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
         let url = Url::parse(&arguments.url).map_err(|error| ToolError::InvalidArguments(format!("url: {error}")))?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        context.authorize(&Resource::HttpApi { name: format!("fetch:{host}") })?;
+        context.authorize(&Request::http_api(format!("fetch:{host}")))?;
         self.allowed(&url).map_err(|refused| ToolError::Failed(format!("refused: {refused}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("text/html, text/*;q=0.9, */*;q=0.5"));
@@ -325,7 +325,7 @@ mod tests {
         let config = FetchConfig { enabled: true, hosts: vec!["127.0.0.1".into()], ..FetchConfig::default() };
         let fetcher = Fetcher::with_policy(config, Policy::new(Some(address.port()), Some(origin))).unwrap();
         let principal = Principal { id: "agent".into(), kind: PrincipalKind::ApiToken, roles: vec![] };
-        let context = CallContext::detached(Caller::local(principal));
+        let context = CallContext::detached(Caller::local(principal), std::sync::Arc::new(rampart_core::OpenGuard));
         let fetch = |path: &str| {
             let arguments = arguments(json!({"url": format!("http://{address}{path}")}));
             let fetcher = &fetcher;

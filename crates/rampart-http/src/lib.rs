@@ -4,7 +4,7 @@
 //! `[http.fetch] enabled = true` also `http_fetch(url)` for a host allowlist (HTML turned
 //! into Markdown), and one tool per operation of an API's OpenAPI document
 //! (`NAME_<operationId>`). Every call first asks the policy through
-//! [`rampart_core::CallContext::authorize`] for [`rampart_core::Resource::HttpApi`] with
+//! [`rampart_core::CallContext::authorize`] for [`rampart_core::Request::HttpApi`] with
 //! the API's name (`fetch:HOST` for `http_fetch`); this crate has no permission logic of
 //! its own.
 //!

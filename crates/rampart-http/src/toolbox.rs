@@ -8,7 +8,7 @@ use base64::Engine as _;
 use globset::GlobSet;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rampart_core::{
-    CallContext, Resource, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments,
+    CallContext, Request, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,7 @@ impl HttpToolbox {
     /// Asks the policy, then finds the API: an unknown name and a forbidden one are both
     /// refused by the policy unless a scope matches the name.
     fn api(&self, context: &CallContext, name: &str) -> Result<&Api, ToolError> {
-        context.authorize(&Resource::HttpApi { name: name.to_owned() })?;
+        context.authorize(&Request::http_api(name))?;
         self.apis.get(name).ok_or_else(|| {
             ToolError::Failed(format!("unknown api '{name}': http_list_apis lists the ones you may use"))
         })
@@ -339,7 +339,7 @@ impl Toolbox for HttpToolbox {
         "http"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         let open_world = ToolAnnotations {
             read_only_hint: Some(false),
             destructive_hint: Some(true),
@@ -414,7 +414,7 @@ impl HttpToolbox {
         let apis = self
             .apis
             .values()
-            .filter(|api| context.authorize(&Resource::HttpApi { name: api.name.clone() }).is_ok())
+            .filter(|api| context.authorize(&Request::http_api(api.name.as_str())).is_ok())
             .map(|api| ApiEntry {
                 name: api.name.clone(),
                 description: api.config.description.clone(),

@@ -13,16 +13,20 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
-        SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+        GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+        Tool, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{NotificationContext, RequestContext},
 };
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
+    BoundSession, SessionOwners,
     peer::{LogThreshold, RmcpPeer},
+    session::watch_lists,
     wire::{call_error, from_json, retype},
 };
 
@@ -39,7 +43,7 @@ pub struct ServerIdentity {
 
 /// rmcp `ServerHandler` for one MCP session (stdio: the process; HTTP: one session or,
 /// stateless, one request). Clone it with [`McpHandler::for_new_session`] so that
-/// per-session state (the log level) is not shared.
+/// per-session state (the log level, the session's id) is not shared.
 #[derive(Clone)]
 pub struct McpHandler {
     pipeline: Arc<Pipeline>,
@@ -47,19 +51,43 @@ pub struct McpHandler {
     transport: Transport,
     threshold: LogThreshold,
     stdio_principal: Principal,
+    owners: Arc<SessionOwners>,
     session: Arc<SessionTracker>,
 }
 
-/// Remembers one session's id; when the session's handler is dropped (DELETE, idle
-/// timeout, stdio EOF), tells the pipeline so toolboxes release what they kept for it.
+/// One session's id, known once the session's handshake completed on this handler; when
+/// the handler is dropped (DELETE, idle timeout, stdio EOF) the session has ended: its
+/// binding is released, its `list_changed` task stops, and toolboxes release what they
+/// kept for it.
+///
+/// Only a handler that ran the handshake (`initialize` then `notifications/initialized`)
+/// tracks a session: a stateless request's handler, which lives for one request, must
+/// not end a session whose id it was merely sent.
 struct SessionTracker {
     pipeline: Arc<Pipeline>,
+    owners: Arc<SessionOwners>,
+    handshake: std::sync::atomic::AtomicBool,
     id: std::sync::OnceLock<String>,
+    ended: CancellationToken,
+}
+
+impl SessionTracker {
+    fn new(pipeline: Arc<Pipeline>, owners: Arc<SessionOwners>) -> Self {
+        Self {
+            pipeline,
+            owners,
+            handshake: Default::default(),
+            id: Default::default(),
+            ended: CancellationToken::new(),
+        }
+    }
 }
 
 impl Drop for SessionTracker {
     fn drop(&mut self) {
+        self.ended.cancel();
         let Some(id) = self.id.take() else { return };
+        self.owners.release(&id);
         let pipeline = self.pipeline.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -73,14 +101,16 @@ impl Drop for SessionTracker {
 impl McpHandler {
     /// A handler serving `pipeline` over `transport`.
     pub fn new(pipeline: Arc<Pipeline>, identity: ServerIdentity, transport: Transport) -> Self {
-        let pipeline_for_tracker = pipeline.clone();
+        let owners = Arc::new(SessionOwners::default());
+        let session = Arc::new(SessionTracker::new(pipeline.clone(), owners.clone()));
         Self {
             pipeline,
             identity: Arc::new(identity),
             transport,
             threshold: LogThreshold::new(),
             stdio_principal: Principal::local_operator(),
-            session: Arc::new(SessionTracker { pipeline: pipeline_for_tracker, id: Default::default() }),
+            owners,
+            session,
         }
     }
 
@@ -92,40 +122,41 @@ impl McpHandler {
 
     /// The same server with fresh per-session state.
     pub fn for_new_session(&self) -> Self {
-        let session = Arc::new(SessionTracker { pipeline: self.pipeline.clone(), id: Default::default() });
+        let session = Arc::new(SessionTracker::new(self.pipeline.clone(), self.owners.clone()));
         Self { threshold: LogThreshold::new(), session, ..self.clone() }
     }
 
-    /// The caller of this request: on stdio the local operator; on HTTP the [`Caller`]
-    /// that authentication stored in the request's extensions (anonymous if none).
-    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+    /// The owners of this server's sessions, which the HTTP layer binds and checks.
+    pub fn session_owners(&self) -> Arc<SessionOwners> {
+        self.owners.clone()
+    }
+
+    /// The caller of a request: on stdio the local operator; on HTTP the [`Caller`] that
+    /// authentication stored in the request's extensions (anonymous with no roles if
+    /// none), in the session the HTTP layer bound to it ([`BoundSession`]) — never one
+    /// named by a header it did not check.
+    fn caller(&self, extensions: &rmcp::model::Extensions) -> Caller {
         if self.transport == Transport::Stdio {
             // One stdio process is one session: toolbox state (exec scratch) persists
             // across its calls and is released at EOF.
             let mut caller = Caller::local(self.stdio_principal.clone());
-            caller.session = Some(self.session.id.get_or_init(|| "stdio".into()).clone());
+            caller.session = Some("stdio".into());
             return caller;
         }
-        let parts = context.extensions.get::<http::request::Parts>();
-        // Authentication always stores a Caller; a request without one (a bug, or a test
-        // wiring the service without middleware) gets an anonymous principal with no roles.
+        let parts = extensions.get::<http::request::Parts>();
         let mut caller = parts.and_then(|p| p.extensions.get::<Caller>().cloned()).unwrap_or(Caller {
             principal: Principal::anonymous(Vec::new()),
             transport: Transport::StreamableHttp,
             session: None,
             remote_addr: None,
         });
-        caller.session =
-            parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(id) = &caller.session {
-            let _ = self.session.id.set(id.clone());
-        }
+        caller.session = parts.and_then(|p| p.extensions.get::<BoundSession>()).map(|bound| bound.0.clone());
         caller
     }
 
     fn call_context(&self, context: &RequestContext<RoleServer>) -> CallContext {
         let peer = RmcpPeer { peer: context.peer.clone(), threshold: self.threshold.clone() };
-        CallContext::new(self.caller(context), Arc::new(peer))
+        CallContext::new(self.caller(&context.extensions), Arc::new(peer), self.pipeline.guard().clone())
             .with_request_id(context.id.to_string())
             .with_cancellation(context.ct.clone())
             .with_progress_token(context.meta.get_progress_token().and_then(|t| serde_json::to_value(t).ok()))
@@ -148,9 +179,9 @@ impl ServerHandler for McpHandler {
         let mut info = json!({
             "protocolVersion": rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE,
             "capabilities": {
-                "tools": { "listChanged": false },
-                "resources": { "subscribe": true, "listChanged": false },
-                "prompts": { "listChanged": false },
+                "tools": { "listChanged": true },
+                "resources": { "subscribe": true, "listChanged": true },
+                "prompts": { "listChanged": true },
                 "logging": {},
                 "completions": {},
             },
@@ -162,6 +193,32 @@ impl ServerHandler for McpHandler {
         from_json(info).unwrap_or_else(|_| ServerConfig::default())
     }
 
+    /// The session handshake: marks this handler as a session's (see [`SessionTracker`]).
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.session.handshake.store(true, std::sync::atomic::Ordering::SeqCst);
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    /// The client is ready: this handler now serves the session its caller owns (stdio:
+    /// the process), releases it when dropped, and tells the client about list changes.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let caller = self.caller(&context.extensions);
+        let session = match self.transport {
+            Transport::Stdio => caller.session.clone(),
+            _ if self.session.handshake.load(std::sync::atomic::Ordering::SeqCst) => caller.session.clone(),
+            _ => None,
+        };
+        let Some(session) = session else { return };
+        if self.session.id.set(session).is_ok() {
+            watch_lists(self.pipeline.clone(), caller, context.peer.clone(), self.session.ended.clone());
+        }
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -171,10 +228,13 @@ impl ServerHandler for McpHandler {
         from_json(complete(json!({ "tools": tools })))
     }
 
-    /// Used by rmcp only to validate SEP-2243 `Mcp-Param-*` headers against the tool's
-    /// schema; visibility is enforced by the pipeline on the call itself.
+    /// Used by rmcp to validate SEP-2243 `Mcp-Param-*` headers against the tool's schema
+    /// before the call: answers only for a tool the caller of the request being handled
+    /// may see ([`crate::with_caller`]), so that a hidden tool's schema does not leak
+    /// through header validation; with no known caller, nothing.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.pipeline.tool_spec(name).and_then(|spec| retype(spec).ok())
+        let caller = crate::current_caller()?;
+        self.pipeline.tool_spec(&caller, name).and_then(|spec| retype(&spec).ok())
     }
 
     async fn call_tool(
@@ -229,19 +289,15 @@ impl ServerHandler for McpHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        // Subscribing needs the resource to exist and be visible to the caller.
-        self.pipeline.read_resource(&request.uri, &self.call_context(&context)).await.map_err(call_error)?;
-        tracing::debug!(uri = %request.uri, "resource subscribed");
-        Ok(())
+        self.pipeline.subscribe_resource(&request.uri, &self.call_context(&context)).await.map_err(call_error)
     }
 
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        tracing::debug!(uri = %request.uri, "resource unsubscribed");
-        Ok(())
+        self.pipeline.unsubscribe_resource(&request.uri, &self.call_context(&context)).await.map_err(call_error)
     }
 
     async fn list_prompts(
@@ -282,7 +338,11 @@ impl ServerHandler for McpHandler {
         };
         let argument = request["argument"]["name"].as_str().unwrap_or_default();
         let value = request["argument"]["value"].as_str().unwrap_or_default();
-        let values = self.pipeline.complete(&reference, argument, value, &self.call_context(&context));
+        let values = self
+            .pipeline
+            .complete(&reference, argument, value, &self.call_context(&context))
+            .await
+            .map_err(call_error)?;
         from_json(complete(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } })))
     }
 

@@ -8,12 +8,33 @@
 mod client;
 mod handler;
 mod peer;
+mod session;
 mod transport;
 mod wire;
 
 pub use client::{ClientError, ClientTarget, McpClient, ToolInfo};
 pub use handler::{McpHandler, ServerIdentity};
+pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};
+
+use rampart_core::Caller;
+
+tokio::task_local! {
+    /// The caller of the HTTP request being handled, for rmcp's synchronous hooks.
+    static CALLER: Caller;
+}
+
+/// Runs `future` (the rest of an HTTP request's handling) with `caller` as the caller that
+/// rmcp's synchronous hooks see: `get_tool`, which rmcp asks for a tool's schema to check
+/// SEP-2243 `Mcp-Param-*` headers before the call, answers only for tools `caller` may see.
+pub async fn with_caller<F: std::future::Future>(caller: Caller, future: F) -> F::Output {
+    CALLER.scope(caller, future).await
+}
+
+/// The caller set by [`with_caller`] for the task running now, if any.
+pub(crate) fn current_caller() -> Option<Caller> {
+    CALLER.try_with(Clone::clone).ok()
+}
 
 /// Protocol revisions Rampart negotiates, newest first (those rmcp implements).
 pub fn supported_protocol_versions() -> Vec<String> {

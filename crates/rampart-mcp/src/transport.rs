@@ -79,4 +79,9 @@ impl SessionCount {
     pub async fn get(&self) -> usize {
         self.0.sessions.read().await.len()
     }
+
+    /// The ids of the open sessions.
+    pub async fn ids(&self) -> std::collections::HashSet<String> {
+        self.0.sessions.read().await.keys().map(|id| id.to_string()).collect()
+    }
 }

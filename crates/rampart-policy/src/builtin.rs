@@ -11,7 +11,9 @@
 //! checks: `reader` may call `read_file`, but reads no path until a role grants an `fs`
 //! scope.
 
-use crate::model::{Access, DatabaseScope, FsScope, RoleConfig};
+use rampart_core::Access;
+
+use crate::model::{DatabaseScope, FsScope, RoleConfig};
 
 /// One built-in role, in the shape of [`RoleConfig`] with static lists.
 pub(crate) struct BuiltinRole {
@@ -19,6 +21,8 @@ pub(crate) struct BuiltinRole {
     pub(crate) description: &'static str,
     pub(crate) includes: &'static [&'static str],
     pub(crate) tools: &'static [&'static str],
+    pub(crate) resources: &'static [&'static str],
+    pub(crate) prompts: &'static [&'static str],
     pub(crate) fs: &'static [(&'static str, Access)],
     pub(crate) commands: &'static [&'static str],
     pub(crate) databases: &'static [(&'static str, Access)],
@@ -32,6 +36,8 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
         description: "what unauthenticated callers may use",
         includes: &[],
         tools: &["system_health"],
+        resources: &[],
+        prompts: &[],
         fs: &[],
         commands: &[],
         databases: &[],
@@ -55,6 +61,8 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
             "sql_query",
             "http_list_apis",
         ],
+        resources: &[],
+        prompts: &[],
         fs: &[],
         commands: &[],
         databases: &[],
@@ -74,6 +82,8 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
             "run_command",
             "run_script",
         ],
+        resources: &[],
+        prompts: &[],
         fs: &[],
         commands: &[],
         databases: &[],
@@ -81,9 +91,11 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "admin",
-        description: "everything: every tool, every resource read-write",
+        description: "everything: every tool, resource and prompt, every scope read-write",
         includes: &[],
         tools: &["*"],
+        resources: &["**"],
+        prompts: &["*"],
         fs: &[("**", Access::ReadWrite)],
         commands: &["*"],
         databases: &[("*", Access::ReadWrite)],
@@ -100,6 +112,8 @@ impl BuiltinRole {
             description: Some(self.description.to_owned()),
             includes: strings(self.includes),
             tools: strings(self.tools),
+            resources: strings(self.resources),
+            prompts: strings(self.prompts),
             fs: self.fs.iter().map(|(path, access)| FsScope { path: (*path).to_owned(), access: *access }).collect(),
             commands: strings(self.commands),
             databases: self

@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::Access;
+use rampart_core::Access;
+
 use crate::request::{Kind, Permission, Subject};
 
 /// The outcome of [`crate::Policy::decide`]. Everything not granted is denied.
@@ -81,6 +82,16 @@ pub enum Rule {
         /// The glob over tool names.
         pattern: String,
     },
+    /// An entry of `resources`.
+    Resource {
+        /// The glob over resource URIs.
+        pattern: String,
+    },
+    /// An entry of `prompts`.
+    Prompt {
+        /// The glob over prompt names.
+        pattern: String,
+    },
     /// An entry of `fs`.
     Fs {
         /// The glob over absolute paths.
@@ -112,6 +123,8 @@ impl Rule {
     pub fn pattern(&self) -> &str {
         match self {
             Self::Tool { pattern }
+            | Self::Resource { pattern }
+            | Self::Prompt { pattern }
             | Self::Fs { pattern, .. }
             | Self::Command { pattern }
             | Self::Database { pattern, .. }
@@ -123,13 +136,19 @@ impl Rule {
     pub fn access(&self) -> Option<Access> {
         match self {
             Self::Fs { access, .. } | Self::Database { access, .. } => Some(*access),
-            Self::Tool { .. } | Self::Command { .. } | Self::HttpApi { .. } => None,
+            Self::Tool { .. }
+            | Self::Resource { .. }
+            | Self::Prompt { .. }
+            | Self::Command { .. }
+            | Self::HttpApi { .. } => None,
         }
     }
 
     pub(crate) fn kind(&self) -> Kind {
         match self {
             Self::Tool { .. } => Kind::Tool,
+            Self::Resource { .. } => Kind::Resource,
+            Self::Prompt { .. } => Kind::Prompt,
             Self::Fs { .. } => Kind::Fs,
             Self::Command { .. } => Kind::Command,
             Self::Database { .. } => Kind::Database,

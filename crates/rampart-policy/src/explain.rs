@@ -6,9 +6,11 @@ use std::fmt;
 
 use serde::Serialize;
 
+use rampart_core::Request;
+
 use crate::decision::{Decision, Rule};
 use crate::policy::{Policy, RuleMatch};
-use crate::request::{Permission, Request};
+use crate::request::{Permission, Subject};
 
 /// At most this many near misses are reported.
 const MAX_NEAR_MISSES: usize = 5;
@@ -18,7 +20,7 @@ const MAX_NEAR_MISSES: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
     /// The request explained.
-    pub request: Request,
+    pub request: Request<'static>,
     /// The decision, exactly as [`Policy::decide`] makes it.
     pub decision: Decision,
     /// Each of the principal's roles, in the order given, with the roles it includes.
@@ -67,12 +69,13 @@ pub enum MissReason {
     AccessTooNarrow,
 }
 
-pub(crate) fn explain(policy: &Policy, roles: &[String], request: &Request) -> Explanation {
+pub(crate) fn explain(policy: &Policy, roles: &[String], request: &Request<'_>) -> Explanation {
     let decision = policy.decide(roles, request);
     let grantable = matches!(&decision, Decision::Deny { missing } if !matches!(missing, Permission::FsPath { .. }));
     let (near_misses, allowed_by) =
         if grantable { (near_misses(policy, roles, request), allowed_by(policy, request)) } else { (vec![], vec![]) };
-    Explanation { request: request.clone(), decision, roles: expand(policy, roles), near_misses, allowed_by }
+    let request = request.clone().into_owned();
+    Explanation { request, decision, roles: expand(policy, roles), near_misses, allowed_by }
 }
 
 fn expand(policy: &Policy, roles: &[String]) -> Vec<RoleExpansion> {
@@ -89,8 +92,8 @@ fn expand(policy: &Policy, roles: &[String]) -> Vec<RoleExpansion> {
         .collect()
 }
 
-fn near_misses(policy: &Policy, roles: &[String], request: &Request) -> Vec<NearMiss> {
-    let subject = request.subject();
+fn near_misses(policy: &Policy, roles: &[String], request: &Request<'_>) -> Vec<NearMiss> {
+    let subject = Subject::of(request);
     let mut scored: Vec<(usize, NearMiss)> = Vec::new();
     for visit in policy.visits(roles) {
         for rule in &visit.role.rules {
@@ -124,8 +127,8 @@ fn closeness(pattern: &str, name: &str) -> usize {
     if common.chars().any(char::is_alphanumeric) { common.chars().count() } else { 0 }
 }
 
-fn allowed_by(policy: &Policy, request: &Request) -> Vec<String> {
-    let subject = request.subject();
+fn allowed_by(policy: &Policy, request: &Request<'_>) -> Vec<String> {
+    let subject = Subject::of(request);
     policy
         .role_names()
         .map(str::to_owned)
@@ -152,7 +155,7 @@ impl fmt::Display for Explanation {
             }
         }
         if matches!(self.decision, Decision::Deny { .. })
-            && !matches!(self.request.permission(), Permission::FsPath { .. })
+            && !matches!(Permission::of(&self.request), Permission::FsPath { .. })
         {
             match self.allowed_by.as_slice() {
                 [] => writeln!(f, "no defined role allows it")?,

@@ -5,8 +5,8 @@
 //! cycles) and merges the built-in roles into it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
+use rampart_core::Access;
 use serde::{Deserialize, Serialize};
 
 /// Every role defined in the configuration, by name: the `[roles]` table of
@@ -21,10 +21,10 @@ pub type PolicyConfig = BTreeMap<String, RoleConfig>;
 /// One `[roles.NAME]` table: what a role grants and which other roles it includes.
 ///
 /// Every list is optional and empty by default, so an empty table is a role that grants
-/// nothing. Tool, command, database and HTTP API patterns are globs over names in which
-/// `*` matches any run of characters; filesystem patterns are globs over absolute paths
-/// in which `*` stays within one path component and `**` crosses components (globset
-/// syntax, as in ripgrep).
+/// nothing. Tool, prompt, command, database and HTTP API patterns are globs over names in
+/// which `*` matches any run of characters; filesystem and resource patterns are globs
+/// over paths and URIs in which `*` stays within one `/`-separated component and `**`
+/// crosses components (globset syntax, as in ripgrep).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleConfig {
@@ -38,6 +38,14 @@ pub struct RoleConfig {
     /// Globs over tool names, e.g. `fs_*`, `run_command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Globs over MCP resource URIs (and resource template URIs, for listing and
+    /// completing them), e.g. `file:///srv/notes/**`, `test://static-*`. Deny by
+    /// default: a role sees and reads no resource until one is granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Globs over MCP prompt names, e.g. `summarize_*`. Deny by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
     /// Filesystem scopes: absolute path globs with an access level.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fs: Vec<FsScope>,
@@ -75,42 +83,4 @@ pub struct DatabaseScope {
     /// What the scope allows; `read` when omitted.
     #[serde(default)]
     pub access: Access,
-}
-
-/// An access level, written `read` or `read-write`.
-///
-/// A `read-write` grant satisfies a `read` request; a `read` grant does not satisfy a
-/// `read-write` request. The default is the narrower one, `read`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// Look, never change.
-    #[default]
-    Read,
-    /// Look and change (create, write, delete, execute statements that modify).
-    ReadWrite,
-}
-
-impl Access {
-    /// Whether a grant of `self` satisfies a request for `requested`.
-    pub fn satisfies(self, requested: Access) -> bool {
-        match (self, requested) {
-            (Self::ReadWrite, _) | (Self::Read, Self::Read) => true,
-            (Self::Read, Self::ReadWrite) => false,
-        }
-    }
-
-    /// The spelling used in `rampart.toml`: `read` or `read-write`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::ReadWrite => "read-write",
-        }
-    }
-}
-
-impl fmt::Display for Access {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

@@ -12,7 +12,8 @@ use crate::builtin::BUILTIN_ROLES;
 use crate::decision::{Decision, Grant, Rule};
 use crate::explain::{self, Explanation};
 use crate::model::{PolicyConfig, RoleConfig};
-use crate::request::{Kind, Request, Subject, path_problem};
+use crate::request::{Kind, Permission, Subject, path_problem};
+use rampart_core::Request;
 
 /// Why a [`PolicyConfig`] was refused by [`Policy::new`]. Each names the role and the
 /// offending entry so the operator can find it in `rampart.toml`.
@@ -154,8 +155,8 @@ impl Policy {
     /// The grant reported is the first found: the principal's roles in the order given,
     /// each followed by the roles it includes (breadth first), each role's rules in table
     /// order.
-    pub fn decide(&self, roles: &[String], request: &Request) -> Decision {
-        match self.find(roles, &request.subject()) {
+    pub fn decide(&self, roles: &[String], request: &Request<'_>) -> Decision {
+        match self.find(roles, &Subject::of(request)) {
             Some((visit, rule)) => Decision::Allow {
                 grant: Grant {
                     role: visit.role.name.clone(),
@@ -163,20 +164,20 @@ impl Policy {
                     rule: rule.rule.clone(),
                 },
             },
-            None => Decision::Deny { missing: request.permission() },
+            None => Decision::Deny { missing: Permission::of(request) },
         }
     }
 
-    /// Whether `roles` may call the tool `tool_name`; for filtering `tools/list`. Does not
-    /// allocate.
-    pub fn can_see_tool(&self, roles: &[String], tool_name: &str) -> bool {
-        self.find(roles, &Subject { kind: Kind::Tool, name: tool_name, access: None }).is_some()
+    /// Whether [`Self::decide`] would allow `request`, without building the decision:
+    /// what the pipeline asks for every tool it lists and every call. Does not allocate.
+    pub fn allows(&self, roles: &[String], request: &Request<'_>) -> bool {
+        self.find(roles, &Subject::of(request)).is_some()
     }
 
     /// [`Self::decide`] with the reasoning, for `rampart policy explain`: the roles
     /// expanded through their includes, and for a deny the closest rules that did not
     /// match and the roles that would allow the request.
-    pub fn explain(&self, roles: &[String], request: &Request) -> Explanation {
+    pub fn explain(&self, roles: &[String], request: &Request<'_>) -> Explanation {
         explain::explain(self, roles, request)
     }
 
@@ -248,6 +249,8 @@ fn merge(config: &PolicyConfig) -> Result<BTreeMap<String, RoleConfig>, PolicyEr
         }
         role.includes.extend_from_slice(&table.includes);
         role.tools.extend_from_slice(&table.tools);
+        role.resources.extend_from_slice(&table.resources);
+        role.prompts.extend_from_slice(&table.prompts);
         role.fs.extend_from_slice(&table.fs);
         role.commands.extend_from_slice(&table.commands);
         role.databases.extend_from_slice(&table.databases);
@@ -348,6 +351,8 @@ fn reach_from(start: usize, edges: &[Vec<usize>], names: &[&str]) -> Vec<Reach> 
 /// Every entry of `table` as a rule with its compiled glob, in table order.
 fn compile_rules(role: &str, table: &RoleConfig) -> Result<Vec<CompiledRule>, PolicyError> {
     let rules = (table.tools.iter().map(|p| Rule::Tool { pattern: p.clone() }))
+        .chain(table.resources.iter().map(|p| Rule::Resource { pattern: p.clone() }))
+        .chain(table.prompts.iter().map(|p| Rule::Prompt { pattern: p.clone() }))
         .chain(table.fs.iter().map(|s| Rule::Fs { pattern: s.path.clone(), access: s.access }))
         .chain(table.commands.iter().map(|p| Rule::Command { pattern: p.clone() }))
         .chain(table.databases.iter().map(|s| Rule::Database { pattern: s.name.clone(), access: s.access }))
@@ -355,8 +360,8 @@ fn compile_rules(role: &str, table: &RoleConfig) -> Result<Vec<CompiledRule>, Po
     rules.map(|rule| Ok(CompiledRule { matcher: compile_glob(role, &rule)?, rule })).collect()
 }
 
-/// The glob of `rule`. In filesystem globs `*` and `?` do not match `/` (only `**`
-/// crosses components); in name globs they match any character.
+/// The glob of `rule`. In filesystem and resource globs `*` and `?` do not match `/`
+/// (only `**` crosses components); in name globs they match any character.
 fn compile_glob(role: &str, rule: &Rule) -> Result<GlobMatcher, PolicyError> {
     let kind = rule.kind();
     let pattern = rule.pattern();
@@ -378,7 +383,7 @@ fn compile_glob(role: &str, rule: &Rule) -> Result<GlobMatcher, PolicyError> {
         }
     }
     GlobBuilder::new(pattern)
-        .literal_separator(kind == Kind::Fs)
+        .literal_separator(matches!(kind, Kind::Fs | Kind::Resource))
         .empty_alternates(true)
         .build()
         .map(|glob| glob.compile_matcher())

@@ -53,32 +53,30 @@ fn strings(roles: &[&str]) -> Vec<String> {
 }
 
 /// Decides `request` for a principal holding `roles` and compares the decision's text;
-/// also checks that `can_see_tool` and `explain` agree with `decide`.
-fn check(policy: &Policy, roles: &[&str], request: &Request, expected: &str) {
+/// also checks that `allows` and `explain` agree with `decide`.
+fn check(policy: &Policy, roles: &[&str], request: &Request<'_>, expected: &str) {
     let roles = strings(roles);
     let decision = policy.decide(&roles, request);
     assert_eq!(decision.to_string(), expected, "roles {roles:?}, request {request:?}");
-    if let Request::Tool { name } = request {
-        assert_eq!(policy.can_see_tool(&roles, name), decision.is_allowed(), "can_see_tool {roles:?} {name}");
-    }
+    assert_eq!(policy.allows(&roles, request), decision.is_allowed(), "allows {roles:?} {request:?}");
     assert_eq!(policy.explain(&roles, request).decision, decision, "explain {roles:?} {request:?}");
 }
 
-fn check_table(policy: &Policy, cases: &[(&[&str], Request, &str)]) {
+fn check_table(policy: &Policy, cases: &[(&[&str], Request<'_>, &str)]) {
     for (roles, request, expected) in cases {
         check(policy, roles, request, expected);
     }
 }
 
-fn tool(name: &str) -> Request {
+fn tool(name: &str) -> Request<'_> {
     Request::tool(name)
 }
 
-fn read(path: &str) -> Request {
+fn read(path: &str) -> Request<'_> {
     Request::fs(path, Access::Read)
 }
 
-fn write(path: &str) -> Request {
+fn write(path: &str) -> Request<'_> {
     Request::fs(path, Access::ReadWrite)
 }
 
@@ -501,4 +499,37 @@ fn decisions_serialize_for_audit_and_json_output() {
     let explanation = serde_json::to_value(policy.explain(&strings(&["ops"]), &write("/srv/data/a"))).unwrap();
     assert_eq!(explanation["near_misses"][0]["reason"], "access_too_narrow");
     assert_eq!(explanation["roles"][0]["reached"][1], serde_json::json!(["ops", "writer"]));
+}
+
+#[test]
+fn resources_and_prompts_are_granted_by_their_own_lists_and_denied_by_default() {
+    let policy = policy(
+        r#"
+        [roles.viewer]
+        includes = ["reader"]
+        resources = ["test://static-*", "file:///srv/notes/**"]
+        prompts = ["summarize_*"]
+        "#,
+    );
+    let resource = Request::resource;
+    let prompt = Request::prompt;
+    check_table(
+        &policy,
+        &[
+            (&["reader"], resource("test://static-text"), "deny: missing resource 'test://static-text'"),
+            (&["reader"], prompt("summarize_day"), "deny: missing prompt 'summarize_day'"),
+            (&["viewer"], resource("test://static-text"), r#"allow: resources: "test://static-*" of role 'viewer'"#),
+            (&["viewer"], resource("test://static/x"), "deny: missing resource 'test://static/x'"),
+            (
+                &["viewer"],
+                resource("file:///srv/notes/a/b.md"),
+                r#"allow: resources: "file:///srv/notes/**" of role 'viewer'"#,
+            ),
+            (&["viewer"], resource("file:///srv/other"), "deny: missing resource 'file:///srv/other'"),
+            (&["viewer"], prompt("summarize_day"), r#"allow: prompts: "summarize_*" of role 'viewer'"#),
+            (&["viewer"], prompt("other"), "deny: missing prompt 'other'"),
+            (&["admin"], resource("anything://at/all"), r#"allow: resources: "**" of role 'admin'"#),
+            (&["admin"], prompt("any"), r#"allow: prompts: "*" of role 'admin'"#),
+        ],
+    );
 }

@@ -1,7 +1,9 @@
-//! The `admin` toolbox: API-token management as MCP tools (layer 1 of what
-//! `rampart token …` does). Only the `admin` role is granted `admin_*` tools.
+//! The `admin` toolbox: API-token management and configuration reload as MCP tools.
+//! `rampart token …`, the first-run admin token, `rampart config reload` and `SIGHUP`
+//! all call these tools through the pipeline, so each is authorized, admitted and
+//! recorded like any MCP call. Only the `admin` role is granted `admin_*` tools.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use rampart_core::{CallContext, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
@@ -9,18 +11,38 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration};
+use crate::{
+    reload::{ReloadReport, Reloader},
+    tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration},
+};
 
-/// Token management tools.
+/// Where `admin_config_reload` finds the running server's [`Reloader`]: set once the
+/// server is built; never set in a `rampart token` command, which has nothing to reload.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadHandle(OnceLock<Weak<Reloader>>);
+
+impl ReloadHandle {
+    /// Points the handle at `reloader` (once).
+    pub(crate) fn set(&self, reloader: &Arc<Reloader>) {
+        let _ = self.0.set(Arc::downgrade(reloader));
+    }
+
+    fn get(&self) -> Option<Arc<Reloader>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
+}
+
+/// Token management and configuration tools.
 #[derive(Debug)]
 pub(crate) struct AdminToolbox {
     tokens: Arc<TokenService>,
+    reload: Arc<ReloadHandle>,
 }
 
 impl AdminToolbox {
-    /// Tools over `tokens`.
-    pub(crate) fn new(tokens: Arc<TokenService>) -> Self {
-        Self { tokens }
+    /// Tools over `tokens`, reloading through `reload`.
+    pub(crate) fn new(tokens: Arc<TokenService>, reload: Arc<ReloadHandle>) -> Self {
+        Self { tokens, reload }
     }
 }
 
@@ -76,7 +98,7 @@ impl Toolbox for AdminToolbox {
         "admin"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         let write = ToolAnnotations {
             read_only_hint: Some(false),
             destructive_hint: Some(false),
@@ -115,7 +137,15 @@ impl Toolbox for AdminToolbox {
             )
             .title("Rotate an API token")
             .output::<CreatedToken>()
-            .annotations(ToolAnnotations { destructive_hint: Some(true), ..write }),
+            .annotations(ToolAnnotations { destructive_hint: Some(true), ..write.clone() }),
+            ToolSpec::new::<NoArguments>(
+                "admin_config_reload",
+                "Re-read the server's configuration and apply it at once (roles, limits, toolboxes); an invalid one \
+                 is refused and the running one stays.",
+            )
+            .title("Reload the configuration")
+            .output::<ReloadReport>()
+            .annotations(ToolAnnotations { idempotent_hint: Some(true), ..write }),
         ]
     }
 
@@ -152,6 +182,16 @@ impl Toolbox for AdminToolbox {
                 let key: TokenKey = parse_arguments(arguments)?;
                 let token = self.tokens.rotate(&key.id).await.map_err(failed)?;
                 created(&token, "rotated")
+            }
+            "admin_config_reload" => {
+                parse_arguments::<NoArguments>(arguments)?;
+                let reloader = self
+                    .reload
+                    .get()
+                    .ok_or_else(|| ToolError::Failed("this process serves no configuration to reload".into()))?;
+                let report = reloader.reload().await.map_err(|error| ToolError::Failed(error.to_string()))?;
+                let text = report.to_string();
+                ToolOutput::structured(&report, text)
             }
             other => Err(ToolError::NotFound(format!("tool '{other}'"))),
         }

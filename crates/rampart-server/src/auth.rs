@@ -14,14 +14,14 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use http::{HeaderValue, StatusCode, header};
+use http::header;
 use rampart_auth::{AuthError, Authenticator, TOKEN_PREFIX};
 use rampart_config::Config;
 use rampart_core::{Caller, Principal, PrincipalKind, Transport};
 
 use crate::{
-    http::error_body,
     jwt::{JwtVerifier, looks_like_jwt},
+    refusal::HttpRefusal,
     security::SecurityGuard,
     tls::ClientIdentity,
     tokens::TokenService,
@@ -193,13 +193,7 @@ impl Credentials {
 /// 429 with `Retry-After` (RFC 6585 §4) for an address over its failed-login quota.
 fn throttled(credentials: &Credentials, wait: std::time::Duration) -> Response {
     credentials.guard.metrics().rate_limited();
-    let seconds = wait.as_secs().max(1);
-    let message = format!("too many failed authentications from this address; retry in {seconds} s");
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, error_body("rate_limited", &message)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
+    HttpRefusal::TooManyFailedLogins { retry_after: wait }.into_response()
 }
 
 pub(crate) async fn authenticate(
@@ -225,19 +219,14 @@ pub(crate) async fn authenticate(
                 return throttled(&credentials, wait);
             }
             credentials.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), &path).await;
-            let (status, message) = if error == AuthError::InsufficientScope {
-                (StatusCode::FORBIDDEN, "insufficient_scope: the token lacks a required scope".to_owned())
+            let challenge = credentials.challenge(error);
+            let refusal = if error == AuthError::InsufficientScope {
+                HttpRefusal::InsufficientScope { challenge }
             } else {
-                (
-                    StatusCode::UNAUTHORIZED,
-                    format!("{error}: send Authorization: Bearer <API token> (rampart token create)"),
-                )
+                let message = format!("{error}: send Authorization: Bearer <API token> (rampart token create)");
+                HttpRefusal::Unauthorized { message, challenge }
             };
-            let mut response = (status, error_body("unauthorized", &message)).into_response();
-            if let Ok(value) = HeaderValue::from_str(&credentials.challenge(error)) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-            }
-            return response;
+            return refusal.into_response();
         }
     };
     request.extensions_mut().insert(Caller {

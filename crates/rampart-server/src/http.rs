@@ -8,10 +8,15 @@
 //! 3. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
 //! 4. authentication: everything else needs credentials; it stores the [`Caller`] that
 //!    the MCP handler and the pipeline use;
-//! 5. JSON-RPC validation of POST bodies (size, JSON, batch, version), after
-//!    authentication so that unauthenticated bodies are never read;
-//! 6. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces the body limit,
-//!    `Accept` (406) and sessions.
+//! 5. session binding: a session belongs to the principal that opened it; another
+//!    principal naming it is answered as for an unknown session, and recorded
+//!    (`sessions.rs`);
+//! 6. JSON-RPC validation of POST bodies (time to receive, size, JSON, batch, version),
+//!    after authentication so that unauthenticated bodies are never read;
+//! 7. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces `Accept` (406)
+//!    and sessions.
+//!
+//! Every answer these layers give themselves is built in `refusal.rs`.
 //!
 //! Around all of it, [`ResponsesInFlight`] counts responses not yet fully sent, so that
 //! shutdown closes sessions only once every answer has reached its client.
@@ -39,7 +44,14 @@ use rampart_store::Store;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::{SecurityGuard, auth::Credentials, guard::OriginGuard};
+use crate::{
+    SecurityGuard,
+    auth::Credentials,
+    guard::OriginGuard,
+    jsonrpc::BodyLimits,
+    refusal::HttpRefusal,
+    sessions::{SessionBinding, bind_sessions},
+};
 
 /// What the router needs.
 #[derive(Clone)]
@@ -54,6 +66,8 @@ pub struct AppState {
     pub handler: McpHandler,
     /// Streamable HTTP settings.
     pub http: HttpOptions,
+    /// `limits.body_read_timeout_secs`.
+    pub body_read_timeout: std::time::Duration,
     /// Authorization, audit, limits and metrics.
     pub guard: Arc<SecurityGuard>,
     /// Serve `/metrics` here, behind authentication (no separate metrics address).
@@ -134,27 +148,33 @@ async fn track_response(State(responses): State<ResponsesInFlight>, request: Req
     next.run(request).await.map(|body| axum::body::Body::new(TrackedBody { body, _guard: guard }))
 }
 
-/// A JSON-RPC-shaped error body (MCP clients parse these on any status).
-pub(crate) fn error_body(kind: &str, message: &str) -> Json<Value> {
-    Json(
-        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": message, "data": { "kind": kind } } }),
-    )
-}
-
 /// Builds the whole HTTP application, and the source of `/metrics` for a separate
 /// metrics listener.
 pub fn router(state: AppState) -> (Router, MetricsSource) {
     let guard = Arc::new(OriginGuard::new(&state.allowed_hosts, &state.allowed_origins));
     let (mcp, sessions) = streamable_http_service(state.handler.clone(), state.http.clone());
-    let body_limit = crate::jsonrpc::BodyLimit(state.http.max_body_bytes);
+    let body_limits = BodyLimits {
+        max_bytes: state.http.max_body_bytes,
+        read_timeout: state.body_read_timeout,
+        guard: state.guard.clone(),
+    };
+    let binding = SessionBinding {
+        owners: state.handler.session_owners(),
+        live: sessions.clone(),
+        guard: state.guard.clone(),
+        sessions: state.http.sessions,
+    };
     let scrape = MetricsSource { guard: state.guard.clone(), sessions };
-    let mut protected = Router::new().nest_service("/mcp", mcp);
+    let mcp = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(body_limits, crate::jsonrpc::validate))
+        .layer(middleware::from_fn_with_state(binding, bind_sessions));
+    let mut protected = mcp;
     if state.metrics_on_main {
         protected = protected.route("/metrics", get(metrics).with_state(scrape.clone()));
     }
-    let protected = protected
-        .layer(middleware::from_fn_with_state(body_limit, crate::jsonrpc::validate))
-        .layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate));
+    let protected =
+        protected.layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate));
     let app = Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
@@ -238,7 +258,7 @@ pub fn metrics_router(source: MetricsSource) -> Router {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, error_body("not_found", "no such path; the MCP endpoint is /mcp")).into_response()
+    HttpRefusal::NotFound.into_response()
 }
 
 async fn check_origin(State(guard): State<Arc<OriginGuard>>, request: Request, next: Next) -> Response {
@@ -248,7 +268,7 @@ async fn check_origin(State(guard): State<Arc<OriginGuard>>, request: Request, n
     let origin = text(header::ORIGIN);
     if let Err(refusal) = guard.check(host.as_deref(), origin.as_deref()) {
         tracing::warn!(reason = %refusal.message(), "request refused (DNS-rebinding protection)");
-        return (StatusCode::FORBIDDEN, error_body("forbidden", &refusal.message())).into_response();
+        return HttpRefusal::Forbidden { message: refusal.message() }.into_response();
     }
     next.run(request).await
 }

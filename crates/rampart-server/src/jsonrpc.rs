@@ -3,6 +3,7 @@
 //!
 //! | input | status | JSON-RPC code |
 //! |---|---|---|
+//! | body not received within `limits.body_read_timeout_secs` | 408 | -32000 |
 //! | body over `server.max_body_bytes` | 413 | -32600 |
 //! | not JSON | 400 | -32700 Parse error |
 //! | a batch (array); MCP 2025-06-18 removed batching | 400 | -32600 |
@@ -11,91 +12,80 @@
 //! Valid bodies are passed on unchanged (JSON-RPC 2.0 §4, §5.1; MCP 2025-11-25 "Base
 //! Protocol").
 
+use std::{sync::Arc, time::Duration};
+
 use axum::{
     body::{Body, to_bytes},
     extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use http::Method;
+use rampart_core::{Caller, Outcome};
+use serde_json::Value;
 
-/// The body limit, bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimit(pub(crate) usize);
+use crate::{SecurityGuard, refusal::HttpRefusal};
 
-/// A refused message: HTTP status, JSON-RPC error code and message, and the request id
-/// when it could be read.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    code: i64,
-    message: String,
-    id: Value,
+/// How much of a body, and how fast.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyLimits {
+    /// Largest body, bytes (`server.max_body_bytes`).
+    pub(crate) max_bytes: usize,
+    /// Time to receive it once the headers are in (`limits.body_read_timeout_secs`).
+    pub(crate) read_timeout: Duration,
+    /// Counts and records refusals.
+    pub(crate) guard: Arc<SecurityGuard>,
 }
 
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let body = json!({ "jsonrpc": "2.0", "id": self.id, "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-fn refuse(status: StatusCode, code: i64, message: String, id: Value) -> Refusal {
-    Refusal { status, code, message, id }
+fn refuse(code: i64, message: impl Into<String>, id: Value) -> HttpRefusal {
+    HttpRefusal::BadRequest { code, message: message.into(), id }
 }
 
 /// Checks one message; `Err` is the refusal.
-fn check(body: &[u8]) -> Result<(), Refusal> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            -32700,
-            format!("Parse error: the body is not valid JSON ({error})"),
-            Value::Null,
-        )
-    })?;
+fn check(body: &[u8]) -> Result<(), HttpRefusal> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| refuse(-32700, format!("Parse error: the body is not valid JSON ({error})"), Value::Null))?;
     let object = match value {
         Value::Object(object) => object,
         Value::Array(_) => {
             return Err(refuse(
-                StatusCode::BAD_REQUEST,
                 -32600,
-                "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per request".into(),
+                "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per request",
                 Value::Null,
             ));
         }
-        _ => {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                -32600,
-                "Invalid Request: expected a JSON-RPC object".into(),
-                Value::Null,
-            ));
-        }
+        _ => return Err(refuse(-32600, "Invalid Request: expected a JSON-RPC object", Value::Null)),
     };
     let id = object.get("id").cloned().unwrap_or(Value::Null);
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(refuse(StatusCode::BAD_REQUEST, -32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"".into(), id));
+        return Err(refuse(-32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"", id));
     }
     Ok(())
 }
 
-pub(crate) async fn validate(State(BodyLimit(limit)): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub(crate) async fn validate(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
+    let bytes = match tokio::time::timeout(limits.read_timeout, to_bytes(body, limits.max_bytes)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            limits.guard.metrics().refused("body_too_large");
+            return HttpRefusal::BodyTooLarge { limit: limits.max_bytes }.into_response();
+        }
         Err(_) => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                -32600,
-                format!("Invalid Request: the body exceeds {limit} bytes (server.max_body_bytes)"),
-                Value::Null,
-            )
-            .into_response();
+            // A client holding a connection (and a concurrency slot) open by dribbling
+            // its body: cut off, counted and recorded like the other limits.
+            let seconds = limits.read_timeout.as_secs();
+            limits.guard.metrics().refused("body_read_timeout");
+            if let Some(caller) = parts.extensions.get::<Caller>() {
+                tracing::warn!(principal = %caller.principal, seconds, "request body not received in time");
+                let detail =
+                    format!("the request body did not arrive within {seconds} s (limits.body_read_timeout_secs)");
+                limits.guard.record_refusal(caller, "request", Outcome::Refused, detail).await;
+            }
+            return HttpRefusal::BodyTimeout { seconds }.into_response();
         }
     };
     if let Err(refusal) = check(&bytes) {
@@ -111,7 +101,7 @@ mod tests {
     fn code(body: &str) -> Option<i64> {
         match check(body.as_bytes()) {
             Ok(()) => None,
-            Err(refusal) => Some(refusal.status.as_u16().into()),
+            Err(refusal) => Some(refusal.into_response().status().as_u16().into()),
         }
     }
 

@@ -2,10 +2,11 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `mcp_tool_calls_total` | counter | `tool`, `status` (ok, tool_error, denied, rate_limited, timed_out, error, cancelled, refused) |
+//! | `mcp_tool_calls_total` | counter | `tool`, `status` (an audit outcome: ok, tool_error, denied, refused, rate_limited, timed_out, error, cancelled) |
 //! | `mcp_tool_call_duration_seconds` | histogram | `tool` |
 //! | `mcp_auth_failures_total` | counter | `reason` (missing, malformed, invalid, throttled) |
 //! | `mcp_rate_limited_total` | counter | |
+//! | `mcp_requests_refused_total` | counter | `reason` (body_read_timeout, body_too_large, foreign_session) |
 //! | `mcp_sessions_active` | gauge | |
 //! | `mcp_audit_queue_depth` | gauge | |
 //!
@@ -48,6 +49,7 @@ pub struct Metrics {
     durations: Family<ToolLabel, Histogram, fn() -> Histogram>,
     auth_failures: Family<ReasonLabel, Counter>,
     rate_limited: Counter,
+    refused: Family<ReasonLabel, Counter>,
     sessions_active: Gauge<i64, AtomicI64>,
     audit_queue_depth: Gauge<i64, AtomicI64>,
 }
@@ -64,20 +66,6 @@ impl Default for Metrics {
     }
 }
 
-/// The `status` label of an outcome.
-pub(crate) fn status(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ok => "ok",
-        Outcome::ToolError => "tool_error",
-        Outcome::Denied => "denied",
-        Outcome::Refused => "refused",
-        Outcome::RateLimited => "rate_limited",
-        Outcome::TimedOut => "timed_out",
-        Outcome::Error => "error",
-        Outcome::Cancelled => "cancelled",
-    }
-}
-
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
@@ -86,20 +74,31 @@ impl Metrics {
         let durations = Family::<ToolLabel, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
         let auth_failures = Family::<ReasonLabel, Counter>::default();
         let rate_limited = Counter::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
         let sessions_active = Gauge::default();
         let audit_queue_depth = Gauge::default();
         registry.register("mcp_tool_calls", "Tool calls by tool and outcome", tool_calls.clone());
         registry.register("mcp_tool_call_duration_seconds", "Tool call duration", durations.clone());
         registry.register("mcp_auth_failures", "Failed authentications by reason", auth_failures.clone());
         registry.register("mcp_rate_limited", "Requests refused by a rate limit or cap", rate_limited.clone());
+        registry.register("mcp_requests_refused", "Requests the HTTP layer refused, by reason", refused.clone());
         registry.register("mcp_sessions_active", "Open MCP sessions", sessions_active.clone());
         registry.register("mcp_audit_queue_depth", "Audit records waiting to be written", audit_queue_depth.clone());
-        Self { registry, tool_calls, durations, auth_failures, rate_limited, sessions_active, audit_queue_depth }
+        Self {
+            registry,
+            tool_calls,
+            durations,
+            auth_failures,
+            rate_limited,
+            refused,
+            sessions_active,
+            audit_queue_depth,
+        }
     }
 
     /// Counts one finished tool call.
     pub fn tool_call(&self, tool: &str, outcome: Outcome, seconds: f64) {
-        self.tool_calls.get_or_create(&CallLabels { tool: tool.to_owned(), status: status(outcome).into() }).inc();
+        self.tool_calls.get_or_create(&CallLabels { tool: tool.to_owned(), status: outcome.as_str().into() }).inc();
         self.durations.get_or_create(&ToolLabel { tool: tool.to_owned() }).observe(seconds);
         if outcome == Outcome::RateLimited {
             self.rate_limited.inc();
@@ -109,6 +108,11 @@ impl Metrics {
     /// Counts a refusal by a limit outside tool calls.
     pub fn rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// Counts a request the HTTP layer refused for `reason` (e.g. `body_read_timeout`).
+    pub fn refused(&self, reason: &str) {
+        self.refused.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
     }
 
     /// Counts a failed authentication.

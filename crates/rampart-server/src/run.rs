@@ -1,14 +1,17 @@
-//! Running the server: bind, banner, serve, and graceful shutdown.
+//! Running the server: bind, banner, serve, reload, and graceful shutdown.
 //!
 //! Shutdown (SIGINT/SIGTERM): stop accepting connections, let tool calls in flight finish
 //! and their answers be sent, for up to `server.shutdown_grace_secs`, then close MCP
 //! sessions and SSE streams, and return (the binary exits 0).
+//!
+//! Reload (SIGHUP): the local operator calls the `admin_config_reload` tool through the
+//! pipeline, like `rampart config reload` does over MCP: authorized and recorded.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rampart_audit::AuditLog;
-use rampart_config::{Config, TransportKind};
-use rampart_core::{Pipeline, Transport};
+use rampart_config::{Config, LoadOptions, TransportKind};
+use rampart_core::{CallContext, Caller, Pipeline, Transport};
 use rampart_mcp::{HttpOptions, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +53,7 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         store: built.store.clone(),
         pipeline: built.pipeline.clone(),
         handler: built.handler.clone(),
+        body_read_timeout: Duration::from_secs(config.limits.body_read_timeout_secs.max(1)),
         http: HttpOptions {
             sessions: !config.server.stateless,
             max_body_bytes: config.server.max_body_bytes,
@@ -132,19 +136,21 @@ async fn drain_then_close(
     close.cancel();
 }
 
-/// Builds everything from `config`, prints the banner, and serves until SIGINT/SIGTERM
-/// (HTTP) or until stdin closes (stdio).
+/// Builds everything from `config` (loaded with `options`, which a reload reads again),
+/// prints the banner, and serves until SIGINT/SIGTERM (HTTP) or until stdin closes
+/// (stdio); SIGHUP reloads the configuration.
 ///
 /// # Errors
 /// [`ServerError`] for bad configuration or a failed bind.
-pub async fn serve(config: Config) -> Result<(), ServerError> {
+pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerError> {
     let transport = match config.server.transport {
         TransportKind::Http => Transport::StreamableHttp,
         TransportKind::Stdio => Transport::Stdio,
     };
-    let built = build(&config, transport).await?;
+    let built = build(&config, transport, options).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
+    tokio::spawn(reload_on_hangup(built.pipeline.clone(), local_operator(&config)));
     match config.server.transport {
         TransportKind::Stdio => {
             banner(&config, &built, "stdio (MCP on stdin/stdout)");
@@ -168,7 +174,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
                 Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),
                 None => eprintln!("  metrics:   http://{}/metrics (authenticated)", running.local_addr),
             }
-            bootstrap_admin_token(&built, &config.stdio.principal).await;
+            bootstrap_admin_token(&built, local_operator(&config)).await;
             shutdown.cancelled().await;
             tracing::info!("shutting down");
             running.shutdown.cancel();
@@ -190,10 +196,33 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// The local operator (`[stdio]`) running a command on the server itself: a signal, the
+/// first run.
+fn local_operator(config: &Config) -> Caller {
+    Caller::cli(crate::stdio_principal(config))
+}
+
+/// Calls an `admin` tool as `caller` through the pipeline.
+async fn call_admin(
+    pipeline: &Pipeline,
+    caller: &Caller,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> Result<rampart_core::ToolOutput, String> {
+    let context = CallContext::detached(caller.clone(), pipeline.guard().clone());
+    let arguments = arguments.as_object().cloned();
+    match pipeline.call_tool(tool, arguments, &context).await {
+        Ok(output) if !output.is_error => Ok(output),
+        Ok(output) => Err(output.content.iter().filter_map(|c| c.as_text()).collect::<Vec<_>>().join(" ")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 /// First run: with no static key, no Basic user and no active API token, nobody could
-/// authenticate; create an `admin` token, record it in the audit log as `admin_token_create`
-/// by the local operator `principal` (whoever started the server), and show it once.
-async fn bootstrap_admin_token(built: &Built, principal: &str) {
+/// authenticate. The local operator (whoever started the server, `[stdio]`) creates an
+/// `admin` token through the pipeline (`admin_token_create`, recorded like any call), and
+/// it is shown once; a token whose record cannot be written is not shown.
+async fn bootstrap_admin_token(built: &Built, operator: Caller) {
     if built.credentials.is_insecure() || built.credentials.has_other_credentials() {
         return;
     }
@@ -211,27 +240,51 @@ async fn bootstrap_admin_token(built: &Built, principal: &str) {
         }
         _ => "admin".to_owned(),
     };
-    let started = std::time::Instant::now();
-    let created = built.tokens.create(&name, vec!["admin".into()], None).await;
-    let detail = created.as_ref().map(|c| format!("first run: token {} ({})", c.info.name, c.info.id));
-    let arguments = serde_json::json!({"name": name, "roles": ["admin"], "expires_in": null});
-    built
-        .guard
-        .record_local_action(principal, "admin_token_create", arguments, detail.map_err(|e| e.to_string()), started)
-        .await;
-    match created {
-        Ok(created) => {
+    let arguments = serde_json::json!({"name": name, "roles": ["admin"]});
+    let created = call_admin(&built.pipeline, &operator, "admin_token_create", arguments).await;
+    let token = created.as_ref().ok().and_then(|output| output.structured_content.as_ref()?["token"].as_str());
+    match (token, &created) {
+        (Some(token), _) => {
             eprintln!();
             eprintln!("  First run: created API token '{name}' with role admin. It is shown only now:");
             eprintln!();
-            eprintln!("    {}", created.token);
+            eprintln!("    {token}");
             eprintln!();
             eprintln!("  Send it as `Authorization: Bearer <token>`. Make narrower tokens with");
             eprintln!("  `rampart token create --name NAME --role reader`, and revoke this one when done.");
             eprintln!();
         }
-        Err(error) => tracing::error!(%error, "cannot create the first-run admin token"),
+        (None, Err(error)) => {
+            tracing::error!(%error, principal = %operator.principal, "cannot create the first-run admin token")
+        }
+        (None, Ok(_)) => tracing::error!("the first-run admin token was created but its secret is missing"),
     }
+}
+
+/// On SIGHUP, the local operator reloads the configuration through the pipeline.
+async fn reload_on_hangup(pipeline: Arc<Pipeline>, operator: Caller) {
+    #[cfg(unix)]
+    {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; reload with `rampart config reload`");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            match call_admin(&pipeline, &operator, "admin_config_reload", serde_json::json!({})).await {
+                Ok(output) => {
+                    let text: Vec<&str> = output.content.iter().filter_map(|c| c.as_text()).collect();
+                    tracing::info!(result = %text.join(" "), "SIGHUP reload applied");
+                }
+                Err(error) => tracing::error!(%error, "SIGHUP reload refused; the running configuration stays"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (pipeline, operator);
 }
 
 fn banner(config: &Config, built: &Built, transport: &str) {

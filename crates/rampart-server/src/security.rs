@@ -3,21 +3,32 @@
 
 use std::{sync::Arc, time::Duration};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use jiff::Timestamp;
-use rampart_audit::{AuditEvent, AuditLog, Decision as AuditDecision, Outcome as AuditOutcome, Redactor};
-use rampart_core::{Access, Admission, CallRecord, Caller, Denied, Guard, Outcome, Refusal, Resource, Transport};
+use jiff::{SignedDuration, Timestamp};
+use rampart_audit::{AuditEvent, AuditLog, Redactor};
+use rampart_core::{Admission, CallRecord, Caller, Decision, Denied, Guard, Outcome, Refusal, Request, Transport};
+use rampart_policy::Policy;
 
 use crate::{limits::Limits, metrics::Metrics};
-use rampart_policy::{Access as PolicyAccess, Decision, Policy, Request};
 
-/// Authorization by policy, admission and records by the audit log.
+/// What a configuration reload may replace in a running guard, swapped as one.
+#[derive(Debug)]
+pub struct GuardState {
+    /// The roles.
+    pub policy: Arc<Policy>,
+    /// Rate limits and caps (with their counters).
+    pub limits: Arc<Limits>,
+    /// What audit records mask.
+    pub redactor: Arc<Redactor>,
+}
+
+/// Authorization by policy, admission by limits and the audit log's health, records by
+/// the audit log.
 pub struct SecurityGuard {
-    policy: Arc<Policy>,
-    limits: Arc<Limits>,
+    state: ArcSwap<GuardState>,
     metrics: Arc<Metrics>,
     audit: Option<AuditLog>,
-    redactor: Arc<Redactor>,
     /// When the audit sink was last probed while unhealthy (at most once a second).
     last_probe: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -28,44 +39,43 @@ impl std::fmt::Debug for SecurityGuard {
     }
 }
 
-fn access(access: Access) -> PolicyAccess {
-    match access {
-        Access::Read => PolicyAccess::Read,
-        Access::ReadWrite => PolicyAccess::ReadWrite,
-    }
-}
-
-fn denied(decision: Decision) -> Result<(), Denied> {
-    match decision {
-        Decision::Allow { .. } => Ok(()),
-        Decision::Deny { missing } => Err(Denied { missing: missing.to_string() }),
-    }
-}
-
 /// The transport's name in audit records.
 pub(crate) fn transport_name(transport: Transport) -> &'static str {
     match transport {
         Transport::Stdio => "stdio",
         Transport::StreamableHttp => "streamable_http",
+        Transport::Cli => "cli",
     }
 }
 
+/// When something that has taken `elapsed` so far began: the time of its audit record.
+fn started_at(elapsed: Duration) -> Timestamp {
+    SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|elapsed| Timestamp::now().checked_sub(elapsed).ok())
+        .unwrap_or_else(Timestamp::now)
+}
+
 impl SecurityGuard {
-    /// A guard over `policy` and `limits`, recording to `audit` (none: audit disabled)
-    /// and counting in `metrics`.
-    pub fn new(
-        policy: Arc<Policy>,
-        limits: Arc<Limits>,
-        metrics: Arc<Metrics>,
-        audit: Option<AuditLog>,
-        redactor: Arc<Redactor>,
-    ) -> Self {
-        Self { policy, limits, metrics, audit, redactor, last_probe: std::sync::Mutex::new(None) }
+    /// A guard with `state`, recording to `audit` (none: audit disabled) and counting in
+    /// `metrics`.
+    pub fn new(state: GuardState, metrics: Arc<Metrics>, audit: Option<AuditLog>) -> Self {
+        Self { state: ArcSwap::from_pointee(state), metrics, audit, last_probe: std::sync::Mutex::new(None) }
     }
 
-    /// The rate limits (the HTTP layer throttles failed authentication with them).
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.state.load().policy.clone()
+    }
+
+    /// The limits in force (the HTTP layer throttles failed authentication with them).
+    pub fn limits(&self) -> Arc<Limits> {
+        self.state.load().limits.clone()
+    }
+
+    /// Puts a reloaded configuration's policy, limits and redactor in force, at once.
+    pub fn replace(&self, state: GuardState) {
+        self.state.store(Arc::new(state));
     }
 
     /// The metrics.
@@ -98,7 +108,6 @@ impl SecurityGuard {
 
     /// Records a failed authentication (no principal).
     pub async fn record_auth_failure(&self, remote_addr: Option<String>, reason: &str, path: &str) {
-        let Some(audit) = &self.audit else { return };
         let event = AuditEvent {
             time: Timestamp::now(),
             request_id: None,
@@ -109,54 +118,59 @@ impl SecurityGuard {
             method: "auth".into(),
             tool: Some(path.to_owned()),
             arguments: serde_json::Value::Null,
-            decision: AuditDecision::Deny,
-            outcome: AuditOutcome::AuthFailed,
+            decision: Decision::Deny,
+            outcome: Outcome::AuthFailed,
             detail: Some(format!("authentication failed: {reason}")),
             duration_us: 0,
         };
-        if let Err(error) = audit.record(event).await {
-            tracing::warn!(%error, "failed authentication not recorded");
-        }
+        self.write(event).await;
     }
 
-    /// Records an administrative action the server took for the local operator
-    /// `principal` (the first-run admin token), redacted like every record: see
-    /// [`crate::LocalAudit::record`] for the arguments.
-    pub(crate) async fn record_local_action(
-        &self,
-        principal: &str,
-        tool: &str,
-        arguments: serde_json::Value,
-        result: Result<String, String>,
-        started: std::time::Instant,
-    ) {
+    /// Records a request of an authenticated `caller` that the HTTP layer refused before
+    /// it reached the pipeline: `method` says what was refused (`session`: another
+    /// principal's session; `request`: a body that did not arrive in time), `outcome`
+    /// how, `detail` why.
+    pub async fn record_refusal(&self, caller: &Caller, method: &str, outcome: Outcome, detail: String) {
+        let event = AuditEvent {
+            time: Timestamp::now(),
+            request_id: None,
+            session: caller.session.clone(),
+            principal: caller.principal.id.clone(),
+            transport: transport_name(caller.transport).into(),
+            remote_addr: caller.remote_addr.clone(),
+            method: method.into(),
+            tool: None,
+            arguments: serde_json::Value::Null,
+            decision: Decision::Deny,
+            outcome,
+            detail: Some(detail),
+            duration_us: 0,
+        };
+        self.write(event.redacted(&self.state.load().redactor)).await;
+    }
+
+    async fn write(&self, event: AuditEvent) {
         let Some(audit) = &self.audit else { return };
-        let event = crate::local_audit::event(principal, tool, arguments, result, started).redacted(&self.redactor);
         if let Err(error) = audit.record(event).await {
-            tracing::error!(%error, tool, "audit record of a local action not written");
+            tracing::warn!(%error, "refusal not recorded in the audit log");
         }
     }
 }
 
 #[async_trait]
 impl Guard for SecurityGuard {
-    fn check_tool(&self, caller: &Caller, name: &str) -> Result<(), Denied> {
-        // Every call asks this: the allowed answer without building the grant (strings),
-        // the full decision only to name what a refusal is missing.
-        if self.policy.can_see_tool(&caller.principal.roles, name) {
+    /// Every request asks this (every tool of `tools/list`, every call): the allowed
+    /// answer without building the grant, the full decision only to name what a refusal
+    /// is missing.
+    fn authorize(&self, caller: &Caller, request: &Request<'_>) -> Result<(), Denied> {
+        let state = self.state.load();
+        if state.policy.allows(&caller.principal.roles, request) {
             return Ok(());
         }
-        denied(self.policy.decide(&caller.principal.roles, &Request::tool(name)))
-    }
-
-    fn check_resource(&self, caller: &Caller, resource: &Resource) -> Result<(), Denied> {
-        let request = match resource {
-            Resource::Fs { path, access: wanted } => Request::fs(path.clone(), access(*wanted)),
-            Resource::Command { name } => Request::command(name.clone()),
-            Resource::Database { name, access: wanted } => Request::database(name.clone(), access(*wanted)),
-            Resource::HttpApi { name } => Request::http_api(name.clone()),
-        };
-        denied(self.policy.decide(&caller.principal.roles, &request))
+        match state.policy.decide(&caller.principal.roles, request) {
+            rampart_policy::Decision::Allow { .. } => Ok(()),
+            rampart_policy::Decision::Deny { missing } => Err(Denied { missing: missing.to_string() }),
+        }
     }
 
     /// Rate limits and caps first; then, under fail-closed audit, nothing runs while the
@@ -164,7 +178,7 @@ impl Guard for SecurityGuard {
     /// that service resumes as soon as the sink answers again).
     async fn admit(&self, caller: &Caller, method: &str, target: Option<&str>) -> Result<Admission, Refusal> {
         let tool = if method == "tools/call" { target } else { None };
-        let admission = self.limits.admit(&caller.principal.id, tool)?;
+        let admission = self.state.load().limits.admit(&caller.principal.id, tool)?;
         if self.audit_admits().await { Ok(admission) } else { Err(Refusal::AuditUnavailable) }
     }
 
@@ -177,16 +191,8 @@ impl Guard for SecurityGuard {
         }
         let Some(audit) = &self.audit else { return Ok(()) };
         let duration = Duration::from_secs_f64(record.duration_ms.max(0.0) / 1000.0);
-        let outcome = match record.outcome {
-            Outcome::Ok => AuditOutcome::Ok,
-            Outcome::ToolError => AuditOutcome::ToolError,
-            Outcome::Denied => AuditOutcome::Denied,
-            Outcome::RateLimited => AuditOutcome::RateLimited,
-            Outcome::Refused | Outcome::Error | Outcome::TimedOut => AuditOutcome::Error,
-            Outcome::Cancelled => AuditOutcome::Cancelled,
-        };
         let event = AuditEvent {
-            time: crate::local_audit::started_at(duration),
+            time: started_at(duration),
             request_id: record.request_id,
             session: record.caller.session,
             principal: record.caller.principal.id,
@@ -195,12 +201,12 @@ impl Guard for SecurityGuard {
             method: record.method,
             tool: record.target,
             arguments: record.arguments,
-            decision: if record.allowed { AuditDecision::Allow } else { AuditDecision::Deny },
-            outcome,
+            decision: record.decision,
+            outcome: record.outcome,
             detail: record.detail,
             duration_us: rampart_audit::micros(duration),
         }
-        .redacted(&self.redactor);
+        .redacted(&self.state.load().redactor);
         match audit.record(event).await {
             Ok(_) => Ok(()),
             Err(error) => {

@@ -1,29 +1,34 @@
 //! From configuration to everything `serve` needs, built and validated before anything
 //! listens: the store, the policy, the audit log, the security guard, the pipeline with
-//! its toolboxes, the credentials and the MCP handler.
+//! its toolboxes (from the registry), the credentials, the MCP handler and the reloader.
+//! Also the pipeline a `rampart token` command calls its `admin` tool through.
 
 use std::sync::Arc;
 
 use rampart_audit::{AuditLog, AuditSink, Commit, FailurePolicy, JsonlSink, Redactor};
 use rampart_auth::Authenticator;
-use rampart_config::{AuditFailure, Config, Profile};
-use rampart_core::{Pipeline, Principal, PrincipalKind, Toolbox, Transport};
-use rampart_exec::ExecToolbox;
-use rampart_fs::FsToolbox;
-use rampart_http::HttpToolbox;
-use rampart_mcp::{McpHandler, ServerIdentity, supported_protocol_versions};
+use rampart_config::{AuditFailure, Config, LoadOptions};
+use rampart_core::{
+    CallContext, CallError, Caller, Catalog, Pipeline, Principal, PrincipalKind, ToolOutput, Transport,
+};
+use rampart_mcp::{McpHandler, ServerIdentity};
 use rampart_policy::Policy;
-use rampart_sql::SqlToolbox;
 use rampart_store::Store;
-use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
+use serde_json::{Map, Value};
 
 use crate::{
-    ServerError, admin::AdminToolbox, audit_store::StoreSink, auth::Credentials, jwt::JwtVerifier, limits::Limits,
-    metrics::Metrics, security::SecurityGuard, tokens::TokenService,
+    ServerError,
+    admin::ReloadHandle,
+    audit_store::StoreSink,
+    auth::Credentials,
+    jwt::JwtVerifier,
+    limits::Limits,
+    metrics::Metrics,
+    registry::{self, BuiltToolbox},
+    reload::Reloader,
+    security::{GuardState, SecurityGuard},
+    tokens::TokenService,
 };
-
-/// Toolbox names accepted in `tools.enabled`.
-pub const KNOWN_TOOLBOXES: &[&str] = &["system", "admin", "fs", "sql", "http", "exec"];
 
 /// Everything built from the configuration.
 pub struct Built {
@@ -37,10 +42,11 @@ pub struct Built {
     pub store: Store,
     /// Authorization and audit.
     pub guard: Arc<SecurityGuard>,
-    /// The policy.
-    pub policy: Arc<Policy>,
     /// The MCP handler (for the configured transport).
     pub handler: McpHandler,
+    /// Applies a changed configuration to the running server (`SIGHUP`,
+    /// `admin_config_reload`).
+    pub reloader: Arc<Reloader>,
 }
 
 impl std::fmt::Debug for Built {
@@ -95,6 +101,11 @@ pub(crate) fn redactor(config: &Config) -> Redactor {
     Redactor::new(secrets)
 }
 
+/// What a reload may swap in the guard, from `config` (whose roles are `policy`).
+pub(crate) fn guard_state(config: &Config, policy: Arc<Policy>) -> GuardState {
+    GuardState { policy, limits: Arc::new(Limits::new(&config.limits)), redactor: Arc::new(redactor(config)) }
+}
+
 pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
     if !config.audit.enabled {
         return Ok(None);
@@ -118,34 +129,14 @@ pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option
     Ok(Some(log))
 }
 
-/// The principal of stdio callers.
+/// The principal of stdio callers, and of `rampart` commands and signals on the server's
+/// machine: the local operator (`[stdio]`).
 pub fn stdio_principal(config: &Config) -> Principal {
     Principal {
         id: config.stdio.principal.clone(),
         kind: PrincipalKind::LocalOperator,
         roles: config.stdio.roles.clone(),
     }
-}
-
-/// The toolboxes to serve: `tools.enabled` (validated), `admin` always (policy limits it
-/// to the admin role), `conformance` under that profile.
-fn toolbox_names(config: &Config) -> Result<Vec<String>, ServerError> {
-    let mut names: Vec<String> = Vec::new();
-    for name in &config.tools.enabled {
-        if !KNOWN_TOOLBOXES.contains(&name.as_str()) {
-            return Err(ServerError::UnknownToolbox { name: name.clone(), known: KNOWN_TOOLBOXES.join(", ") });
-        }
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    if !names.iter().any(|n| n == "admin") {
-        names.push("admin".into());
-    }
-    if config.server.profile == Profile::Conformance {
-        names.push("conformance".into());
-    }
-    Ok(names)
 }
 
 fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
@@ -156,36 +147,15 @@ fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
     .map_err(|e| ServerError::Auth(e.to_string()))
 }
 
-/// A toolbox's raw `[section]`, which must be present when the toolbox is enabled.
-fn section(name: &str, value: &serde_json::Value) -> Result<serde_json::Value, ServerError> {
-    if value.is_null() {
-        let hint = match name {
-            "fs" => "[[fs.roots]] path = \"...\"",
-            "http" => "[http.apis.NAME] base_url = \"...\"",
-            "exec" => "[exec] programs = { NAME = \"/path\" }",
-            _ => "[sql.databases.NAME] url = \"...\"",
-        };
-        return Err(ServerError::Toolbox {
-            toolbox: name.into(),
-            message: format!("enabled in tools.enabled but not configured: add {hint} to rampart.toml"),
-        });
-    }
-    Ok(value.clone())
-}
-
-fn fs_toolbox(config: &Config) -> Result<FsToolbox, ServerError> {
-    FsToolbox::from_config(section("fs", &config.fs)?)
-        .map_err(|e| ServerError::Toolbox { toolbox: "fs".into(), message: e.to_string() })
-}
-
-/// Checks everything that can be checked without IO: roles, toolbox names, the Basic
-/// hash, the system toolbox's time zone, the store URL's scheme.
+/// Checks everything that can be checked before serving: roles, toolbox names and
+/// settings, the Basic hash, JWT and TLS settings, the store URL's scheme. Returns what
+/// is configured but unused (a warning; an error for `config check --strict`).
 ///
 /// # Errors
 /// [`ServerError`] naming the bad setting.
-pub fn validate(config: &Config) -> Result<(), ServerError> {
+pub fn validate(config: &Config) -> Result<Vec<String>, ServerError> {
     build_policy(config)?;
-    toolbox_names(config)?;
+    registry::validate(config)?;
     authenticator(config)?;
     if let Some(jwt) = &config.auth.jwt {
         JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?;
@@ -194,76 +164,26 @@ pub fn validate(config: &Config) -> Result<(), ServerError> {
         crate::tls::acceptor(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
     }
     open_store(config)?;
-    let names = toolbox_names(config)?;
-    if names.iter().any(|n| n == "fs") {
-        fs_toolbox(config)?;
-    }
-    if names.iter().any(|n| n == "exec") {
-        rampart_exec::ExecConfig::from_value(section("exec", &config.exec)?)
-            .map_err(|e| ServerError::Toolbox { toolbox: "exec".into(), message: e.to_string() })?;
-    }
-    if names.iter().any(|n| n == "http") {
-        rampart_http::HttpConfig::from_value(section("http", &config.http)?)
-            .map_err(|e| ServerError::Toolbox { toolbox: "http".into(), message: e.to_string() })?;
-    }
-    if names.iter().any(|n| n == "sql") {
-        rampart_sql::SqlConfig::from_value(section("sql", &config.sql)?)
-            .map_err(|e| ServerError::Toolbox { toolbox: "sql".into(), message: e.to_string() })?;
-    }
-    SystemToolbox::new(SystemInfo { local_timezone: config.tools.system.local_timezone.clone(), ..Default::default() })
-        .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?;
-    Ok(())
+    Ok(registry::unused_sections(config))
 }
 
-/// Validates `config` and builds everything.
+/// Validates `config` and builds everything; `options` say how `config` was loaded, so
+/// that a reload reads the same sources again.
 ///
 /// # Errors
 /// [`ServerError`] naming the bad setting.
-pub async fn build(config: &Config, transport: Transport) -> Result<Built, ServerError> {
+pub async fn build(config: &Config, transport: Transport, options: LoadOptions) -> Result<Built, ServerError> {
+    for warning in validate(config)? {
+        tracing::warn!("{warning}");
+    }
     let policy = build_policy(config)?;
     let store = open_store(config)?;
     let audit = start_audit(config, &store).await?;
-    let limits = Arc::new(Limits::new(&config.limits));
-    let guard = Arc::new(SecurityGuard::new(
-        policy.clone(),
-        limits,
-        Arc::new(Metrics::new()),
-        audit,
-        Arc::new(redactor(config)),
-    ));
-    let tokens = Arc::new(TokenService::new(store.clone(), policy.clone()));
-
-    let names = toolbox_names(config)?;
-    let mut builder = Pipeline::builder().guard(guard.clone());
-    for name in &names {
-        let toolbox: Arc<dyn Toolbox> = match name.as_str() {
-            "system" => Arc::new(
-                SystemToolbox::new(SystemInfo {
-                    toolboxes: names.clone(),
-                    protocol_versions: supported_protocol_versions(),
-                    local_timezone: config.tools.system.local_timezone.clone(),
-                })
-                .map_err(|e| ServerError::Toolbox { toolbox: "system".into(), message: e.to_string() })?,
-            ),
-            "admin" => Arc::new(AdminToolbox::new(tokens.clone())),
-            "fs" => Arc::new(fs_toolbox(config)?),
-            "exec" => Arc::new(
-                ExecToolbox::from_config(section("exec", &config.exec)?)
-                    .map_err(|e| ServerError::Toolbox { toolbox: "exec".into(), message: e.to_string() })?,
-            ),
-            "http" => Arc::new(
-                HttpToolbox::from_config(section("http", &config.http)?)
-                    .map_err(|e| ServerError::Toolbox { toolbox: "http".into(), message: e.to_string() })?,
-            ),
-            "sql" => Arc::new(
-                SqlToolbox::from_config(section("sql", &config.sql)?)
-                    .map_err(|e| ServerError::Toolbox { toolbox: "sql".into(), message: e.to_string() })?,
-            ),
-            _ => Arc::new(ConformanceToolbox),
-        };
-        builder = builder.toolbox(toolbox);
-    }
-    let pipeline = Arc::new(builder.build().map_err(|e| ServerError::Duplicate(e.to_string()))?);
+    let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
+    let tokens = Arc::new(TokenService::new(store.clone(), policy));
+    let reload = Arc::new(ReloadHandle::default());
+    let toolboxes = registry::build(config, &tokens, &reload, &[])?;
+    let pipeline = pipeline(guard.clone(), &toolboxes).await?;
     let authenticator = authenticator(config)?;
     let jwt = match &config.auth.jwt {
         Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?)),
@@ -279,5 +199,104 @@ pub async fn build(config: &Config, transport: Transport) -> Result<Built, Serve
         ),
     };
     let handler = McpHandler::new(pipeline.clone(), identity, transport).with_stdio_principal(stdio_principal(config));
-    Ok(Built { pipeline, credentials, tokens, store, guard, policy, handler })
+    let reloader = Arc::new(Reloader::new(
+        options,
+        config.clone(),
+        toolboxes,
+        pipeline.clone(),
+        guard.clone(),
+        tokens.clone(),
+        reload.clone(),
+    ));
+    reload.set(&reloader);
+    Ok(Built { pipeline, credentials, tokens, store, guard, handler, reloader })
+}
+
+/// The pipeline over `toolboxes`, guarded by `guard`.
+async fn pipeline(guard: Arc<SecurityGuard>, toolboxes: &[BuiltToolbox]) -> Result<Arc<Pipeline>, ServerError> {
+    let catalog = catalog(toolboxes).await?;
+    let pipeline = Pipeline::builder(guard).build().await.map_err(|e| ServerError::Duplicate(e.to_string()))?;
+    pipeline.install(catalog);
+    Ok(pipeline)
+}
+
+/// The catalog of `toolboxes`.
+pub(crate) async fn catalog(toolboxes: &[BuiltToolbox]) -> Result<Catalog, ServerError> {
+    Catalog::collect(toolboxes.iter().map(|built| built.toolbox.clone()).collect())
+        .await
+        .map_err(|e| ServerError::Duplicate(e.to_string()))
+}
+
+/// The `admin` tools on the local store, for a `rampart token` command: the same
+/// pipeline, policy, limits and audit log as the server's, with the command's operator
+/// (`[stdio]` principal and roles) as the caller, so that a command is authorized,
+/// admitted and recorded by the same code as an MCP call. Every record is stored before
+/// its result is returned (synchronous commit): a command whose record cannot be written
+/// returns no result.
+pub struct LocalAdmin {
+    pipeline: Arc<Pipeline>,
+    guard: Arc<SecurityGuard>,
+    store: Store,
+    caller: Caller,
+}
+
+impl std::fmt::Debug for LocalAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAdmin").field("caller", &self.caller.principal.id).finish_non_exhaustive()
+    }
+}
+
+impl LocalAdmin {
+    /// Opens the store and the audit log `config` names (the store's table, or
+    /// `[audit] file`), with its failure policy.
+    ///
+    /// # Errors
+    /// [`ServerError::Audit`] when the log cannot be opened (unreadable, or its last record
+    /// edited) and it fails closed: the command must not run unrecorded. Failing open,
+    /// the command runs and a warning says it is not recorded. [`ServerError`] for a bad
+    /// configuration.
+    pub async fn open(config: &Config) -> Result<Self, ServerError> {
+        let policy = build_policy(config)?;
+        let store = open_store(config)?;
+        let audit = match start_audit(config, &store).await {
+            Ok(log) => log.map(|log| log.with_commit(Commit::Synchronous)),
+            Err(error) if config.audit.on_failure == AuditFailure::Open => {
+                tracing::warn!(%error, "this command is not recorded in the audit log (audit failure policy: fail open)");
+                None
+            }
+            Err(error) => return Err(error),
+        };
+        let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
+        let tokens = Arc::new(TokenService::new(store.clone(), policy));
+        let admin = registry::TOOLBOXES.iter().filter(|kind| kind.name == "admin");
+        let context = registry::BuildContext { config, names: &["admin"], tokens: &tokens, reload: &Arc::default() };
+        let mut toolboxes = Vec::new();
+        for kind in admin {
+            let toolbox = (kind.build)(&context)
+                .map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?;
+            toolboxes.push(BuiltToolbox { name: kind.name, settings: Value::Null, toolbox });
+        }
+        let pipeline = pipeline(guard.clone(), &toolboxes).await?;
+        Ok(Self { pipeline, guard, store, caller: Caller::cli(stdio_principal(config)) })
+    }
+
+    /// Calls the `admin` tool `tool` with `arguments` through the pipeline.
+    ///
+    /// # Errors
+    /// [`CallError`]: refused (audit unavailable: the result is withheld), or unknown
+    /// (the operator's roles do not grant the tool).
+    pub async fn call(&self, tool: &str, arguments: Map<String, Value>) -> Result<ToolOutput, CallError> {
+        let context = CallContext::detached(self.caller.clone(), self.pipeline.guard().clone());
+        self.pipeline.call_tool(tool, Some(arguments), &context).await
+    }
+
+    /// Stores what was recorded and closes the store.
+    pub async fn close(self) {
+        if let Some(audit) = self.guard.audit()
+            && let Err(error) = audit.drain(AuditLog::DEFAULT_DRAIN_GRACE).await
+        {
+            tracing::error!(%error, "audit records of this command not stored");
+        }
+        self.store.close().await;
+    }
 }

@@ -14,7 +14,7 @@ use rampart_core::{Principal, PrincipalKind};
 use rampart_policy::Policy;
 use rampart_store::{Store, StoreError, TokenRow};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How often `last_used_at` is written for one token, at most.
 const TOUCH_INTERVAL_MS: i64 = 60_000;
@@ -51,7 +51,7 @@ pub enum TokenError {
 }
 
 /// A token as listed (never the secret).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TokenInfo {
     /// Stable id.
     pub id: String,
@@ -74,7 +74,7 @@ pub struct TokenInfo {
 }
 
 /// A new (or rotated) token: the secret is shown once.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedToken {
     /// The token. It is not stored and cannot be shown again.
     pub token: String,
@@ -139,7 +139,7 @@ type Verified = (Principal, Option<i64>, std::time::Instant);
 /// Token operations.
 pub struct TokenService {
     store: Store,
-    policy: Arc<Policy>,
+    policy: arc_swap::ArcSwap<Policy>,
     touched: Mutex<HashMap<String, i64>>,
     /// Recently verified tokens, by digest.
     verified: Mutex<HashMap<String, Verified>>,
@@ -154,18 +154,29 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// Tokens in `store`, roles checked against `policy`.
     pub fn new(store: Store, policy: Arc<Policy>) -> Self {
-        Self { store, policy, touched: Mutex::new(HashMap::new()), verified: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            policy: arc_swap::ArcSwap::new(policy),
+            touched: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks the roles of new tokens against `policy` from now on (a reload).
+    pub fn replace_policy(&self, policy: Arc<Policy>) {
+        self.policy.store(policy);
     }
 
     fn check_roles(&self, roles: &[String]) -> Result<(), TokenError> {
         if roles.is_empty() {
             return Err(TokenError::NoRole);
         }
-        let unknown = self.policy.unknown_roles(roles);
+        let policy = self.policy.load();
+        let unknown = policy.unknown_roles(roles);
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(TokenError::UnknownRole(unknown.join(", "), self.policy.role_names().collect::<Vec<_>>().join(", ")))
+            Err(TokenError::UnknownRole(unknown.join(", "), policy.role_names().collect::<Vec<_>>().join(", ")))
         }
     }
 

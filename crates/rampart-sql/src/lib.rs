@@ -3,7 +3,7 @@
 //! Tools: `sql_list_databases`, `sql_list_tables`, `sql_describe_table`, `sql_query`
 //! (read-only), and `sql_execute` (listed only when some database is `writable`). Every
 //! tool that touches a database first asks the policy through
-//! [`rampart_core::CallContext::authorize`] for [`rampart_core::Resource::Database`] with
+//! [`rampart_core::CallContext::authorize`] for [`rampart_core::Request::Database`] with
 //! `read` or `read-write` access; this crate has no permission logic of its own.
 //!
 //! Read-only is enforced in layers, each of which would stop a write on its own in the

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Access, CallContext, Resource, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
+    Access, CallContext, Request, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
     parse_arguments,
 };
 use schemars::JsonSchema;
@@ -89,7 +89,7 @@ impl SqlToolbox {
     /// Asks the policy, then finds the database: an unknown name and a forbidden one are
     /// both refused by the policy unless a scope matches the name.
     fn database(&self, context: &CallContext, name: &str, access: Access) -> Result<&Database, ToolError> {
-        context.authorize(&Resource::Database { name: name.to_owned(), access })?;
+        context.authorize(&Request::database(name, access))?;
         self.databases.get(name).ok_or_else(|| {
             ToolError::Failed(format!("unknown database '{name}': sql_list_databases lists the ones you may use"))
         })
@@ -202,7 +202,7 @@ impl Toolbox for SqlToolbox {
         "sql"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         let mut tools = vec![
             ToolSpec::new::<NoArguments>(
                 "sql_list_databases",
@@ -290,9 +290,7 @@ impl SqlToolbox {
         let databases: Vec<DatabaseEntry> = self
             .databases
             .iter()
-            .filter(|(name, _)| {
-                context.authorize(&Resource::Database { name: (*name).clone(), access: Access::Read }).is_ok()
-            })
+            .filter(|(name, _)| context.authorize(&Request::database(name.as_str(), Access::Read)).is_ok())
             .map(|(name, database)| DatabaseEntry {
                 name: name.clone(),
                 engine: database.pool.dialect().name().into(),

@@ -2,12 +2,19 @@
 //! server scenarios): tools, resources and prompts with the names and shapes its checks
 //! expect. Served only under `--profile conformance`.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use rampart_core::{
-    CallContext, CompletionRef, Content, LogLevel, PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec,
-    ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec, Toolbox,
+    CallContext, CatalogChanges, CompletionRef, Content, LogLevel, PromptArgument, PromptMessage, PromptOutput,
+    PromptRole, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec,
+    Toolbox,
 };
 use serde_json::{Map, Value, json};
 
@@ -18,9 +25,15 @@ const WAV: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 /// Spacing of the logging and progress notifications.
 const STEP: Duration = Duration::from_millis(50);
 
-/// Conformance-suite fixtures.
+/// Conformance-suite fixtures, plus Rampart's own (`test_sleep`, and
+/// `test_toggle_dynamic_tool`, which adds or removes `test_dynamic_tool` at run time).
 #[derive(Debug, Default)]
-pub struct ConformanceToolbox;
+pub struct ConformanceToolbox {
+    /// Whether `test_dynamic_tool` is served now.
+    dynamic: AtomicBool,
+    /// The pipeline's handle, to say that the tools changed.
+    changes: Mutex<Option<CatalogChanges>>,
+}
 
 fn spec(name: &str, description: &str, schema: Value) -> ToolSpec {
     let input_schema = match schema {
@@ -187,8 +200,8 @@ impl Toolbox for ConformanceToolbox {
         "conformance"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
-        vec![
+    async fn tools(&self) -> Vec<ToolSpec> {
+        let mut tools = vec![
             spec("test_simple_text", "Tests simple text content response", empty_schema()),
             spec("test_image_content", "Tests image content response", empty_schema()),
             spec("test_audio_content", "Tests audio content response", empty_schema()),
@@ -237,7 +250,16 @@ impl Toolbox for ConformanceToolbox {
                     "additionalProperties": false,
                 }),
             ),
-        ]
+            spec(
+                "test_toggle_dynamic_tool",
+                "Adds test_dynamic_tool, or removes it (Rampart's own fixture for list_changed)",
+                empty_schema(),
+            ),
+        ];
+        if self.dynamic.load(Ordering::SeqCst) {
+            tools.push(spec("test_dynamic_tool", "Served only after test_toggle_dynamic_tool", empty_schema()));
+        }
+        tools
     }
 
     async fn call_tool(
@@ -279,6 +301,15 @@ impl Toolbox for ConformanceToolbox {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 ToolOutput::text(format!("slept {ms} ms"))
             }
+            "test_toggle_dynamic_tool" => {
+                let now = !self.dynamic.fetch_xor(true, Ordering::SeqCst);
+                let changes = self.changes.lock().ok().and_then(|changes| changes.clone());
+                if let Some(changes) = changes {
+                    changes.changed().await;
+                }
+                ToolOutput::text(if now { "test_dynamic_tool added" } else { "test_dynamic_tool removed" })
+            }
+            "test_dynamic_tool" => ToolOutput::text("dynamic"),
             "json_schema_2020_12_tool" => {
                 ToolOutput::text(format!("JSON Schema 2020-12 tool called with: {}", Value::Object(arguments)))
             }
@@ -286,7 +317,7 @@ impl Toolbox for ConformanceToolbox {
         })
     }
 
-    fn resources(&self) -> Vec<ResourceSpec> {
+    async fn resources(&self) -> Vec<ResourceSpec> {
         let resource = |name: &str, title: &str, description: &str, mime: &str| ResourceSpec {
             uri: format!("test://{name}"),
             name: name.into(),
@@ -306,7 +337,7 @@ impl Toolbox for ConformanceToolbox {
         ]
     }
 
-    fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
+    async fn resource_templates(&self) -> Vec<ResourceTemplateSpec> {
         vec![ResourceTemplateSpec {
             uri_template: "test://template/{id}/data".into(),
             name: "template".into(),
@@ -339,7 +370,7 @@ impl Toolbox for ConformanceToolbox {
         Ok(Some(vec![contents]))
     }
 
-    fn prompts(&self) -> Vec<PromptSpec> {
+    async fn prompts(&self) -> Vec<PromptSpec> {
         let argument = |name: &str, description: &str| PromptArgument {
             name: name.into(),
             description: Some(description.into()),
@@ -396,7 +427,7 @@ impl Toolbox for ConformanceToolbox {
         Ok(PromptOutput { description: None, messages })
     }
 
-    fn complete(&self, reference: &CompletionRef, argument: &str, value: &str) -> Vec<String> {
+    async fn complete(&self, reference: &CompletionRef, argument: &str, value: &str, _: &CallContext) -> Vec<String> {
         match (reference, argument) {
             (CompletionRef::Prompt(name), "arg1" | "arg2") if name == "test_prompt_with_arguments" => {
                 ["paris", "park", "party", "test", "testing"]
@@ -406,6 +437,12 @@ impl Toolbox for ConformanceToolbox {
                     .collect()
             }
             _ => Vec::new(),
+        }
+    }
+
+    fn watch(&self, changes: CatalogChanges) {
+        if let Ok(mut slot) = self.changes.lock() {
+            *slot = Some(changes);
         }
     }
 }

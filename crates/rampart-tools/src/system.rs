@@ -1,5 +1,5 @@
-//! The `system` toolbox: `system_health`, `system_about`, `get_current_time`,
-//! `convert_time`.
+//! The `system` toolbox: `system_health`, `system_about`, `system_whoami`,
+//! `get_current_time`, `convert_time`.
 
 use std::time::Instant;
 
@@ -88,6 +88,27 @@ struct About {
     protocol_versions: Vec<String>,
 }
 
+/// `system_whoami` result: the caller as the server sees it.
+#[derive(Serialize, JsonSchema)]
+struct WhoAmI {
+    /// The principal's id, e.g. `token:ci`, `jwt:alice`, `local`.
+    principal: String,
+    /// How it was authenticated, e.g. `api_token`, `jwt`, `client_certificate`,
+    /// `local_operator`.
+    kind: String,
+    /// Its roles, as the policy reads them.
+    roles: Vec<String>,
+    /// The transport, e.g. `streamable_http`, `stdio`.
+    transport: String,
+    /// The MCP session this call belongs to, if any.
+    session: Option<String>,
+}
+
+/// The snake-case name serde gives a unit variant, e.g. `api_token`.
+fn variant_name(value: &impl Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 fn json_text(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
@@ -104,7 +125,7 @@ impl Toolbox for SystemToolbox {
         "system"
     }
 
-    fn tools(&self) -> Vec<ToolSpec> {
+    async fn tools(&self) -> Vec<ToolSpec> {
         vec![
             ToolSpec::new::<NoArguments>("system_health", "Report whether the server is healthy, and its uptime.")
                 .title("Server health")
@@ -116,6 +137,13 @@ impl Toolbox for SystemToolbox {
             )
             .title("About this server")
             .output::<About>()
+            .annotations(ToolAnnotations::read_only()),
+            ToolSpec::new::<NoArguments>(
+                "system_whoami",
+                "Who the server takes you for: principal, how it was authenticated, roles, transport and session.",
+            )
+            .title("Who am I")
+            .output::<WhoAmI>()
             .annotations(ToolAnnotations::read_only()),
             ToolSpec::new::<CurrentTimeArguments>(
                 "get_current_time",
@@ -141,7 +169,7 @@ impl Toolbox for SystemToolbox {
         &self,
         tool: &str,
         arguments: Map<String, Value>,
-        _context: &CallContext,
+        context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
         match tool {
             "system_health" => {
@@ -155,6 +183,17 @@ impl Toolbox for SystemToolbox {
                     version: rampart_core::VERSION.into(),
                     toolboxes: self.info.toolboxes.clone(),
                     protocol_versions: self.info.protocol_versions.clone(),
+                })
+            }
+            "system_whoami" => {
+                parse_arguments::<NoArguments>(arguments)?;
+                let caller = &context.caller;
+                structured(&WhoAmI {
+                    principal: caller.principal.id.clone(),
+                    kind: variant_name(&caller.principal.kind),
+                    roles: caller.principal.roles.clone(),
+                    transport: variant_name(&caller.transport),
+                    session: caller.session.clone(),
                 })
             }
             "get_current_time" => {

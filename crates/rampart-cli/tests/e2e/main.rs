@@ -12,6 +12,7 @@ mod fs;
 mod http;
 mod jwt;
 mod limits;
+mod one_way_in;
 mod real_clients;
 mod security;
 mod shutdown;

@@ -32,12 +32,14 @@ async fn rmcp_client_lists_and_calls_tools_over_stdio() {
         [
             "system_health",
             "system_about",
+            "system_whoami",
             "get_current_time",
             "convert_time",
             "admin_token_create",
             "admin_token_list",
             "admin_token_revoke",
-            "admin_token_rotate"
+            "admin_token_rotate",
+            "admin_config_reload"
         ],
         "the local operator is admin"
     );

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Admission, CallContext, CallRecord, Caller, ClientPeer, Denied, Guard, LogLevel, PeerError, Refusal, Resource,
+    Admission, CallContext, CallRecord, Caller, ClientPeer, Denied, Guard, LogLevel, PeerError, Refusal, Request,
     ToolError, ToolOutput, Toolbox,
 };
 use rampart_exec::{ExecToolbox, Layer, SandboxReport};
@@ -25,7 +25,7 @@ pub(crate) const SECRET: &str = "TOP-SECRET-7f3a";
 #[derive(Default)]
 pub(crate) struct TestGuard {
     deny: Vec<String>,
-    pub(crate) asked: Mutex<Vec<Resource>>,
+    pub(crate) asked: Mutex<Vec<Request<'static>>>,
 }
 
 impl TestGuard {
@@ -36,13 +36,13 @@ impl TestGuard {
 
 #[async_trait]
 impl Guard for TestGuard {
-    fn check_tool(&self, _: &Caller, _: &str) -> Result<(), Denied> {
-        Ok(())
-    }
-    fn check_resource(&self, _: &Caller, resource: &Resource) -> Result<(), Denied> {
-        self.asked.lock().unwrap().push(resource.clone());
-        match resource {
-            Resource::Command { name } if self.deny.contains(name) => {
+    fn authorize(&self, _: &Caller, request: &Request<'_>) -> Result<(), Denied> {
+        if matches!(request, Request::Tool { .. }) {
+            return Ok(());
+        }
+        self.asked.lock().unwrap().push(request.clone().into_owned());
+        match request {
+            Request::Command { name } if self.deny.iter().any(|denied| denied == name) => {
                 Err(Denied { missing: format!("command '{name}'") })
             }
             _ => Ok(()),
@@ -181,8 +181,7 @@ impl Fixture {
     pub(crate) fn context(&self, session: Option<&str>) -> CallContext {
         let mut caller = Caller::stdio();
         caller.session = session.map(str::to_owned);
-        CallContext::new(caller, self.peer.clone())
-            .with_guard(self.guard.clone())
+        CallContext::new(caller, self.peer.clone(), self.guard.clone())
             .with_progress_token(Some(json!("test-progress")))
     }
 

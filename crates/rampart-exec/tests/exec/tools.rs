@@ -14,7 +14,7 @@ use crate::common::{Fixture, TestGuard, result, scratch_of, text};
 #[tokio::test]
 async fn the_tools_are_listed_with_schemas_and_annotations() {
     let f = Fixture::new();
-    let tools = f.toolbox.tools();
+    let tools = f.toolbox.tools().await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["run_command", "run_script"]);
     let run = &tools[0];
@@ -69,7 +69,7 @@ async fn the_policy_is_asked_before_anything_runs() {
     let names: Vec<String> = asked
         .iter()
         .filter_map(|r| match r {
-            rampart_core::Resource::Command { name } => Some(name.clone()),
+            rampart_core::Request::Command { name } => Some(name.to_string()),
             _ => None,
         })
         .collect();
@@ -174,7 +174,7 @@ async fn run_script_runs_code_through_the_interpreter() {
     let error = f.call("run_script", json!({ "language": "ruby", "code": "puts 1" })).await.unwrap_err();
     assert!(error.to_string().contains("not a configured interpreter"), "{error}");
     assert_eq!(
-        f.guard.asked.lock().unwrap().iter().filter(|r| matches!(r, rampart_core::Resource::Command { .. })).count(),
+        f.guard.asked.lock().unwrap().iter().filter(|r| matches!(r, rampart_core::Request::Command { .. })).count(),
         3
     );
 }

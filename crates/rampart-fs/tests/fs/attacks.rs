@@ -458,7 +458,10 @@ fn atomic_write_child() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let toolbox =
         rampart_fs::FsToolbox::from_config(json!({ "roots": [{ "path": root, "mode": "read-write" }] })).unwrap();
-    let context = rampart_core::CallContext::detached(rampart_core::Caller::stdio());
+    let context = rampart_core::CallContext::detached(
+        rampart_core::Caller::stdio(),
+        std::sync::Arc::new(rampart_core::OpenGuard),
+    );
     let new = String::from_utf8(vec![NEW_BYTE; NEW_LEN]).unwrap();
     let old = String::from_utf8(vec![OLD_BYTE; OLD_LEN]).unwrap();
     runtime.block_on(async {

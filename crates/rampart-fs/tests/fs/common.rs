@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rampart_core::{
     Access, Admission, CallContext, CallRecord, Caller, ClientPeer, Denied, Guard, LogLevel, PeerError, Refusal,
-    Resource, ToolError, ToolOutput, Toolbox,
+    Request, ToolError, ToolOutput, Toolbox,
 };
 use rampart_fs::FsToolbox;
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ pub(crate) const SECRET: &str = "TOP-SECRET";
 pub(crate) struct TestGuard {
     deny_all: Vec<PathBuf>,
     deny_write: Vec<PathBuf>,
-    pub(crate) asked: Mutex<Vec<Resource>>,
+    pub(crate) asked: Mutex<Vec<Request<'static>>>,
 }
 
 impl TestGuard {
@@ -42,7 +42,7 @@ impl TestGuard {
             .unwrap()
             .iter()
             .filter_map(|r| match r {
-                Resource::Fs { path, access } => Some((path.clone(), *access)),
+                Request::Fs { path, access } => Some((path.to_string(), *access)),
                 _ => None,
             })
             .collect()
@@ -51,13 +51,13 @@ impl TestGuard {
 
 #[async_trait]
 impl Guard for TestGuard {
-    fn check_tool(&self, _: &Caller, _: &str) -> Result<(), Denied> {
-        Ok(())
-    }
-    fn check_resource(&self, _: &Caller, resource: &Resource) -> Result<(), Denied> {
-        self.asked.lock().unwrap().push(resource.clone());
-        let Resource::Fs { path, access } = resource else { return Ok(()) };
-        let under = |prefixes: &[PathBuf]| prefixes.iter().any(|p| Path::new(path).starts_with(p));
+    fn authorize(&self, _: &Caller, request: &Request<'_>) -> Result<(), Denied> {
+        if matches!(request, Request::Tool { .. }) {
+            return Ok(());
+        }
+        self.asked.lock().unwrap().push(request.clone().into_owned());
+        let Request::Fs { path, access } = request else { return Ok(()) };
+        let under = |prefixes: &[PathBuf]| prefixes.iter().any(|p| Path::new(path.as_ref()).starts_with(p));
         if under(&self.deny_all) || (*access == Access::ReadWrite && under(&self.deny_write)) {
             return Err(Denied { missing: format!("fs {access:?} on '{path}'") });
         }
@@ -137,11 +137,10 @@ impl Fixture {
 
     pub(crate) fn context(&self) -> CallContext {
         let caller = Caller::stdio();
-        let context = match &self.peer {
-            Some(peer) => CallContext::new(caller, peer.clone()),
-            None => CallContext::detached(caller),
-        };
-        context.with_guard(self.guard.clone())
+        match &self.peer {
+            Some(peer) => CallContext::new(caller, peer.clone(), self.guard.clone()),
+            None => CallContext::detached(caller, self.guard.clone()),
+        }
     }
 
     /// `root/rel` as text.

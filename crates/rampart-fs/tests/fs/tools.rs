@@ -12,7 +12,7 @@ use crate::common::{Fixture, symlink};
 #[tokio::test]
 async fn the_toolbox_serves_the_reference_tools_with_annotations() {
     let f = Fixture::new();
-    let specs = f.toolbox.tools();
+    let specs = f.toolbox.tools().await;
     type Hints = (Option<bool>, Option<bool>, Option<bool>);
     let summary: Vec<(&str, Hints)> = specs
         .iter()

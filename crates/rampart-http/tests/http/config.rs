@@ -80,7 +80,7 @@ async fn the_policy_decides_every_api_access_before_anything_is_sent() {
     let fixture = Fixture::start().await;
     let toolbox = toolbox(json!({"apis": {"crm": local_api(&fixture, json!({}))}}));
     let error = request(&toolbox, &caller(&["other"]), "crm", "GET", "/json").await.unwrap_err();
-    assert_eq!(error, "Denied: permission denied: HttpApi { name: \"crm\" }");
+    assert_eq!(error, "Denied: permission denied: HTTP API 'crm'");
     let error = request(&toolbox, &caller(&["other"]), "other", "GET", "/json").await.unwrap_err();
     assert_eq!(error, "unknown api 'other': http_list_apis lists the ones you may use");
     let error = request(&toolbox, &caller(&[]), "nope", "GET", "/json").await.unwrap_err();

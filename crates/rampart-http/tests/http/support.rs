@@ -20,8 +20,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rampart_core::{
-    Admission, CallContext, CallRecord, Caller, Denied, Guard, Principal, PrincipalKind, Refusal, Resource, ToolError,
-    Toolbox,
+    Admission, CallContext, CallRecord, Caller, Denied, Guard, Principal, PrincipalKind, Refusal, Request as Attempt,
+    ToolError, Toolbox,
 };
 use rampart_http::HttpToolbox;
 use serde_json::{Map, Value, json};
@@ -208,16 +208,13 @@ struct ScopeGuard {
 
 #[async_trait]
 impl Guard for ScopeGuard {
-    fn check_tool(&self, _: &Caller, _: &str) -> Result<(), Denied> {
-        Ok(())
-    }
-
-    fn check_resource(&self, _: &Caller, resource: &Resource) -> Result<(), Denied> {
-        let granted = match resource {
-            Resource::HttpApi { name } => self.apis.iter().any(|api| api == "*" || api == name),
+    fn authorize(&self, _: &Caller, request: &Attempt<'_>) -> Result<(), Denied> {
+        let granted = match request {
+            Attempt::Tool { .. } => true,
+            Attempt::HttpApi { name } => self.apis.iter().any(|api| api == "*" || api == name),
             _ => false,
         };
-        if granted { Ok(()) } else { Err(Denied { missing: format!("{resource:?}") }) }
+        if granted { Ok(()) } else { Err(Denied { missing: request.to_string() }) }
     }
 
     async fn admit(&self, _: &Caller, _: &str, _: Option<&str>) -> Result<Admission, Refusal> {
@@ -233,7 +230,7 @@ impl Guard for ScopeGuard {
 pub fn caller(apis: &[&str]) -> CallContext {
     let principal = Principal { id: "agent".into(), kind: PrincipalKind::ApiToken, roles: vec!["agent".into()] };
     let guard = ScopeGuard { apis: apis.iter().map(|api| (*api).to_owned()).collect() };
-    CallContext::detached(Caller::local(principal)).with_guard(Arc::new(guard))
+    CallContext::detached(Caller::local(principal), Arc::new(guard))
 }
 
 /// A tool's result: structured content, its text, and `isError`.

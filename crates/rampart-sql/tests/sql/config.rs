@@ -68,7 +68,7 @@ async fn the_policy_decides_every_database_access() {
         ("sql_describe_table", json!({"database": "lite", "table": "items"})),
     ] {
         let denied = call(&toolbox, &nobody, tool, arguments).await.unwrap_err();
-        assert_eq!(denied, "Denied: permission denied: Database { name: \"lite\", access: Read }", "{tool}");
+        assert_eq!(denied, "Denied: permission denied: database read on 'lite'", "{tool}");
     }
     let other = caller(&[("other", Access::Read)]);
     let unknown = query(&toolbox, &other, "other", "SELECT 1", json!([])).await;

@@ -7,7 +7,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Access, Admission, CallContext, CallRecord, Caller, Denied, Guard, Principal, PrincipalKind, Refusal, Resource,
+    Access, Admission, CallContext, CallRecord, Caller, Denied, Guard, Principal, PrincipalKind, Refusal, Request,
     ToolError, Toolbox,
 };
 use rampart_sql::SqlToolbox;
@@ -225,19 +225,15 @@ struct ScopeGuard {
 
 #[async_trait]
 impl Guard for ScopeGuard {
-    fn check_tool(&self, _: &Caller, _: &str) -> Result<(), Denied> {
-        Ok(())
-    }
-
-    fn check_resource(&self, _: &Caller, resource: &Resource) -> Result<(), Denied> {
-        let granted = match resource {
-            Resource::Database { name, access } => self
-                .grants
-                .iter()
-                .any(|(granted, grant)| granted == name && (*grant == Access::ReadWrite || *access == Access::Read)),
+    fn authorize(&self, _: &Caller, request: &Request<'_>) -> Result<(), Denied> {
+        let granted = match request {
+            Request::Tool { .. } => true,
+            Request::Database { name, access } => {
+                self.grants.iter().any(|(granted, grant)| granted == name && grant.satisfies(*access))
+            }
             _ => false,
         };
-        if granted { Ok(()) } else { Err(Denied { missing: format!("{resource:?}") }) }
+        if granted { Ok(()) } else { Err(Denied { missing: request.to_string() }) }
     }
 
     async fn admit(&self, _: &Caller, _: &str, _: Option<&str>) -> Result<Admission, Refusal> {
@@ -253,7 +249,7 @@ impl Guard for ScopeGuard {
 pub fn caller(grants: &[(&str, Access)]) -> CallContext {
     let principal = Principal { id: "agent".into(), kind: PrincipalKind::ApiToken, roles: vec!["agent".into()] };
     let guard = ScopeGuard { grants: grants.iter().map(|(name, access)| ((*name).to_owned(), *access)).collect() };
-    CallContext::detached(Caller::local(principal)).with_guard(Arc::new(guard))
+    CallContext::detached(Caller::local(principal), Arc::new(guard))
 }
 
 /// Calls `tool`; the structured result, or the error's text (`Denied:`-prefixed for policy

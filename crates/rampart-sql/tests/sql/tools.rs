@@ -213,12 +213,15 @@ async fn mariadb_values_convert_by_type() {
 async fn sql_execute_needs_a_writable_database_and_the_read_write_scope() {
     let fixture = support::Sqlite::new("execute").await;
     let read_only = toolbox("lite", &fixture.url, json!({}));
-    assert!(!read_only.tools().iter().any(|tool| tool.name == "sql_execute"), "not listed without a writable database");
-    for tool in read_only.tools() {
+    assert!(
+        !read_only.tools().await.iter().any(|tool| tool.name == "sql_execute"),
+        "not listed without a writable database"
+    );
+    for tool in read_only.tools().await {
         assert_eq!(tool.annotations.read_only_hint, Some(true), "{}", tool.name);
     }
     let writable = toolbox("lite", &fixture.url, json!({"writable": true}));
-    let execute = writable.tools().into_iter().find(|tool| tool.name == "sql_execute").expect("listed");
+    let execute = writable.tools().await.into_iter().find(|tool| tool.name == "sql_execute").expect("listed");
     assert_eq!((execute.annotations.read_only_hint, execute.annotations.destructive_hint), (Some(false), Some(true)));
 
     let insert =

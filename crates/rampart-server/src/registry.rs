@@ -1,0 +1,252 @@
+//! The one table of toolboxes: each one's name, the configuration it is built from, how
+//! to validate it and how to build it. Start-up, `config check` and reloads all read this
+//! table; adding a toolbox is one entry here.
+
+use std::sync::Arc;
+
+use rampart_config::{Config, Profile};
+use rampart_core::Toolbox;
+use rampart_exec::ExecToolbox;
+use rampart_fs::FsToolbox;
+use rampart_http::HttpToolbox;
+use rampart_mcp::supported_protocol_versions;
+use rampart_sql::SqlToolbox;
+use rampart_tools::{ConformanceToolbox, SystemInfo, SystemToolbox};
+use serde_json::{Value, json};
+
+use crate::{
+    ServerError,
+    admin::{AdminToolbox, ReloadHandle},
+    tokens::TokenService,
+};
+
+/// What building a toolbox may use besides the configuration.
+pub(crate) struct BuildContext<'a> {
+    pub(crate) config: &'a Config,
+    /// The toolboxes being built, in order (for `system_about`).
+    pub(crate) names: &'a [&'static str],
+    pub(crate) tokens: &'a Arc<TokenService>,
+    pub(crate) reload: &'a Arc<ReloadHandle>,
+}
+
+/// One kind of toolbox.
+pub(crate) struct ToolboxKind {
+    /// Its name in `tools.enabled`.
+    pub(crate) name: &'static str,
+    /// How it is switched on.
+    pub(crate) enabled: Enabled,
+    /// The part of the configuration it is built from. A reload rebuilds the toolbox when
+    /// this changed (and keeps the running one, with its state, when not). `Null`: none.
+    pub(crate) settings: fn(&Config) -> Value,
+    /// For a toolbox with a section of its own: what to add to `rampart.toml` when it is
+    /// enabled without one.
+    pub(crate) section_hint: Option<&'static str>,
+    /// Checks its settings without building it (no IO).
+    pub(crate) validate: fn(&Config) -> Result<(), String>,
+    /// Builds it.
+    pub(crate) build: fn(&BuildContext<'_>) -> Result<Arc<dyn Toolbox>, String>,
+}
+
+/// How a toolbox is switched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enabled {
+    /// When named in `tools.enabled`.
+    ByConfig,
+    /// Always (the policy limits it to the `admin` role).
+    Always,
+    /// Under `--profile conformance` only.
+    ConformanceProfile,
+}
+
+fn no_settings(_: &Config) -> Value {
+    Value::Null
+}
+
+fn nothing_to_validate(_: &Config) -> Result<(), String> {
+    Ok(())
+}
+
+fn system(context: &BuildContext<'_>) -> Result<SystemToolbox, String> {
+    SystemToolbox::new(SystemInfo {
+        toolboxes: context.names.iter().map(|name| (*name).to_owned()).collect(),
+        protocol_versions: supported_protocol_versions(),
+        local_timezone: context.config.tools.system.local_timezone.clone(),
+    })
+    .map_err(|error| error.to_string())
+}
+
+/// Every toolbox Rampart has, in the order they are served.
+pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
+    ToolboxKind {
+        name: "system",
+        enabled: Enabled::ByConfig,
+        // `system_about` lists the enabled toolboxes, so those are its settings too.
+        settings: |config| json!({ "enabled": config.tools.enabled, "system": config.tools.system }),
+        section_hint: None,
+        validate: |config| {
+            let local_timezone = config.tools.system.local_timezone.clone();
+            SystemToolbox::new(SystemInfo { local_timezone, ..SystemInfo::default() })
+                .map(drop)
+                .map_err(|error| error.to_string())
+        },
+        build: |context| Ok(Arc::new(system(context)?)),
+    },
+    ToolboxKind {
+        name: "admin",
+        enabled: Enabled::Always,
+        settings: no_settings,
+        section_hint: None,
+        validate: nothing_to_validate,
+        build: |context| Ok(Arc::new(AdminToolbox::new(context.tokens.clone(), context.reload.clone()))),
+    },
+    ToolboxKind {
+        name: "fs",
+        enabled: Enabled::ByConfig,
+        settings: |config| config.fs.clone(),
+        section_hint: Some("[[fs.roots]] path = \"...\""),
+        validate: |config| FsToolbox::from_config(config.fs.clone()).map(drop).map_err(|e| e.to_string()),
+        build: |context| Ok(Arc::new(FsToolbox::from_config(context.config.fs.clone()).map_err(|e| e.to_string())?)),
+    },
+    ToolboxKind {
+        name: "sql",
+        enabled: Enabled::ByConfig,
+        settings: |config| config.sql.clone(),
+        section_hint: Some("[sql.databases.NAME] url = \"...\""),
+        validate: |config| rampart_sql::SqlConfig::from_value(config.sql.clone()).map(drop).map_err(|e| e.to_string()),
+        build: |context| Ok(Arc::new(SqlToolbox::from_config(context.config.sql.clone()).map_err(|e| e.to_string())?)),
+    },
+    ToolboxKind {
+        name: "http",
+        enabled: Enabled::ByConfig,
+        settings: |config| config.http.clone(),
+        section_hint: Some("[http.apis.NAME] base_url = \"...\""),
+        validate: |config| {
+            rampart_http::HttpConfig::from_value(config.http.clone()).map(drop).map_err(|e| e.to_string())
+        },
+        build: |context| {
+            Ok(Arc::new(HttpToolbox::from_config(context.config.http.clone()).map_err(|e| e.to_string())?))
+        },
+    },
+    ToolboxKind {
+        name: "exec",
+        enabled: Enabled::ByConfig,
+        settings: |config| config.exec.clone(),
+        section_hint: Some("[exec] programs = { NAME = \"/path\" }"),
+        validate: |config| {
+            rampart_exec::ExecConfig::from_value(config.exec.clone()).map(drop).map_err(|e| e.to_string())
+        },
+        build: |context| {
+            Ok(Arc::new(ExecToolbox::from_config(context.config.exec.clone()).map_err(|e| e.to_string())?))
+        },
+    },
+    ToolboxKind {
+        name: "conformance",
+        enabled: Enabled::ConformanceProfile,
+        settings: no_settings,
+        section_hint: None,
+        validate: nothing_to_validate,
+        build: |_| Ok(Arc::new(ConformanceToolbox::default())),
+    },
+];
+
+/// Toolbox names accepted in `tools.enabled`.
+pub fn known_toolboxes() -> impl Iterator<Item = &'static str> {
+    TOOLBOXES.iter().filter(|kind| kind.enabled != Enabled::ConformanceProfile).map(|kind| kind.name)
+}
+
+fn known() -> String {
+    known_toolboxes().collect::<Vec<_>>().join(", ")
+}
+
+/// The toolboxes `config` switches on, in serving order.
+///
+/// # Errors
+/// [`ServerError::UnknownToolbox`] for a name in `tools.enabled` that is not one.
+pub(crate) fn active(config: &Config) -> Result<Vec<&'static ToolboxKind>, ServerError> {
+    if let Some(unknown) = config.tools.enabled.iter().find(|name| !known_toolboxes().any(|known| known == *name)) {
+        return Err(ServerError::UnknownToolbox { name: unknown.clone(), known: known() });
+    }
+    Ok(TOOLBOXES
+        .iter()
+        .filter(|kind| match kind.enabled {
+            Enabled::ByConfig => config.tools.enabled.iter().any(|name| name == kind.name),
+            Enabled::Always => true,
+            Enabled::ConformanceProfile => config.server.profile == Profile::Conformance,
+        })
+        .collect())
+}
+
+/// Checks the settings of every toolbox `config` switches on (a section they need is
+/// present and valid), without building anything.
+///
+/// # Errors
+/// [`ServerError::UnknownToolbox`], [`ServerError::Toolbox`] naming the toolbox.
+pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
+    for kind in active(config)? {
+        if let Some(hint) = kind.section_hint
+            && (kind.settings)(config).is_null()
+        {
+            return Err(ServerError::Toolbox {
+                toolbox: kind.name.into(),
+                message: format!("enabled in tools.enabled but not configured: add {hint} to rampart.toml"),
+            });
+        }
+        (kind.validate)(config).map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?;
+    }
+    Ok(())
+}
+
+/// What `config` sets up but does not use: a toolbox's section without the toolbox in
+/// `tools.enabled` (e.g. `[[fs.roots]]` without `"fs"`), which does nothing. A warning at
+/// start, an error for `rampart config check --strict`.
+pub fn unused_sections(config: &Config) -> Vec<String> {
+    TOOLBOXES
+        .iter()
+        .filter(|kind| kind.section_hint.is_some() && !(kind.settings)(config).is_null())
+        .filter(|kind| !config.tools.enabled.iter().any(|name| name == kind.name))
+        .map(|kind| {
+            format!(
+                "[{0}] is configured but \"{0}\" is not in tools.enabled, so it does nothing: add \"{0}\" to \
+                 tools.enabled, or remove the [{0}] section",
+                kind.name
+            )
+        })
+        .collect()
+}
+
+/// One toolbox built from a configuration, with the settings it was built from.
+#[derive(Clone)]
+pub(crate) struct BuiltToolbox {
+    pub(crate) name: &'static str,
+    pub(crate) settings: Value,
+    pub(crate) toolbox: Arc<dyn Toolbox>,
+}
+
+/// Builds the toolboxes `config` switches on. A toolbox of `running` whose settings are
+/// unchanged is kept as it is (with its sessions, pools and state) instead of rebuilt.
+///
+/// # Errors
+/// [`ServerError::Toolbox`] naming the toolbox that failed.
+pub(crate) fn build(
+    config: &Config,
+    tokens: &Arc<TokenService>,
+    reload: &Arc<ReloadHandle>,
+    running: &[BuiltToolbox],
+) -> Result<Vec<BuiltToolbox>, ServerError> {
+    let kinds = active(config)?;
+    let names: Vec<&'static str> = kinds.iter().map(|kind| kind.name).collect();
+    let context = BuildContext { config, names: &names, tokens, reload };
+    let mut built = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let settings = (kind.settings)(config);
+        let kept = running.iter().find(|old| old.name == kind.name && old.settings == settings);
+        let toolbox = match kept {
+            Some(old) => old.toolbox.clone(),
+            None => {
+                (kind.build)(&context).map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?
+            }
+        };
+        built.push(BuiltToolbox { name: kind.name, settings, toolbox });
+    }
+    Ok(built)
+}

@@ -1,0 +1,106 @@
+//! Sessions belong to the principal that opened them. This layer sits after
+//! authentication, in front of the MCP transport at `/mcp`:
+//!
+//! - a response that opens a session (`initialize`, carrying a new `Mcp-Session-Id`) binds
+//!   the session to the caller before the client learns its id;
+//! - a request naming a session of the caller's own is marked ([`BoundSession`]) so the
+//!   MCP handler serves it in that session;
+//! - a request naming another principal's session is recorded (method `session`, denied)
+//!   and handled exactly as if it named a session that does not exist: the transport gives
+//!   it the answer it gives an unknown session (404), and a stateless request's header is
+//!   no session at all;
+//! - `DELETE` of a session that is not the caller's is 404 (MCP 2025-11-25 Streamable
+//!   HTTP: a session id that is not valid gets 404 Not Found).
+//!
+//! It also runs the rest of the request with the caller known to rmcp's synchronous
+//! `get_tool` hook ([`rampart_mcp::with_caller`]).
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderValue, Method};
+use rampart_core::{Caller, Outcome};
+use rampart_mcp::{BoundSession, SessionCheck, SessionCount, SessionOwner, SessionOwners};
+
+use crate::{SecurityGuard, refusal::HttpRefusal};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What the layer needs.
+#[derive(Clone)]
+pub(crate) struct SessionBinding {
+    pub(crate) owners: Arc<SessionOwners>,
+    pub(crate) live: SessionCount,
+    pub(crate) guard: Arc<SecurityGuard>,
+    /// Whether the transport issues sessions at all (`server.stateless = false`).
+    pub(crate) sessions: bool,
+}
+
+pub(crate) async fn bind_sessions(State(binding): State<SessionBinding>, mut request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        // Authentication always runs first; without a caller nothing may pass.
+        return HttpRefusal::SessionNotFound.into_response();
+    };
+    let owner = SessionOwner::of(&caller.principal);
+    let named = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let check = named.as_deref().map(|id| binding.owners.check(id, &owner));
+    match (&named, check) {
+        (Some(id), Some(SessionCheck::Owned)) => {
+            request.extensions_mut().insert(BoundSession(id.clone()));
+        }
+        (Some(id), Some(SessionCheck::Foreign)) => {
+            refuse_foreign(&binding, &caller, id, request.method()).await;
+            // From here on the request names a session nobody has.
+            let unknown = format!("unknown-{}", uuid::Uuid::new_v4());
+            if let Ok(value) = HeaderValue::from_str(&unknown) {
+                request.headers_mut().insert(SESSION_HEADER, value);
+            }
+        }
+        _ => {}
+    }
+    let is_delete = request.method() == Method::DELETE;
+    if is_delete && binding.sessions && named.is_some() && check != Some(SessionCheck::Owned) {
+        return HttpRefusal::SessionNotFound.into_response();
+    }
+    let response = rampart_mcp::with_caller(caller, next.run(request)).await;
+    match (named, check) {
+        (None, _) => {
+            let opened = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+            if let Some(session) = opened {
+                binding.owners.bind(session, owner);
+                prune(&binding).await;
+            }
+        }
+        (Some(id), Some(SessionCheck::Owned)) if is_delete && response.status().is_success() => {
+            binding.owners.release(&id);
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Records and counts a use of another principal's session.
+async fn refuse_foreign(binding: &SessionBinding, caller: &Caller, session: &str, method: &Method) {
+    tracing::warn!(principal = %caller.principal, %method, "request for another principal's session refused");
+    binding.guard.metrics().refused("foreign_session");
+    let mut caller = caller.clone();
+    caller.session = Some(session.to_owned());
+    let detail = format!("{method} for a session that belongs to another principal");
+    binding.guard.record_refusal(&caller, "session", Outcome::Denied, detail).await;
+}
+
+/// Drops the bindings of sessions the transport no longer has, once they outnumber the
+/// open sessions by far (sessions that never completed their handshake are not tracked
+/// by a handler, which would release them).
+async fn prune(binding: &SessionBinding) {
+    let bound = binding.owners.len();
+    if bound < 1024 || bound < 2 * binding.live.get().await {
+        return;
+    }
+    let live = binding.live.ids().await;
+    binding.owners.retain(|session| live.contains(session));
+}
