@@ -183,6 +183,15 @@ impl Verifier {
         Ok(())
     }
 
+    /// Whether the last record pushed jumped ahead in sequence numbers: the next
+    /// [`Self::push`] (or [`Self::finish`]) reports that jump, as a deletion or a
+    /// reordering, whatever that record is. A caller that checks more about each record
+    /// (the store's columns) leaves its own finding about the record after the jump to
+    /// this earlier problem.
+    pub fn has_pending_gap(&self) -> bool {
+        self.gap.is_some()
+    }
+
     /// Ends the verification.
     ///
     /// # Errors

@@ -11,7 +11,9 @@ use jiff::Timestamp;
 use rampart_audit::{AuditRecord, JsonlRecords, Verifier, read_jsonl};
 use rampart_config::{Config, LoadOptions, load};
 use rampart_policy::{Access, Request};
-use rampart_server::{LocalAudit, TokenService, build_policy, open_store, parse_duration, record_from_row};
+use rampart_server::{
+    LocalAudit, RowProblem, TokenService, build_policy, open_store, parse_duration, push_row, record_from_row,
+};
 use rampart_store::{AuditQuery, Store};
 use serde_json::json;
 
@@ -254,10 +256,13 @@ async fn verify(source: &AuditSource, json: bool) -> anyhow::Result<ExitCode> {
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 for row in &page {
-                    let record = record_from_row(row).map_err(|e| anyhow::anyhow!("record {}: {e}", row.seq))?;
-                    if let Err(error) = verifier.push(&record) {
-                        outcome = Err(error.to_string());
-                        break 'pages;
+                    match push_row(&mut verifier, row) {
+                        Ok(()) => {}
+                        Err(error @ RowProblem::Malformed { .. }) => return Err(error.into()),
+                        Err(error) => {
+                            outcome = Err(error.to_string());
+                            break 'pages;
+                        }
                     }
                 }
             }
