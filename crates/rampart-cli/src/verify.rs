@@ -41,8 +41,9 @@ impl CheckpointCheck {
             );
         };
         let mut line = format!(
-            "checkpoints: {} signed checkpoints in {} checked with public key {} (key id {})",
+            "checkpoints: {} signed checkpoint{} in {} checked with public key {} (key id {})",
             self.checked,
+            if self.checked == 1 { "" } else { "s" },
             self.file.display(),
             path.display(),
             key.key_id()
@@ -51,7 +52,8 @@ impl CheckpointCheck {
             line.push_str(&format!("; the last covers record {}", summary.confirmed));
             let uncovered = summary.last.seq.saturating_sub(summary.confirmed);
             if uncovered > 0 {
-                line.push_str(&format!(" ({uncovered} records after it are not covered yet)"));
+                let records = if uncovered == 1 { "record" } else { "records" };
+                line.push_str(&format!(" ({uncovered} {records} after it not covered yet)"));
             }
         }
         line

@@ -195,7 +195,8 @@ mod tests {
     #[test]
     fn every_column_is_checked_against_the_sealed_record() {
         assert_eq!(verify(&rows(3)), Ok(()));
-        let edits: [(fn(&mut AuditRow), &str); 5] = [
+        type Edit = fn(&mut AuditRow);
+        let edits: [(Edit, &str); 5] = [
             (|r| r.seq = 30, "its stored column 'seq' says '30' but the sealed record says '3'"),
             (
                 |r| r.time_ms += 1,
