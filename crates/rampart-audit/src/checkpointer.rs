@@ -115,6 +115,9 @@ impl Checkpoints {
     /// the count or the interval says so.
     pub(crate) async fn tick(&mut self, head: &ChainHead) {
         if head.seq <= self.covered.seq {
+            // Nothing new to sign (a head re-read lower than the last checkpoint included):
+            // no deadline either, or the writer would wake up for nothing.
+            self.due = None;
             return;
         }
         let now = Instant::now();

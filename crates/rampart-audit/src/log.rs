@@ -439,7 +439,9 @@ impl Writer {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         loop {
             self.take_checkpointer();
-            let deadline = self.checkpoints.as_ref().and_then(Checkpoints::deadline);
+            // A deadline only with a confirmed head to sign: after a failed append there is
+            // none until the next append, and a deadline in the past would spin.
+            let deadline = self.checkpoints.as_ref().and_then(Checkpoints::deadline).filter(|_| self.head.is_some());
             let taken = match deadline {
                 None => receiver.recv_many(&mut jobs, MAX_BATCH).await,
                 // `recv_many` is cancel safe: nothing is lost when the deadline wins.
@@ -456,6 +458,8 @@ impl Writer {
             if taken == 0 {
                 break;
             }
+            // Handed over while the writer waited: it covers this batch too.
+            self.take_checkpointer();
             let mut events = Vec::with_capacity(jobs.len());
             let mut replies = Vec::with_capacity(jobs.len());
             let mut drains = Vec::new();

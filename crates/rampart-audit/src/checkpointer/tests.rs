@@ -134,3 +134,20 @@ fn the_default_triggers_are_1000_records_and_60_seconds() {
     let checkpointer = Checkpointer::new(CheckpointSigner::generate(), "c.jsonl");
     assert_eq!((checkpointer.every, checkpointer.interval), (1000, Duration::from_secs(60)));
 }
+
+/// `with_checkpoints` on a log whose writer already waits for records: the next batch is
+/// covered (here by the drain's checkpoint), not only the ones after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointer_handed_to_a_running_writer_covers_its_next_batch() {
+    let dir = ScratchDir::new();
+    let log = AuditLog::start(Arc::new(MemorySink::new()), 64, FailurePolicy::FailClosed)
+        .await
+        .unwrap()
+        .with_commit(Commit::Synchronous);
+    record(&log, 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let log = log.with_checkpoints(checkpointer(&dir).every(0).interval(Duration::ZERO));
+    record(&log, 1).await;
+    log.drain(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(seqs(&dir), [2], "the record stored after with_checkpoints is signed at the drain");
+}
