@@ -15,6 +15,10 @@
 //! - [`AuditSink`]: storage back-ends ([`JsonlSink`], [`MemorySink`]; the database one
 //!   lives with the store).
 //! - [`verify`] / [`Verifier`]: find an edited, deleted or reordered record by number.
+//! - [`Checkpoint`]: the chain's head signed with an Ed25519 key kept outside the store
+//!   (its module docs define the signed message and the checkpoint file);
+//!   [`Checkpointer`] makes the writer sign them, [`Verifier::with_checkpoints`] checks a
+//!   log against them, detecting truncation and re-chaining.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,16 +51,25 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoint;
+mod checkpointer;
 mod event;
 mod jsonl;
+mod keys;
 mod log;
 mod record;
 mod redact;
 mod sink;
 mod verify;
 
+pub use checkpoint::{
+    CHECKPOINT_DOMAIN, Checkpoint, CheckpointError, SignatureProblem, VerifiedCheckpoint, append_checkpoint,
+    read_checkpoints, signed_message, verify_checkpoints,
+};
+pub use checkpointer::Checkpointer;
 pub use event::{AuditEvent, Decision, Outcome, format_time, micros, parse_time};
 pub use jsonl::{JsonlRecords, JsonlSink, ReadError, TornTail, read_jsonl};
+pub use keys::{CheckpointPublicKey, CheckpointSigner, KeyError, public_key_path};
 pub use log::{AuditError, AuditLog, AuditReceipt, Commit, FailurePolicy};
 pub use record::{AuditRecord, GENESIS_HASH, SealedRecord};
 pub use redact::{MIN_SECRET_CHARS, REDACTED, Redactor, is_secret_key};

@@ -2,7 +2,8 @@
 //! seals them into the chain in arrival order and appends them to the sink in batches.
 //! Under [`Commit::Synchronous`] each caller waits for its record to be stored; under
 //! [`Commit::Asynchronous`] (the default) it goes on once the record is queued, and the
-//! writer holds records through a sink outage instead of dropping them.
+//! writer holds records through a sink outage instead of dropping them. With a
+//! [`Checkpointer`] the writer also signs checkpoints of the stored head.
 
 use std::{
     sync::{
@@ -24,7 +25,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{AuditEvent, AuditSink, ChainHead, SealedRecord, SinkError};
+use crate::{AuditEvent, AuditSink, ChainHead, Checkpointer, SealedRecord, SinkError, checkpointer::Checkpoints};
 
 /// Most records the writer seals and appends in one sink call (one flush or transaction).
 /// A full batch is followed by the next at once, without [`GROUP_COMMIT_DELAY`].
@@ -157,6 +158,8 @@ struct Shared {
     /// Set by [`AuditLog::drain`]: past this instant the writer stops retrying records
     /// it cannot store and writes them to the server log instead.
     give_up_at: Mutex<Option<Instant>>,
+    /// Set by [`AuditLog::with_checkpoints`], taken by the writer before its next batch.
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl Shared {
@@ -228,9 +231,17 @@ impl AuditLog {
             healthy: AtomicBool::new(head.is_some()),
             head: Mutex::new(head.clone().unwrap_or_else(ChainHead::genesis)),
             give_up_at: Mutex::new(None),
+            checkpointer: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel(capacity);
-        let writer = Writer { sink: Arc::clone(&sink), head, shared: Arc::clone(&shared), policy, given_up: 0 };
+        let writer = Writer {
+            sink: Arc::clone(&sink),
+            head,
+            shared: Arc::clone(&shared),
+            policy,
+            given_up: 0,
+            checkpoints: None,
+        };
         let writer = tokio::spawn(writer.run(receiver));
         Ok(Self {
             sender,
@@ -269,6 +280,14 @@ impl AuditLog {
     /// The same log, with [`Self::record`] returning as `commit` says.
     pub fn with_commit(mut self, commit: Commit) -> Self {
         self.commit = commit;
+        self
+    }
+
+    /// The same log, its writer signing checkpoints of the stored head as `checkpointer`
+    /// says (see [`Checkpointer`]), from the head stored when the writer takes it on (before
+    /// its next batch) on. Replaces an earlier checkpointer.
+    pub fn with_checkpoints(self, checkpointer: Checkpointer) -> Self {
+        *self.shared.checkpointer.lock().unwrap_or_else(PoisonError::into_inner) = Some(checkpointer);
         self
     }
 
@@ -411,12 +430,36 @@ struct Writer {
     policy: FailurePolicy,
     /// Records given up since the last drain answered.
     given_up: usize,
+    /// Signed checkpoints, once [`AuditLog::with_checkpoints`] handed a checkpointer over.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
-        while let taken @ 1.. = receiver.recv_many(&mut jobs, MAX_BATCH).await {
+        loop {
+            self.take_checkpointer();
+            // A deadline only with a confirmed head to sign: after a failed append there is
+            // none until the next append, and a deadline in the past would spin.
+            let deadline = self.checkpoints.as_ref().and_then(Checkpoints::deadline).filter(|_| self.head.is_some());
+            let taken = match deadline {
+                None => receiver.recv_many(&mut jobs, MAX_BATCH).await,
+                // `recv_many` is cancel safe: nothing is lost when the deadline wins.
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, receiver.recv_many(&mut jobs, MAX_BATCH)).await {
+                        Ok(taken) => taken,
+                        Err(_) => {
+                            self.checkpoint().await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if taken == 0 {
+                break;
+            }
+            // Handed over while the writer waited: it covers this batch too.
+            self.take_checkpointer();
             let mut events = Vec::with_capacity(jobs.len());
             let mut replies = Vec::with_capacity(jobs.len());
             let mut drains = Vec::new();
@@ -436,6 +479,10 @@ impl Writer {
                 taken < MAX_BATCH && drains.is_empty() && !replies.is_empty() && replies.iter().all(Option::is_none);
             if !events.is_empty() {
                 self.write(events, replies).await;
+                self.checkpoint().await;
+            }
+            if !drains.is_empty() {
+                self.final_checkpoint().await;
             }
             for drain in drains {
                 let _ = drain.send(std::mem::take(&mut self.given_up));
@@ -443,6 +490,35 @@ impl Writer {
             if gather {
                 tokio::time::sleep(GROUP_COMMIT_DELAY).await;
             }
+        }
+        self.final_checkpoint().await;
+    }
+
+    /// Takes on a checkpointer handed over by [`AuditLog::with_checkpoints`], from the
+    /// stored head on.
+    fn take_checkpointer(&mut self) {
+        let offered = self.shared.checkpointer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(checkpointer) = offered {
+            let head = self
+                .head
+                .clone()
+                .unwrap_or_else(|| self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone());
+            self.checkpoints = Some(Checkpoints::new(checkpointer, head));
+        }
+    }
+
+    /// Signs the stored head if a checkpoint trigger says so. Only a head the sink
+    /// confirmed: none after a failed append, until the next one succeeds.
+    async fn checkpoint(&mut self) {
+        if let (Some(checkpoints), Some(head)) = (self.checkpoints.as_mut(), self.head.as_ref()) {
+            checkpoints.tick(head).await;
+        }
+    }
+
+    /// Signs the stored head if it moved since the last checkpoint (a drain, the end).
+    async fn final_checkpoint(&mut self) {
+        if let (Some(checkpoints), Some(head)) = (self.checkpoints.as_mut(), self.head.as_ref()) {
+            checkpoints.flush(head).await;
         }
     }
 

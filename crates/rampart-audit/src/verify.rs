@@ -3,11 +3,15 @@
 //!
 //! What a chain proves by itself: no record was edited, removed from the middle, inserted
 //! or moved. What it cannot prove by itself: that records were not cut off at the end
-//! (the shorter chain is valid). For that keep an **anchor** — the [`ChainHead`] of a
-//! previous verification ([`VerifySummary::last`]), or of the writer, somewhere the log's
-//! writer cannot change — and pass it to [`Verifier::with_anchor`].
+//! (the shorter chain is valid), nor that the whole log was not rewritten and re-chained by
+//! whoever can write the store. For that, check it against **signed checkpoints**
+//! ([`Verifier::with_checkpoints`]; see [`Checkpoint`](crate::Checkpoint)), or against an
+//! **anchor** — the [`ChainHead`] of a previous verification ([`VerifySummary::last`]),
+//! kept somewhere the log's writer cannot change ([`Verifier::with_anchor`]).
 
-use crate::{AuditRecord, GENESIS_HASH};
+use std::collections::VecDeque;
+
+use crate::{AuditRecord, GENESIS_HASH, VerifiedCheckpoint};
 
 /// A position in the chain: a record's `seq` and `hash`. `seq` 0 with [`GENESIS_HASH`]
 /// stands for the empty chain.
@@ -78,6 +82,36 @@ pub enum VerifyError {
         /// The anchor's sequence number.
         anchor_seq: u64,
     },
+    /// The record at a signed checkpoint's seq has another hash: the log was rewritten
+    /// (and re-chained, or the chain would have said so) somewhere after the last record
+    /// a checkpoint confirmed, up to this one.
+    #[error("{}", rewritten_message(*after_seq, *seq))]
+    CheckpointMismatch {
+        /// The record that does not match its checkpoint.
+        seq: u64,
+        /// The last record a checkpoint confirmed before it (0: none; with
+        /// [`Verifier::resume`], at least the start point).
+        after_seq: u64,
+    },
+    /// The chain ends before a signed checkpoint's seq: its newest records were deleted.
+    #[error("{}", deleted_message(*last_seq, *checkpoint_seq))]
+    DeletedAfter {
+        /// The last record read (0: none).
+        last_seq: u64,
+        /// The highest seq a signed checkpoint covers.
+        checkpoint_seq: u64,
+    },
+}
+
+fn rewritten_message(after_seq: u64, seq: u64) -> String {
+    let first = after_seq.saturating_add(1);
+    let span = if first < seq { format!("between records {first} and {seq}") } else { format!("at record {seq}") };
+    format!("the log was rewritten {span}: record {seq} does not match its signed checkpoint")
+}
+
+fn deleted_message(last_seq: u64, checkpoint_seq: u64) -> String {
+    let deleted = if last_seq == 0 { "all records were".to_owned() } else { format!("records after {last_seq} were") };
+    format!("{deleted} deleted: a signed checkpoint covers record {checkpoint_seq}")
 }
 
 fn missing_message(after_seq: u64, next_seq: u64) -> String {
@@ -106,6 +140,11 @@ pub struct VerifySummary {
     /// an anchor: a later verification with [`Verifier::with_anchor`] detects records cut
     /// off at the end, which the chain alone cannot.
     pub last: ChainHead,
+    /// How many signed checkpoints matched their records ([`Verifier::with_checkpoints`]).
+    pub checkpoints: u64,
+    /// The highest seq a signed checkpoint confirmed (when none did: 0, or the start point
+    /// of [`Verifier::resume`]): the records after it are not covered by a checkpoint yet.
+    pub confirmed: u64,
 }
 
 /// Checks records one at a time, in the order stored. Fail fast: after an error, stop.
@@ -121,6 +160,12 @@ pub struct Verifier {
     /// A jump seen at the last record, not yet reported: (before, after).
     gap: Option<(u64, u64)>,
     anchor: Option<ChainHead>,
+    /// Signed heads not reached yet, by ascending seq.
+    checkpoints: VecDeque<ChainHead>,
+    /// Checkpoints matched so far.
+    matched: u64,
+    /// The last record a checkpoint confirmed (or the start point).
+    confirmed: u64,
 }
 
 impl Default for Verifier {
@@ -138,12 +183,34 @@ impl Verifier {
     /// A verifier for the records after `head` (verified earlier), e.g. to check only
     /// what was appended since the last verification.
     pub fn resume(head: ChainHead) -> Self {
-        Self { head, records: 0, first_seq: None, gap: None, anchor: None }
+        let confirmed = head.seq;
+        Self {
+            head,
+            records: 0,
+            first_seq: None,
+            gap: None,
+            anchor: None,
+            checkpoints: VecDeque::new(),
+            matched: 0,
+            confirmed,
+        }
     }
 
     /// Also require the record at `anchor.seq` to be present with `anchor.hash`.
     pub fn with_anchor(mut self, anchor: ChainHead) -> Self {
         self.anchor = Some(anchor);
+        self
+    }
+
+    /// Also require, for every checkpoint, the record at its seq to be present with its
+    /// hash: [`VerifyError::CheckpointMismatch`] names the first record that differs (the
+    /// log was rewritten after the last matching checkpoint), [`VerifyError::DeletedAfter`]
+    /// a log that ends before a checkpoint. Checkpoints at or before the start point
+    /// ([`Self::resume`]) are not checked. In any order; may be called more than once.
+    pub fn with_checkpoints(mut self, checkpoints: impl IntoIterator<Item = VerifiedCheckpoint>) -> Self {
+        let start = self.head.seq;
+        self.checkpoints.extend(checkpoints.into_iter().map(|c| c.head().clone()).filter(|head| head.seq > start));
+        self.checkpoints.make_contiguous().sort_by_key(|head| head.seq);
         self
     }
 
@@ -177,17 +244,44 @@ impl Verifier {
         {
             return Err(VerifyError::AnchorMismatch { seq: record.seq });
         }
+        self.match_checkpoints(record)?;
         self.head = ChainHead::of(record);
         self.records += 1;
         self.first_seq.get_or_insert(record.seq);
         Ok(())
     }
 
+    /// Checks `record` against the checkpoints of its seq; drops those before it (a record
+    /// missing there is reported as such).
+    fn match_checkpoints(&mut self, record: &AuditRecord) -> Result<(), VerifyError> {
+        while let Some(checkpoint) = self.checkpoints.front().filter(|checkpoint| checkpoint.seq <= record.seq) {
+            if checkpoint.seq == record.seq {
+                if checkpoint.hash != record.hash {
+                    return Err(VerifyError::CheckpointMismatch { seq: record.seq, after_seq: self.confirmed });
+                }
+                self.matched += 1;
+                self.confirmed = record.seq;
+            }
+            self.checkpoints.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Whether the last record pushed jumped ahead in sequence numbers: the next
+    /// [`Self::push`] (or [`Self::finish`]) reports that jump, as a deletion or a
+    /// reordering, whatever that record is. A caller that checks more about each record
+    /// (the store's columns) leaves its own finding about the record after the jump to
+    /// this earlier problem.
+    pub fn has_pending_gap(&self) -> bool {
+        self.gap.is_some()
+    }
+
     /// Ends the verification.
     ///
     /// # Errors
     /// A jump at the last record ([`VerifyError::Missing`]), or a chain that ends before
-    /// the anchor ([`VerifyError::Truncated`]).
+    /// the anchor ([`VerifyError::Truncated`]) or a checkpoint ([`VerifyError::DeletedAfter`],
+    /// naming the highest).
     pub fn finish(self) -> Result<VerifySummary, VerifyError> {
         if let Some((after_seq, next_seq)) = self.gap {
             return Err(VerifyError::Missing { after_seq, next_seq });
@@ -197,7 +291,16 @@ impl Verifier {
         {
             return Err(VerifyError::Truncated { last_seq: self.head.seq, anchor_seq: anchor.seq });
         }
-        Ok(VerifySummary { records: self.records, first_seq: self.first_seq, last: self.head })
+        if let Some(checkpoint) = self.checkpoints.back() {
+            return Err(VerifyError::DeletedAfter { last_seq: self.head.seq, checkpoint_seq: checkpoint.seq });
+        }
+        Ok(VerifySummary {
+            records: self.records,
+            first_seq: self.first_seq,
+            last: self.head,
+            checkpoints: self.matched,
+            confirmed: self.confirmed,
+        })
     }
 }
 

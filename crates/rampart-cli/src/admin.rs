@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
-use rampart_audit::{AuditRecord, JsonlRecords, Verifier, read_jsonl};
+use rampart_audit::{AuditRecord, read_jsonl};
 use rampart_config::{Config, LoadOptions, load};
 use rampart_core::CallError;
 use rampart_policy::{Access, Request};
@@ -106,7 +106,7 @@ fn print_created(created: &CreatedToken, json: bool, verb: &str) -> anyhow::Resu
 }
 
 /// Where the audit log is: a JSON-lines file or the store.
-enum AuditSource {
+pub(crate) enum AuditSource {
     File(std::path::PathBuf),
     Store(Store),
 }
@@ -206,69 +206,18 @@ pub(crate) async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let query = AuditQuery { principal, tool, since_ms, limit, ..Default::default() };
             print_records(&records(&source, &query).await?, args.json)?;
         }
-        AuditCommand::Verify { config: args } => return verify(&audit_source(&config(&args)?)?, args.json).await,
+        AuditCommand::Verify { checkpoints, public_key, config: args } => {
+            let config = config(&args)?;
+            let source = audit_source(&config)?;
+            return crate::verify::verify(&config, &source, checkpoints, public_key, args.json).await;
+        }
+        AuditCommand::Checkpoint { config: args } => {
+            let config = config(&args)?;
+            return crate::verify::checkpoint(&config, &audit_source(&config)?, args.json).await;
+        }
+        AuditCommand::PublicKey { config: args } => return crate::verify::public_key(&config(&args)?, args.json),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn verify(source: &AuditSource, json: bool) -> anyhow::Result<ExitCode> {
-    let mut verifier = Verifier::new();
-    let outcome: Result<(), String> = match source {
-        AuditSource::File(path) => {
-            let mut outcome = Ok(());
-            for record in JsonlRecords::open(path)? {
-                if let Err(error) = verifier.push(&record?) {
-                    outcome = Err(error.to_string());
-                    break;
-                }
-            }
-            outcome
-        }
-        AuditSource::Store(store) => {
-            let mut after = 0;
-            let mut outcome = Ok(());
-            'pages: loop {
-                let page = store
-                    .audit_records(&AuditQuery { after_seq: Some(after), limit: 1000, ..Default::default() })
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for row in &page {
-                    let record = record_from_row(row).map_err(|e| anyhow::anyhow!("record {}: {e}", row.seq))?;
-                    if let Err(error) = verifier.push(&record) {
-                        outcome = Err(error.to_string());
-                        break 'pages;
-                    }
-                }
-            }
-            outcome
-        }
-    };
-    let result = outcome.and_then(|()| verifier.finish().map_err(|e| e.to_string()));
-    match result {
-        Ok(summary) => {
-            if json {
-                println!(
-                    "{}",
-                    json!({ "intact": true, "records": summary.records, "last_seq": summary.last.seq, "last_hash": summary.last.hash })
-                );
-            } else {
-                println!(
-                    "audit log intact: {} records, last seq {} hash {}",
-                    summary.records, summary.last.seq, summary.last.hash
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(problem) => {
-            if json {
-                println!("{}", json!({ "intact": false, "error": problem }));
-            } else {
-                println!("audit log TAMPERED: {problem}");
-            }
-            Ok(ExitCode::from(1))
-        }
-    }
 }
 
 fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {

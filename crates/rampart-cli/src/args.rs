@@ -275,8 +275,31 @@ pub(crate) enum AuditCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Check the hash chain: exit 0 when intact, 1 naming the first bad record.
+    /// Check the hash chain, every stored column, and the signed checkpoints: exit 0 when
+    /// intact, 1 naming the first bad record (or checkpoint).
+    ///
+    /// Without --checkpoints, the configured checkpoint file ([audit] checkpoints) is used
+    /// when it exists; without --public-key, the public key beside the configured signing
+    /// key ([audit] signing_key).
     Verify {
+        /// Signed checkpoints to check the log against (JSON lines, e.g. kept from
+        /// `rampart audit checkpoint`).
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+        /// The public key (PEM) that verifies the checkpoints' signatures.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Sign the log's current head (its last record) with the configured key and print it
+    /// as one checkpoint line, to keep somewhere the log's writers cannot change.
+    Checkpoint {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the public key (PEM) that verifies the checkpoints, for whoever verifies the log.
+    PublicKey {
         #[command(flatten)]
         config: ConfigArgs,
     },

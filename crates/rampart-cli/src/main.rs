@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod display;
 mod setup;
+mod verify;
 
 use std::process::ExitCode;
 

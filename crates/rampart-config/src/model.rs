@@ -342,6 +342,20 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     /// Extra secret values to redact from records (the auth key is always redacted).
     pub redact: Vec<Secret>,
+    /// The Ed25519 key (PKCS#8 PEM) that signs audit checkpoints; generated on the first
+    /// run (mode 0600), its public key written beside it (`NAME.pub.pem`). Keep it where
+    /// whoever can write the audit store cannot read it. Default
+    /// `<store.data_dir>/audit-signing-key.pem` ([`Config::audit_signing_key`]).
+    pub signing_key: Option<PathBuf>,
+    /// The append-only file of signed checkpoints (JSON lines). Default
+    /// `<store.data_dir>/audit-checkpoints.jsonl` ([`Config::audit_checkpoints`]).
+    pub checkpoints: Option<PathBuf>,
+    /// Sign a checkpoint once this many records were stored since the last one. Default
+    /// 1000; 0: not by count.
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint at most this many seconds after a record was stored. Default 60;
+    /// 0: not by time. With both 0, no checkpoints are signed (and no key is made).
+    pub checkpoint_interval_secs: u64,
 }
 
 impl Default for AuditConfig {
@@ -353,7 +367,30 @@ impl Default for AuditConfig {
             synchronous: false,
             queue_capacity: 4096,
             redact: Vec::new(),
+            signing_key: None,
+            checkpoints: None,
+            checkpoint_every: 1000,
+            checkpoint_interval_secs: 60,
         }
+    }
+}
+
+impl AuditConfig {
+    /// Whether the audit writer signs checkpoints: by count, by time, or both.
+    pub fn checkpoints_enabled(&self) -> bool {
+        self.checkpoint_every > 0 || self.checkpoint_interval_secs > 0
+    }
+}
+
+impl Config {
+    /// `audit.signing_key`, or `audit-signing-key.pem` in the data directory.
+    pub fn audit_signing_key(&self) -> PathBuf {
+        self.audit.signing_key.clone().unwrap_or_else(|| self.store.data_dir().join("audit-signing-key.pem"))
+    }
+
+    /// `audit.checkpoints`, or `audit-checkpoints.jsonl` in the data directory.
+    pub fn audit_checkpoints(&self) -> PathBuf {
+        self.audit.checkpoints.clone().unwrap_or_else(|| self.store.data_dir().join("audit-checkpoints.jsonl"))
     }
 }
 
@@ -536,6 +573,17 @@ synchronous = false
 queue_capacity = 4096
 # Secret values to mask in records (the auth key always is).
 redact = []
+# Signed checkpoints: the chain's head signed with an Ed25519 key kept outside the store,
+# so that deleting the newest records or rewriting the log is detected
+# (`rampart audit verify`, `rampart audit checkpoint`, `rampart audit public-key`).
+# The key is generated on the first run (default: audit-signing-key.pem in the data
+# directory, its public key beside it); checkpoints go to an append-only file.
+# signing_key = "/etc/rampart/audit-signing-key.pem"
+# checkpoints = "/var/log/rampart/audit-checkpoints.jsonl"
+# Sign after this many records, and at most this many seconds after a record is stored
+# (0 turns a trigger off; both 0: no checkpoints).
+checkpoint_every = 1000
+checkpoint_interval_secs = 60
 
 [limits]
 # 0 = unlimited. Per principal: requests per minute (all methods) and tool calls at once.

@@ -1,8 +1,14 @@
 //! The audit log's sink in the store (SQLite or PostgreSQL): one row per record, holding
-//! the record's exact JSON so that verification re-hashes what was written.
+//! the record's exact JSON so that verification re-hashes what was written, and the check
+//! that a stored row still says what its sealed record says ([`push_row`]).
+//!
+//! A row's `seq`, `time_ms`, `principal` and `tool` columns are copies of fields of the
+//! hashed record, kept so that `audit search` can filter with an index. The hash covers
+//! only the record: editing a column hides the record from a search without breaking the
+//! chain, so verification compares every column with the record too.
 
 use async_trait::async_trait;
-use rampart_audit::{AuditRecord, AuditSink, SealedRecord, SinkError};
+use rampart_audit::{AuditRecord, AuditSink, SealedRecord, SinkError, Verifier, VerifyError, format_time};
 use rampart_store::{AuditRow, Store, StoreError};
 
 /// [`AuditSink`] over the store.
@@ -36,6 +42,84 @@ fn row(record: &SealedRecord) -> Result<AuditRow, SinkError> {
     })
 }
 
+/// A stored column that does not say what the sealed record in its row says: the row was
+/// edited after it was written (the record's hash cannot show it; see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {seq} was edited: its stored column '{column}' says '{stored}' but the sealed record says '{sealed}'")]
+pub struct ColumnMismatch {
+    /// The record's own sequence number (what its hash covers).
+    pub seq: u64,
+    /// The column: `seq`, `time_ms`, `principal` or `tool`.
+    pub column: &'static str,
+    /// What the column holds (`NULL` for a missing tool).
+    pub stored: String,
+    /// What the record holds; for `time_ms`, the milliseconds and the record's time.
+    pub sealed: String,
+}
+
+/// Checks that each of `row`'s columns is the copy of `record`'s field the sink stores
+/// (the inverse of what [`StoreSink`] writes): `seq`, `time_ms` (the record's time in Unix
+/// milliseconds), `principal`, `tool`.
+///
+/// # Errors
+/// The first column that differs, in that order.
+pub fn check_columns(row: &AuditRow, record: &AuditRecord) -> Result<(), ColumnMismatch> {
+    let event = &record.event;
+    let time_ms = event.time.as_millisecond();
+    let tool = |tool: Option<&str>| tool.unwrap_or("NULL").to_owned();
+    let checks: [(&'static str, bool, String, String); 4] = [
+        ("seq", u64::try_from(row.seq).ok() == Some(record.seq), row.seq.to_string(), record.seq.to_string()),
+        (
+            "time_ms",
+            row.time_ms == time_ms,
+            row.time_ms.to_string(),
+            format!("{time_ms} ({})", format_time(event.time)),
+        ),
+        ("principal", row.principal == event.principal, row.principal.clone(), event.principal.clone()),
+        ("tool", row.tool == event.tool, tool(row.tool.as_deref()), tool(event.tool.as_deref())),
+    ];
+    match checks.into_iter().find(|(_, same, _, _)| !same) {
+        None => Ok(()),
+        Some((column, _, stored, sealed)) => Err(ColumnMismatch { seq: record.seq, column, stored, sealed }),
+    }
+}
+
+/// What [`push_row`] found wrong with a stored row.
+#[derive(Debug, thiserror::Error)]
+pub enum RowProblem {
+    /// The row's record is not a valid record (it cannot be verified at all).
+    #[error("record {seq}: {source}")]
+    Malformed {
+        /// The row's `seq` column.
+        seq: i64,
+        /// Why it does not parse.
+        #[source]
+        source: SinkError,
+    },
+    /// The record breaks the chain (edited, deleted, reordered…).
+    #[error(transparent)]
+    Chain(#[from] VerifyError),
+    /// A column does not match the record.
+    #[error(transparent)]
+    Column(#[from] ColumnMismatch),
+}
+
+/// Verifies the next stored row, in `seq` column order: its record against the chain
+/// (`verifier`), then its columns against its record ([`check_columns`]). The columns of
+/// a record after a jump in sequence numbers are not checked: `verifier` reports the jump,
+/// an earlier problem, on the next row or at [`Verifier::finish`].
+///
+/// # Errors
+/// The first problem: see [`RowProblem`].
+pub fn push_row(verifier: &mut Verifier, row: &AuditRow) -> Result<(), RowProblem> {
+    let record = record_from_row(row).map_err(|source| RowProblem::Malformed { seq: row.seq, source })?;
+    verifier.push(&record)?;
+    if !verifier.has_pending_gap() {
+        check_columns(row, &record)?;
+    }
+    Ok(())
+}
+
 /// A store error on appending records from `seq`: a sequence number that exists already
 /// is [`SinkError::Conflict`] (another writer on the same database; nothing was stored).
 fn append_error(seq: u64) -> impl FnOnce(StoreError) -> SinkError {
@@ -62,5 +146,86 @@ impl AuditSink for StoreSink {
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {
         let row = self.store.last_audit().await.map_err(SinkError::backend)?;
         row.as_ref().map(record_from_row).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rampart_audit::{AuditEvent, Decision, GENESIS_HASH, Outcome};
+
+    use super::*;
+
+    /// Rows 1..=len of a valid chain, as the sink stores them.
+    fn rows(len: u64) -> Vec<AuditRow> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (1..=len)
+            .map(|seq| {
+                let event = AuditEvent {
+                    time: jiff::Timestamp::from_millisecond(1_750_000_000_000 + i64::try_from(seq).unwrap()).unwrap(),
+                    request_id: None,
+                    session: None,
+                    principal: "token:ci".into(),
+                    transport: "stdio".into(),
+                    remote_addr: None,
+                    method: "tools/call".into(),
+                    tool: Some("system_health".into()),
+                    arguments: serde_json::Value::Null,
+                    decision: Decision::Allow,
+                    outcome: Outcome::Ok,
+                    detail: None,
+                    duration_us: seq,
+                };
+                let sealed = SealedRecord::seal(event, seq, prev.clone());
+                prev = sealed.hash.clone();
+                row(&sealed).unwrap()
+            })
+            .collect()
+    }
+
+    fn verify(rows: &[AuditRow]) -> Result<(), String> {
+        let mut verifier = Verifier::new();
+        for row in rows {
+            push_row(&mut verifier, row).map_err(|e| e.to_string())?;
+        }
+        verifier.finish().map(drop).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_column_is_checked_against_the_sealed_record() {
+        assert_eq!(verify(&rows(3)), Ok(()));
+        type Edit = fn(&mut AuditRow);
+        let edits: [(Edit, &str); 5] = [
+            (|r| r.seq = 30, "its stored column 'seq' says '30' but the sealed record says '3'"),
+            (
+                |r| r.time_ms += 1,
+                "its stored column 'time_ms' says '1750000000004' but the sealed record says '1750000000003 (2025-06-15T15:06:40.003Z)'",
+            ),
+            (
+                |r| r.principal = "x".into(),
+                "its stored column 'principal' says 'x' but the sealed record says 'token:ci'",
+            ),
+            (|r| r.tool = None, "its stored column 'tool' says 'NULL' but the sealed record says 'system_health'"),
+            (
+                |r| r.tool = Some("fs_write".into()),
+                "its stored column 'tool' says 'fs_write' but the sealed record says 'system_health'",
+            ),
+        ];
+        for (edit, says) in edits {
+            let mut rows = rows(3);
+            edit(&mut rows[2]);
+            assert_eq!(verify(&rows), Err(format!("record 3 was edited: {says}")));
+        }
+    }
+
+    /// Two rows whose `seq` columns were swapped: the chain's report (record 2 moved)
+    /// comes before the column of record 3, read first.
+    #[test]
+    fn a_jump_in_the_chain_is_reported_before_the_columns_of_the_record_after_it() {
+        let mut rows = rows(4);
+        rows.swap(1, 2);
+        (rows[1].seq, rows[2].seq) = (2, 3);
+        assert_eq!(verify(&rows), Err("record 2 is out of order: it comes after record 3".to_owned()));
     }
 }

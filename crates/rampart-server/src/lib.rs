@@ -24,7 +24,7 @@ mod setup;
 mod tls;
 mod tokens;
 
-pub use audit_store::{StoreSink, record_from_row};
+pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push_row, record_from_row};
 pub use auth::Credentials;
 pub use error::ServerError;
 pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, router};

@@ -3,9 +3,11 @@
 //! its toolboxes (from the registry), the credentials, the MCP handler and the reloader.
 //! Also the pipeline a `rampart token` command calls its `admin` tool through.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use rampart_audit::{AuditLog, AuditSink, Commit, FailurePolicy, JsonlSink, Redactor};
+use rampart_audit::{
+    AuditLog, AuditSink, CheckpointSigner, Checkpointer, Commit, FailurePolicy, JsonlSink, Redactor, public_key_path,
+};
 use rampart_auth::Authenticator;
 use rampart_config::{AuditFailure, Config, LoadOptions};
 use rampart_core::{
@@ -122,11 +124,39 @@ pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option
         AuditFailure::Open => FailurePolicy::FailOpen,
     };
     let commit = if config.audit.synchronous { Commit::Synchronous } else { Commit::Asynchronous };
+    let checkpointer = checkpointer(config).await?;
     let log = AuditLog::start(sink, config.audit.queue_capacity, policy)
         .await
         .map_err(|e| ServerError::Audit(e.to_string()))?
         .with_commit(commit);
-    Ok(Some(log))
+    Ok(Some(match checkpointer {
+        Some(checkpointer) => log.with_checkpoints(checkpointer),
+        None => log,
+    }))
+}
+
+/// The audit writer's signed checkpoints as `[audit]` says: the signing key (generated
+/// on the first run), the checkpoint file and the triggers. `None` when both triggers are
+/// off.
+async fn checkpointer(config: &Config) -> Result<Option<Checkpointer>, ServerError> {
+    if !config.audit.checkpoints_enabled() {
+        return Ok(None);
+    }
+    let path = config.audit_signing_key();
+    let key = path.clone();
+    let (signer, generated) = tokio::task::spawn_blocking(move || CheckpointSigner::load_or_generate(&key))
+        .await
+        .map_err(|e| ServerError::Audit(e.to_string()))?
+        // Its errors name the file.
+        .map_err(|e| ServerError::Audit(e.to_string()))?;
+    if generated {
+        let public_key = public_key_path(&path);
+        tracing::info!(path = %path.display(), public_key = %public_key.display(), key_id = signer.key_id(), "generated the audit signing key");
+    }
+    let checkpointer = Checkpointer::new(signer, config.audit_checkpoints())
+        .every(config.audit.checkpoint_every)
+        .interval(Duration::from_secs(config.audit.checkpoint_interval_secs));
+    Ok(Some(checkpointer))
 }
 
 /// The principal of stdio callers, and of `rampart` commands and signals on the server's

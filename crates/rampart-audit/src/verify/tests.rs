@@ -162,9 +162,92 @@ fn error_messages_name_the_record() {
         (VerifyError::BrokenChain { seq: 6 }, "record 6 does not link to record 5"),
         (VerifyError::AnchorMismatch { seq: 10 }, "record 10 does not match the anchor"),
         (VerifyError::Truncated { last_seq: 7, anchor_seq: 10 }, "ends at record 7 but the anchor is record 10"),
+        (
+            VerifyError::CheckpointMismatch { seq: 2000, after_seq: 1000 },
+            "the log was rewritten between records 1001 and 2000: record 2000 does not match its signed checkpoint",
+        ),
+        (
+            VerifyError::CheckpointMismatch { seq: 3, after_seq: 2 },
+            "the log was rewritten at record 3: record 3 does not match its signed checkpoint",
+        ),
+        (
+            VerifyError::DeletedAfter { last_seq: 1500, checkpoint_seq: 2000 },
+            "records after 1500 were deleted: a signed checkpoint covers record 2000",
+        ),
+        (
+            VerifyError::DeletedAfter { last_seq: 0, checkpoint_seq: 3 },
+            "all records were deleted: a signed checkpoint covers record 3",
+        ),
     ];
     for (error, expected) in cases {
         let message = error.to_string();
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
     }
+}
+
+/// Verifies `records` against checkpoints of `original` at `seqs`, signed with one key.
+fn with_checkpoints(
+    records: &[AuditRecord],
+    original: &[AuditRecord],
+    seqs: &[u64],
+) -> Result<VerifySummary, VerifyError> {
+    let signer = crate::CheckpointSigner::generate();
+    let time = jiff::Timestamp::from_second(1_750_000_000).unwrap();
+    let checkpoints = seqs.iter().map(|seq| {
+        let head = ChainHead::of(&original[at(*seq)]);
+        crate::Checkpoint::sign(&signer, &head, time).verify(signer.public_key()).unwrap()
+    });
+    let mut verifier = Verifier::new().with_checkpoints(checkpoints);
+    for record in records {
+        verifier.push(record)?;
+    }
+    verifier.finish()
+}
+
+#[test]
+fn signed_checkpoints_detect_truncation_and_rechaining() {
+    let original = chain(10);
+    // Out of order, as two writers may append them.
+    let seqs = [6, 3, 9];
+    let summary = with_checkpoints(&original, &original, &seqs).unwrap();
+    assert_eq!((summary.records, summary.checkpoints, summary.confirmed), (10, 3, 9));
+    assert_eq!(
+        with_checkpoints(&original[..7], &original, &seqs),
+        Err(VerifyError::DeletedAfter { last_seq: 7, checkpoint_seq: 9 })
+    );
+    assert_eq!(
+        with_checkpoints(&[], &original, &seqs),
+        Err(VerifyError::DeletedAfter { last_seq: 0, checkpoint_seq: 9 })
+    );
+    let mut rewritten = original.clone();
+    rewritten[at(5)].event.principal = "token:admin".into();
+    rehash_from(&mut rewritten, 5);
+    assert_eq!(verify(rewritten.clone()).map(|s| s.records), Ok(10), "the re-chained log verifies by itself");
+    assert_eq!(
+        with_checkpoints(&rewritten, &original, &seqs),
+        Err(VerifyError::CheckpointMismatch { seq: 6, after_seq: 3 })
+    );
+    assert_eq!(
+        with_checkpoints(&rewritten, &original, &[9]),
+        Err(VerifyError::CheckpointMismatch { seq: 9, after_seq: 0 })
+    );
+    // A rewritten record is still named by the chain when it was not re-chained.
+    let mut edited = original.clone();
+    edited[at(2)].event.principal = "token:admin".into();
+    assert_eq!(with_checkpoints(&edited, &original, &seqs), Err(VerifyError::Edited { seq: 2 }));
+}
+
+#[test]
+fn checkpoints_before_a_resumed_start_are_not_checked() {
+    let original = chain(10);
+    let signer = crate::CheckpointSigner::generate();
+    let time = jiff::Timestamp::from_second(1_750_000_000).unwrap();
+    let signed = |seq: u64| crate::Checkpoint::sign(&signer, &ChainHead::of(&original[at(seq)]), time);
+    let checkpoints = [2, 8].map(|seq| signed(seq).verify(signer.public_key()).unwrap());
+    let mut verifier = Verifier::resume(ChainHead::of(&original[at(5)])).with_checkpoints(checkpoints);
+    for record in &original[at(6)..] {
+        verifier.push(record).unwrap();
+    }
+    let summary = verifier.finish().unwrap();
+    assert_eq!((summary.checkpoints, summary.confirmed), (1, 8));
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit_checkpoints;
 mod bad_input;
 mod cli;
 mod exec;

@@ -247,7 +247,7 @@ fn policy_explain_names_the_grant_or_its_absence() {
 // ---- tampering, on both back-ends ----
 
 /// Runs SQL against the SQLite store (Python's standard sqlite3 module).
-fn sqlite(db: &std::path::Path, sql: &str) {
+pub(crate) fn sqlite(db: &std::path::Path, sql: &str) {
     let status = Command::new("python3")
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
         .arg(db)
@@ -262,7 +262,7 @@ const DELETE: &str = "DELETE FROM audit_records WHERE seq = 3;";
 const REORDER: &str = "UPDATE audit_records SET seq = -1 WHERE seq = 3; UPDATE audit_records SET seq = 3 WHERE seq = 4; \
                        UPDATE audit_records SET seq = 4 WHERE seq = -1;";
 
-async fn make_records(server: &Server, token: &str) {
+pub(crate) async fn make_records(server: &Server, token: &str) {
     for _ in 0..6 {
         call(server, token, "get_current_time", json!({ "timezone": "UTC" })).await;
     }
@@ -293,7 +293,7 @@ async fn audit_verify_catches_edited_deleted_and_reordered_records_in_sqlite() {
 }
 
 /// A fresh PostgreSQL database for one test, or `None` (said loudly; CI requires it).
-fn postgres_database(name: &str) -> Option<String> {
+pub(crate) fn postgres_database(name: &str) -> Option<String> {
     let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
         assert!(std::env::var("TEST_REQUIRE_SERVICES").as_deref() != Ok("1"), "TEST_POSTGRES_URL is required");
         eprintln!("\n!!!!! SKIPPED: PostgreSQL test {name}: TEST_POSTGRES_URL is not set !!!!!\n");
@@ -306,7 +306,7 @@ fn postgres_database(name: &str) -> Option<String> {
     Some(format!("{prefix}/{database}"))
 }
 
-fn psql(url: &str, sql: &str) {
+pub(crate) fn psql(url: &str, sql: &str) {
     let output = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]).output().unwrap();
     assert!(output.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&output.stderr));
 }

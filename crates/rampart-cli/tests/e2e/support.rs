@@ -190,12 +190,24 @@ pub fn spawn_collecting(mut command: Command, marker: &str) -> (Child, Arc<Mutex
     }
 }
 
+thread_local! {
+    /// The data home of the commands one test runs (see [`run`]).
+    static DATA_HOME: TempDir = TempDir::new("data-home");
+}
+
 /// Runs the binary to completion with `args`, returning (exit code, stdout, stderr).
+///
+/// `XDG_DATA_HOME` is a directory of the calling test's own (one per test thread, removed
+/// when it ends), unless `env` says otherwise: a command given no `RAMPART_DATA_DIR` then
+/// finds its default data directory there, not in the home directory of whoever runs the
+/// tests, shared with every other test (its SQLite store, audit signing key and
+/// checkpoints).
 pub fn run(args: &[&str], env: &[(&str, &str)], cwd: Option<&std::path::Path>) -> (i32, String, String) {
     let mut command = Command::new("timeout");
     command
         .args(["60", BIN])
         .args(args)
+        .env("XDG_DATA_HOME", DATA_HOME.with(|home| home.0.clone()))
         .env_remove("RAMPART_AUTH_KEY")
         .env_remove("RAMPART_URL")
         .env_remove("RAMPART_TOKEN");
