@@ -12,6 +12,8 @@ Usage:
 Actions (at least one):
   --list-tools              list tool names (follows pagination)
   --call TOOL [--args JSON] call TOOL with a JSON object of arguments (default {})
+  --await-list-changed      after the actions, wait for notifications/tools/list_changed,
+                            then list the tools again ("listChanged", "toolsAfter")
 
 Other options:
   --header 'Name: value'    extra HTTP header (http/sse; repeatable)
@@ -30,9 +32,10 @@ server itself takes an option with the same name.
 
 Output (stdout, exit 0): one JSON object
   {"protocolVersion": "...", "tools": ["name", ...], "call": {"content": [...],
-   "structuredContent": {...} | null, "isError": bool}}
-("tools" only with --list-tools, "call" only with --call). A tool result with
-isError=true is still exit 0.
+   "structuredContent": {...} | null, "isError": bool},
+   "listChanged": bool, "toolsAfter": ["name", ...]}
+("tools" only with --list-tools, "call" only with --call, the last two only with
+--await-list-changed). A tool result with isError=true is still exit 0.
 On connection/protocol/JSON-RPC errors or timeout: exit 2, a one-line message on stderr
 starting with "mcp_client: error:", and {"error": {"type", "message", "code"?, "httpStatus"?}}
 on stdout.
@@ -51,6 +54,7 @@ from typing import Any, NoReturn
 
 HARNESS_FLAGS = (
     "--list-tools",
+    "--await-list-changed",
     "--call",
     "--args",
     "--header",
@@ -101,6 +105,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("transport", choices=["stdio", "http", "sse"])
     p.add_argument("url", nargs="?", help="server URL (http/sse)")
     p.add_argument("--list-tools", action="store_true")
+    p.add_argument("--await-list-changed", action="store_true")
     p.add_argument("--call", metavar="TOOL")
     p.add_argument("--args", metavar="JSON", default=None)
     p.add_argument("--header", action="append", default=[], metavar="'Name: value'")
@@ -203,19 +208,32 @@ async def _run(ns: argparse.Namespace, http_status: dict[str, int]) -> dict[str,
             httpx_client_factory=make_http_client,
         )
 
+    import anyio
+
+    list_changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/tools/list_changed":
+            list_changed.set()
+        await anyio.lowlevel.checkpoint()
+
+    async def tool_names(client: Any) -> list[str]:
+        names: list[str] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            page = await client.list_tools(cursor=cursor)
+            names.extend(t.name for t in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return names
+
     out: dict[str, Any] = {}
-    async with Client(transport, mode=ns.mode, read_timeout_seconds=ns.timeout) as client:
+    async with Client(transport, mode=ns.mode, read_timeout_seconds=ns.timeout, message_handler=on_message) as client:
         out["protocolVersion"] = client.session.protocol_version
         if ns.list_tools:
-            names: list[str] = []
-            cursor: str | None = None
-            for _ in range(1000):
-                page = await client.list_tools(cursor=cursor)
-                names.extend(t.name for t in page.tools)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-            out["tools"] = names
+            out["tools"] = await tool_names(client)
         if ns.call is not None:
             res = await client.call_tool(ns.call, ns.arguments)
             dumped = res.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -224,6 +242,11 @@ async def _run(ns: argparse.Namespace, http_status: dict[str, int]) -> dict[str,
                 "structuredContent": dumped.get("structuredContent"),
                 "isError": bool(dumped.get("isError", False)),
             }
+        if ns.await_list_changed:
+            with anyio.move_on_after(ns.timeout / 2):
+                await list_changed.wait()
+            out["listChanged"] = list_changed.is_set()
+            out["toolsAfter"] = await tool_names(client)
     return out
 
 

@@ -1,12 +1,17 @@
 //! An MCP client for the `rampart` CLI (and later the shell and gateway): connect to any
-//! MCP server over streamable HTTP or a child process on stdio, list tools, call one.
+//! MCP server over streamable HTTP or a child process on stdio, list tools, call one, and
+//! hear the server's notifications ([`ServerNotice`]).
+#![expect(
+    deprecated,
+    reason = "logging notifications are deprecated by SEP-2577 for 2026-07-28 but are how servers of 2025-x revisions log"
+)]
 
 use std::collections::HashMap;
 
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ClientConfig},
-    service::RunningService,
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, ClientConfig, LoggingMessageNotificationParam, ProgressNotificationParam},
+    service::{NotificationContext, RunningService},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess, streamable_http_client::StreamableHttpClientTransportConfig,
     },
@@ -69,9 +74,65 @@ pub struct ToolInfo {
     pub raw: Value,
 }
 
+/// A notification from the server, as the client hears it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerNotice {
+    /// `notifications/tools/list_changed`.
+    ToolListChanged,
+    /// `notifications/resources/list_changed`.
+    ResourceListChanged,
+    /// `notifications/prompts/list_changed`.
+    PromptListChanged,
+    /// `notifications/progress`: its params as JSON (`progressToken`, `progress`,
+    /// `total`, `message`).
+    Progress(Value),
+    /// `notifications/message`: its params as JSON (`level`, `logger`, `data`).
+    Log(Value),
+}
+
+/// The client side of the connection: who we are, and where notifications go.
+struct Handler {
+    info: ClientConfig,
+    notices: tokio::sync::mpsc::UnboundedSender<ServerNotice>,
+}
+
+impl Handler {
+    fn send(&self, notice: ServerNotice) {
+        // Nobody listening is fine: notices are for whoever asked.
+        let _ = self.notices.send(notice);
+    }
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::ToolListChanged);
+    }
+
+    async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::ResourceListChanged);
+    }
+
+    async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::PromptListChanged);
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::Progress(serde_json::to_value(params).unwrap_or(Value::Null)));
+    }
+
+    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::Log(serde_json::to_value(params).unwrap_or(Value::Null)));
+    }
+}
+
 /// A connected MCP client.
 pub struct McpClient {
-    service: RunningService<RoleClient, ClientConfig>,
+    service: RunningService<RoleClient, Handler>,
+    notices: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ServerNotice>>,
 }
 
 impl McpClient {
@@ -86,6 +147,8 @@ impl McpClient {
             "clientInfo": { "name": "rampart-cli", "version": rampart_core::VERSION },
         }))
         .map_err(|e| ClientError::Usage(e.message.to_string()))?;
+        let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
+        let handler = Handler { info, notices: sender };
         let describe = describe(target);
         let connect_error = |detail: String| ClientError::Connect { target: describe.clone(), detail };
         let service = match target {
@@ -96,7 +159,7 @@ impl McpClient {
                 }
                 config = config.custom_headers(HashMap::new());
                 let transport = StreamableHttpClientTransport::from_config(config);
-                info.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
+                handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
             ClientTarget::Stdio { command, show_stderr } => {
                 let (program, args) =
@@ -106,10 +169,10 @@ impl McpClient {
                 let stderr = if *show_stderr { std::process::Stdio::inherit() } else { std::process::Stdio::null() };
                 let (transport, _) =
                     TokioChildProcess::builder(cmd).stderr(stderr).spawn().map_err(|e| connect_error(e.to_string()))?;
-                info.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
+                handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
         };
-        Ok(Self { service })
+        Ok(Self { service, notices: tokio::sync::Mutex::new(notices) })
     }
 
     /// `serverInfo` from the handshake, as JSON.
@@ -147,6 +210,13 @@ impl McpClient {
             .map_err(|e| ClientError::Usage(e.message.to_string()))?;
         let result = self.service.call_tool(params).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// The next notification the server sent, waiting at most `wait`; `None` when none
+    /// came in time (or the connection closed). Notices queue up until read.
+    pub async fn next_notice(&self, wait: std::time::Duration) -> Option<ServerNotice> {
+        let mut notices = self.notices.lock().await;
+        tokio::time::timeout(wait, notices.recv()).await.ok().flatten()
     }
 
     /// Closes the connection (DELETE of the session, or the child's stdin).

@@ -12,7 +12,7 @@ mod session;
 mod transport;
 mod wire;
 
-pub use client::{ClientError, ClientTarget, McpClient, ToolInfo};
+pub use client::{ClientError, ClientTarget, McpClient, ServerNotice, ToolInfo};
 pub use handler::{McpHandler, ServerIdentity};
 pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};

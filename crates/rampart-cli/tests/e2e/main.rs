@@ -13,6 +13,7 @@ mod fs;
 mod http;
 mod jwt;
 mod limits;
+mod live_catalog;
 mod one_way_in;
 mod real_clients;
 mod security;

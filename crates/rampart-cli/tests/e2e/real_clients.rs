@@ -25,7 +25,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let path = std::env::var_os("MCP_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("tests/clients/.venv/bin/python"));
@@ -38,7 +38,7 @@ fn node_bin() -> Option<PathBuf> {
 }
 
 /// Runs the Python harness; returns (exit code, parsed stdout).
-fn python_client(python: &Path, args: &[&str]) -> (i32, Value) {
+pub(crate) fn python_client(python: &Path, args: &[&str]) -> (i32, Value) {
     let output = Command::new("timeout")
         .arg("90")
         .arg(python)

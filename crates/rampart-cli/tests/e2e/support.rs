@@ -67,6 +67,15 @@ impl Server {
         self.child.id()
     }
 
+    /// The process id of `rampart serve` itself, under the `timeout` wrapper (which
+    /// forwards only the first signal it gets), for signals the server keeps running
+    /// after (SIGHUP).
+    pub fn server_pid(&self) -> u32 {
+        let pid = self.pid();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children.split_whitespace().next().and_then(|child| child.parse().ok()).expect("rampart runs under timeout")
+    }
+
     /// `rampart serve --insecure-no-auth ARGS...`: no authentication at all.
     pub fn open(args: &[&str]) -> Self {
         Self::start(&[&["--insecure-no-auth"], args].concat())
