@@ -56,6 +56,22 @@ fn bad_configuration_names_the_key_and_the_file() {
     assert!(stderr.contains("RAMPART_LISTN"), "{stderr}");
 }
 
+/// A toolbox's section without the toolbox in `tools.enabled` does nothing: a warning
+/// that names both, and an error under `--strict`.
+#[test]
+fn a_section_whose_toolbox_is_not_enabled_is_a_warning_and_a_strict_error() {
+    let dir = TempDir::new("unused");
+    let file = dir.0.join("rampart.toml");
+    std::fs::write(&file, format!("[[fs.roots]]\npath = \"{}\"\n", dir.0.display())).unwrap();
+    let file = file.to_str().unwrap();
+    let (code, _, stderr) = run(&["config", "check", "--config", file], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning: [fs] is configured but \"fs\" is not in tools.enabled"), "{stderr}");
+    let (code, _, stderr) = run(&["config", "check", "--strict", "--config", file], &[], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--strict"), "{stderr}");
+}
+
 #[test]
 fn tools_and_call_against_a_live_server() {
     let server = Server::start(&["--auth-key", "cli-key"]);
