@@ -28,6 +28,15 @@ Prints every round, then:
   target_met                       yes | no (pipeline_cost_percent <= 15)
 
     python3 bench/pipeline_cost.py [--rounds 15] [--slice 3] [--warmup 0.5] [-c 8] [--no-synchronous]
+                                   [--baseline-bin OTHER/rampart]
+
+With --baseline-bin, the secure and open configurations of a second binary (an earlier
+commit's release build) run in the same rounds, labelled *_baseline, and it also prints
+  pipeline_cost_percent_baseline   the baseline's own cost, the same way
+  throughput_ratio_{secure,open}   this binary's calls per second over the baseline's,
+                                   median of the rounds' ratios (1.0: as fast)
+  cpu_ratio_{secure,open}          this binary's server CPU per call over the baseline's
+so a change is judged against the code before it under the same machine conditions.
 
 Needs the release binary (`cargo build --release -p rampart-cli`, or --bin) and bench/loadgen
 (built on first use). Every server is stopped by its PID at the end, and its directory
@@ -106,6 +115,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each slice (default 0.5)")
     ap.add_argument("-c", "--concurrency", type=int, default=8, help="MCP sessions per slice (default 8)")
     ap.add_argument("--no-synchronous", action="store_true", help="leave out the secure_synchronous server")
+    ap.add_argument("--baseline-bin", help="a second rampart binary whose secure and open servers run in the same rounds")
     args = ap.parse_args()
     if not (2 <= args.rounds <= 200):
         ap.error("--rounds must be in 2..200")
@@ -118,17 +128,23 @@ def main():
     if not os.access(cps.loadgen_path(), os.X_OK):
         cps.build_loadgen()
     binary = os.path.abspath(args.bin)
+    if args.baseline_bin and not os.access(args.baseline_bin, os.X_OK):
+        ap.error(f"baseline binary not found: {args.baseline_bin}")
 
     configs = [
-        ("secure", [], None, True),
-        ("open", ["--insecure-no-auth"], "[audit]\nenabled = false\n", False),
+        ("secure", binary, [], None, True),
+        ("open", binary, ["--insecure-no-auth"], "[audit]\nenabled = false\n", False),
     ]
     if not args.no_synchronous:
-        configs.append(("secure_synchronous", [], "[audit]\nsynchronous = true\n", True))
+        configs.append(("secure_synchronous", binary, [], "[audit]\nsynchronous = true\n", True))
+    if args.baseline_bin:
+        baseline = os.path.abspath(args.baseline_bin)
+        configs.append(("secure_baseline", baseline, [], None, True))
+        configs.append(("open_baseline", baseline, ["--insecure-no-auth"], "[audit]\nenabled = false\n", False))
     servers = []
     try:
-        for label, flags, config, token in configs:
-            servers.append(Server(label, binary, flags, config, token))
+        for label, server_binary, flags, config, token in configs:
+            servers.append(Server(label, server_binary, flags, config, token))
         print(f"servers: {', '.join(f'{s.label} {s.url}' for s in servers)}; {args.concurrency} sessions, "
               f"{args.warmup:g} s + {args.slice:g} s per slice, {args.rounds} rounds, {os.cpu_count()} CPUs")
         for s in servers:  # one unrecorded slice each: caches, allocator, first pages of the store
@@ -147,6 +163,10 @@ def main():
                     f"{open_[1]:5.1f} µs  cost {100 * (1 - secure[0] / open_[0]):5.1f}%")
             if "secure_synchronous" in figures:
                 line += f"  synchronous {figures['secure_synchronous'][0]:>6.0f}/s"
+            if "secure_baseline" in figures:
+                base_secure, base_open = figures["secure_baseline"], figures["open_baseline"]
+                line += (f"  baseline secure {base_secure[0]:>6.0f}/s {base_secure[1]:5.1f} µs open {base_open[0]:>6.0f}/s "
+                         f"{base_open[1]:5.1f} µs cost {100 * (1 - base_secure[0] / base_open[0]):5.1f}%")
             print(line, flush=True)
     finally:
         for s in servers:
@@ -167,6 +187,13 @@ def main():
     if "secure_synchronous" in by:
         sync = [100 * (1 - y[0] / o[0]) for y, o in zip(by["secure_synchronous"], by["open"])]
         print(f"pipeline_cost_percent_synchronous={statistics.median(sync):.1f}")
+    if "secure_baseline" in by:
+        base = [100 * (1 - s[0] / o[0]) for s, o in zip(by["secure_baseline"], by["open_baseline"])]
+        print(f"pipeline_cost_percent_baseline={statistics.median(base):.1f}")
+        for label in ("secure", "open"):
+            pairs = list(zip(by[label], by[f"{label}_baseline"]))
+            print(f"throughput_ratio_{label}={statistics.median(n[0] / b[0] for n, b in pairs):.3f}")
+            print(f"cpu_ratio_{label}={statistics.median(n[1] / b[1] for n, b in pairs):.3f}")
     if noisy:
         print(f"WARNING: in {noisy} slice(s) processes other than the server and the load client used > 0.15 core")
     print(f"target_met={'yes' if cost <= TARGET_PERCENT else 'no'}")

@@ -24,7 +24,7 @@ pub use context::{CallContext, ClientPeer, LogLevel, NullPeer, PeerError};
 #[cfg(any(test, feature = "test-support"))]
 pub use guard::OpenGuard;
 pub use guard::{Admission, CallRecord, Decision, Denied, Guard, Outcome, Refusal};
-pub use pipeline::{CallError, Pipeline, PipelineBuilder};
+pub use pipeline::{CallError, CatalogUpdate, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use request::{Access, Request};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};

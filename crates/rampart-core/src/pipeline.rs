@@ -94,10 +94,10 @@ impl PipelineBuilder {
             guard: self.guard,
             catalog: ArcSwap::from_pointee(Catalog::empty()),
             generation: watch::Sender::new(0),
-            refreshing: tokio::sync::Mutex::new(()),
+            updating: tokio::sync::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
         });
-        pipeline.install(catalog);
+        pipeline.update_catalog().await.install(catalog);
         Ok(pipeline)
     }
 }
@@ -109,9 +109,34 @@ pub struct Pipeline {
     /// Bumped whenever what a caller may see can have changed (a new catalog, a new
     /// policy); sessions watch it to send `list_changed`.
     generation: watch::Sender<u64>,
-    /// One catalog collection at a time.
-    refreshing: tokio::sync::Mutex<()>,
+    /// One catalog update at a time (see [`CatalogUpdate`]).
+    updating: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
+}
+
+/// One update of a pipeline's catalog in progress ([`Pipeline::update_catalog`]).
+pub struct CatalogUpdate<'a> {
+    pipeline: &'a Arc<Pipeline>,
+    _one: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl CatalogUpdate<'_> {
+    /// Swaps in `catalog` (from [`Catalog::collect`], e.g. with a reloaded configuration's
+    /// toolboxes): requests that started keep the catalog they started with, the next ones
+    /// see the new one, and sessions are told. Toolboxes new to the pipeline are handed
+    /// their [`CatalogChanges`] (a toolbox must not call [`CatalogChanges::changed`] from
+    /// inside its own `tools()`: the update in progress waits for that).
+    pub fn install(self, catalog: Catalog) {
+        let pipeline = self.pipeline;
+        let old = pipeline.catalog.load_full();
+        for toolbox in &catalog.toolboxes {
+            if !old.toolboxes.iter().any(|known| Arc::ptr_eq(known, toolbox)) {
+                toolbox.watch(CatalogChanges { pipeline: Arc::downgrade(pipeline) });
+            }
+        }
+        pipeline.catalog.store(Arc::new(catalog));
+        pipeline.visibility_changed();
+    }
 }
 
 /// Decrements the in-flight count when a call ends, however it ends.
@@ -196,26 +221,17 @@ impl Pipeline {
     /// # Errors
     /// [`DuplicateName`]; the old catalog stays.
     pub async fn refresh(self: &Arc<Self>) -> Result<(), DuplicateName> {
-        let _one = self.refreshing.lock().await;
+        let update = self.update_catalog().await;
         let toolboxes = self.catalog.load().toolboxes.clone();
-        let catalog = Catalog::collect(toolboxes).await?;
-        self.install(catalog);
+        update.install(Catalog::collect(toolboxes).await?);
         Ok(())
     }
 
-    /// Swaps in `catalog` (from [`Catalog::collect`], e.g. with a reloaded configuration's
-    /// toolboxes): requests that started keep the catalog they started with, the next ones
-    /// see the new one, and sessions are told. Toolboxes new to the pipeline are handed
-    /// their [`CatalogChanges`].
-    pub fn install(self: &Arc<Self>, catalog: Catalog) {
-        let old = self.catalog.load_full();
-        for toolbox in &catalog.toolboxes {
-            if !old.toolboxes.iter().any(|known| Arc::ptr_eq(known, toolbox)) {
-                toolbox.watch(CatalogChanges { pipeline: Arc::downgrade(self) });
-            }
-        }
-        self.catalog.store(Arc::new(catalog));
-        self.visibility_changed();
+    /// Starts replacing the catalog: until the returned [`CatalogUpdate`] installs a new
+    /// one (or is dropped), no other update runs, so a toolbox's change and a reload
+    /// cannot undo each other. Collect the new catalog while holding it.
+    pub async fn update_catalog(self: &Arc<Self>) -> CatalogUpdate<'_> {
+        CatalogUpdate { pipeline: self, _one: self.updating.lock().await }
     }
 
     fn pending<'a>(

@@ -118,6 +118,8 @@ impl Reloader {
         let policy = setup::build_policy(&config).map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let toolboxes = registry::build(&config, &self.tokens, &self.handle, &running.toolboxes)
             .map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        // From collecting the new catalog to installing it, no toolbox's own change runs.
+        let update = self.pipeline.update_catalog().await;
         let catalog = setup::catalog(&toolboxes).await.map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let mut state = setup::guard_state(&config, policy.clone());
         if config.limits == running.config.limits {
@@ -136,7 +138,7 @@ impl Reloader {
         // Everything is built and valid: put it in force.
         self.guard.replace(state);
         self.tokens.replace_policy(policy);
-        self.pipeline.install(catalog);
+        update.install(catalog);
         *running = Running { config, toolboxes };
         tracing::info!("{report}");
         Ok(report)

@@ -214,6 +214,11 @@ async fn call_admin(
     match pipeline.call_tool(tool, arguments, &context).await {
         Ok(output) if !output.is_error => Ok(output),
         Ok(output) => Err(output.content.iter().filter_map(|c| c.as_text()).collect::<Vec<_>>().join(" ")),
+        Err(rampart_core::CallError::UnknownTool(_)) => Err(format!(
+            "the local operator '{}' may not call {tool}: give [stdio] roles the admin role, or use \
+             `rampart token create` as an operator who has it",
+            caller.principal
+        )),
         Err(error) => Err(error.to_string()),
     }
 }

@@ -246,7 +246,7 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
 async fn pipeline(guard: Arc<SecurityGuard>, toolboxes: &[BuiltToolbox]) -> Result<Arc<Pipeline>, ServerError> {
     let catalog = catalog(toolboxes).await?;
     let pipeline = Pipeline::builder(guard).build().await.map_err(|e| ServerError::Duplicate(e.to_string()))?;
-    pipeline.install(catalog);
+    pipeline.update_catalog().await.install(catalog);
     Ok(pipeline)
 }
 
