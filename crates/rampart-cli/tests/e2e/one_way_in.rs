@@ -248,19 +248,10 @@ async fn concurrent_stateless_callers_never_receive_each_others_results() {
             }
         })
     });
-    for task in futures_join(tasks).await {
-        task.expect("a caller saw another's result");
-    }
-}
-
-async fn futures_join<T>(
-    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
-) -> Vec<Result<T, tokio::task::JoinError>> {
-    let mut results = Vec::new();
+    // Every caller is spawned before any is awaited: they run at once.
     for task in tasks.collect::<Vec<_>>() {
-        results.push(task.await);
+        task.await.expect("a caller saw another's result");
     }
-    results
 }
 
 /// Resources, resource templates, prompts and completions are granted by `resources` and
