@@ -34,7 +34,7 @@ async fn admin_tool(args: &ConfigArgs, tool: &str, arguments: serde_json::Value)
         ),
         other => anyhow::anyhow!("{other}"),
     })?;
-    let text = output.content.iter().filter_map(|block| block.as_text()).collect::<Vec<_>>().join("\n");
+    let text = output.to_text();
     if output.is_error {
         bail!("{text}");
     }

@@ -100,11 +100,6 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// The toolboxes, in registration order.
-    pub fn toolboxes(&self) -> &[Arc<dyn Toolbox>] {
-        &self.toolboxes
-    }
-
     /// Names of the toolboxes, in registration order.
     pub fn toolbox_names(&self) -> Vec<String> {
         self.toolboxes.iter().map(|t| t.name().to_owned()).collect()

@@ -187,11 +187,6 @@ impl Pipeline {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// The current catalog (a snapshot: later changes do not touch it).
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.load_full()
-    }
-
     /// Names of the toolboxes, in registration order.
     pub fn toolbox_names(&self) -> Vec<String> {
         self.catalog.load().toolbox_names()

@@ -161,6 +161,11 @@ impl ToolOutput {
         Self { content, structured_content: None, is_error: false }
     }
 
+    /// The text of its text blocks, one per line (what a person reads of it).
+    pub fn to_text(&self) -> String {
+        self.content.iter().filter_map(Content::as_text).collect::<Vec<_>>().join("\n")
+    }
+
     /// A failed result whose text a person can act on.
     pub fn error(message: impl Into<String>) -> Self {
         Self { content: vec![Content::text(message)], structured_content: None, is_error: true }

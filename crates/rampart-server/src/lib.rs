@@ -31,7 +31,6 @@ pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, route
 pub use jwt::{JwtConfigError, JwtVerifier};
 pub use limits::Limits;
 pub use metrics::Metrics;
-pub use registry::{known_toolboxes, unused_sections};
 pub use reload::{ReloadError, ReloadReport, Reloader};
 pub use run::{Running, serve, start_http};
 pub use security::{GuardState, SecurityGuard};

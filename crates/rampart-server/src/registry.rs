@@ -20,9 +20,8 @@ use crate::{
     tokens::TokenService,
 };
 
-/// What building a toolbox may use besides the configuration.
+/// What building a toolbox may use besides its settings.
 pub(crate) struct BuildContext<'a> {
-    pub(crate) config: &'a Config,
     /// The toolboxes being built, in order (for `system_about`).
     pub(crate) names: &'a [&'static str],
     pub(crate) tokens: &'a Arc<TokenService>,
@@ -35,17 +34,21 @@ pub(crate) struct ToolboxKind {
     pub(crate) name: &'static str,
     /// How it is switched on.
     pub(crate) enabled: Enabled,
-    /// The part of the configuration it is built from. A reload rebuilds the toolbox when
-    /// this changed (and keeps the running one, with its state, when not). `Null`: none.
+    /// The part of the configuration it is built from (its section; `Null`: none). A
+    /// reload rebuilds the toolbox when this changed (and keeps the running one, with its
+    /// state, when not). `validate` and `build` are handed it.
     pub(crate) settings: fn(&Config) -> Value,
     /// For a toolbox with a section of its own: what to add to `rampart.toml` when it is
     /// enabled without one.
     pub(crate) section_hint: Option<&'static str>,
-    /// Checks its settings without building it (no IO).
-    pub(crate) validate: fn(&Config) -> Result<(), String>,
-    /// Builds it.
-    pub(crate) build: fn(&BuildContext<'_>) -> Result<Arc<dyn Toolbox>, String>,
+    /// Checks its settings without building it (for `config check`).
+    pub(crate) validate: fn(Value) -> Result<(), String>,
+    /// Builds it from its settings.
+    pub(crate) build: Build,
 }
+
+/// A toolbox's constructor: its settings and the context to the toolbox, or why not.
+pub(crate) type Build = fn(Value, &BuildContext<'_>) -> Result<Arc<dyn Toolbox>, String>;
 
 /// How a toolbox is switched on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +65,25 @@ fn no_settings(_: &Config) -> Value {
     Value::Null
 }
 
-fn nothing_to_validate(_: &Config) -> Result<(), String> {
+fn nothing_to_validate(_: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn system(context: &BuildContext<'_>) -> Result<SystemToolbox, String> {
-    SystemToolbox::new(SystemInfo {
-        toolboxes: context.names.iter().map(|name| (*name).to_owned()).collect(),
-        protocol_versions: supported_protocol_versions(),
-        local_timezone: context.config.tools.system.local_timezone.clone(),
-    })
-    .map_err(|error| error.to_string())
+/// A built toolbox, or its constructor's error as text.
+fn boxed<T: Toolbox, E: std::fmt::Display>(built: Result<T, E>) -> Result<Arc<dyn Toolbox>, String> {
+    built.map(|toolbox| Arc::new(toolbox) as Arc<dyn Toolbox>).map_err(|error| error.to_string())
+}
+
+/// The `system` toolbox's settings: `tools.enabled` (`system_about` lists the toolboxes)
+/// and `[tools.system]`.
+fn system_settings(config: &Config) -> Value {
+    json!({ "enabled": config.tools.enabled, "system": config.tools.system })
+}
+
+fn system(settings: Value, toolboxes: Vec<String>) -> Result<SystemToolbox, String> {
+    let local_timezone = settings["system"]["local_timezone"].as_str().map(str::to_owned);
+    let info = SystemInfo { toolboxes, protocol_versions: supported_protocol_versions(), local_timezone };
+    SystemToolbox::new(info).map_err(|error| error.to_string())
 }
 
 /// Every toolbox Rampart has, in the order they are served.
@@ -80,16 +91,12 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
     ToolboxKind {
         name: "system",
         enabled: Enabled::ByConfig,
-        // `system_about` lists the enabled toolboxes, so those are its settings too.
-        settings: |config| json!({ "enabled": config.tools.enabled, "system": config.tools.system }),
+        settings: system_settings,
         section_hint: None,
-        validate: |config| {
-            let local_timezone = config.tools.system.local_timezone.clone();
-            SystemToolbox::new(SystemInfo { local_timezone, ..SystemInfo::default() })
-                .map(drop)
-                .map_err(|error| error.to_string())
+        validate: |settings| system(settings, Vec::new()).map(drop),
+        build: |settings, context| {
+            boxed(system(settings, context.names.iter().map(|name| (*name).to_owned()).collect()))
         },
-        build: |context| Ok(Arc::new(system(context)?)),
     },
     ToolboxKind {
         name: "admin",
@@ -97,47 +104,39 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
         settings: no_settings,
         section_hint: None,
         validate: nothing_to_validate,
-        build: |context| Ok(Arc::new(AdminToolbox::new(context.tokens.clone(), context.reload.clone()))),
+        build: |_, context| Ok(Arc::new(AdminToolbox::new(context.tokens.clone(), context.reload.clone()))),
     },
     ToolboxKind {
         name: "fs",
         enabled: Enabled::ByConfig,
         settings: |config| config.fs.clone(),
         section_hint: Some("[[fs.roots]] path = \"...\""),
-        validate: |config| FsToolbox::from_config(config.fs.clone()).map(drop).map_err(|e| e.to_string()),
-        build: |context| Ok(Arc::new(FsToolbox::from_config(context.config.fs.clone()).map_err(|e| e.to_string())?)),
+        validate: |settings| FsToolbox::from_config(settings).map(drop).map_err(|e| e.to_string()),
+        build: |settings, _| boxed(FsToolbox::from_config(settings)),
     },
     ToolboxKind {
         name: "sql",
         enabled: Enabled::ByConfig,
         settings: |config| config.sql.clone(),
         section_hint: Some("[sql.databases.NAME] url = \"...\""),
-        validate: |config| rampart_sql::SqlConfig::from_value(config.sql.clone()).map(drop).map_err(|e| e.to_string()),
-        build: |context| Ok(Arc::new(SqlToolbox::from_config(context.config.sql.clone()).map_err(|e| e.to_string())?)),
+        validate: |settings| rampart_sql::SqlConfig::from_value(settings).map(drop).map_err(|e| e.to_string()),
+        build: |settings, _| boxed(SqlToolbox::from_config(settings)),
     },
     ToolboxKind {
         name: "http",
         enabled: Enabled::ByConfig,
         settings: |config| config.http.clone(),
         section_hint: Some("[http.apis.NAME] base_url = \"...\""),
-        validate: |config| {
-            rampart_http::HttpConfig::from_value(config.http.clone()).map(drop).map_err(|e| e.to_string())
-        },
-        build: |context| {
-            Ok(Arc::new(HttpToolbox::from_config(context.config.http.clone()).map_err(|e| e.to_string())?))
-        },
+        validate: |settings| rampart_http::HttpConfig::from_value(settings).map(drop).map_err(|e| e.to_string()),
+        build: |settings, _| boxed(HttpToolbox::from_config(settings)),
     },
     ToolboxKind {
         name: "exec",
         enabled: Enabled::ByConfig,
         settings: |config| config.exec.clone(),
         section_hint: Some("[exec] programs = { NAME = \"/path\" }"),
-        validate: |config| {
-            rampart_exec::ExecConfig::from_value(config.exec.clone()).map(drop).map_err(|e| e.to_string())
-        },
-        build: |context| {
-            Ok(Arc::new(ExecToolbox::from_config(context.config.exec.clone()).map_err(|e| e.to_string())?))
-        },
+        validate: |settings| rampart_exec::ExecConfig::from_value(settings).map(drop).map_err(|e| e.to_string()),
+        build: |settings, _| boxed(ExecToolbox::from_config(settings)),
     },
     ToolboxKind {
         name: "conformance",
@@ -145,12 +144,12 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
         settings: no_settings,
         section_hint: None,
         validate: nothing_to_validate,
-        build: |_| Ok(Arc::new(ConformanceToolbox::default())),
+        build: |_, _| Ok(Arc::new(ConformanceToolbox::default())),
     },
 ];
 
 /// Toolbox names accepted in `tools.enabled`.
-pub fn known_toolboxes() -> impl Iterator<Item = &'static str> {
+fn known_toolboxes() -> impl Iterator<Item = &'static str> {
     TOOLBOXES.iter().filter(|kind| kind.enabled != Enabled::ConformanceProfile).map(|kind| kind.name)
 }
 
@@ -176,6 +175,23 @@ pub(crate) fn active(config: &Config) -> Result<Vec<&'static ToolboxKind>, Serve
         .collect())
 }
 
+impl ToolboxKind {
+    /// Its settings from `config`, refused when it needs a section and has none.
+    fn settings_in(&self, config: &Config) -> Result<Value, ServerError> {
+        let settings = (self.settings)(config);
+        match self.section_hint {
+            Some(hint) if settings.is_null() => {
+                Err(self.error(format!("enabled in tools.enabled but not configured: add {hint} to rampart.toml")))
+            }
+            _ => Ok(settings),
+        }
+    }
+
+    fn error(&self, message: String) -> ServerError {
+        ServerError::Toolbox { toolbox: self.name.into(), message }
+    }
+}
+
 /// Checks the settings of every toolbox `config` switches on (a section they need is
 /// present and valid), without building anything.
 ///
@@ -183,15 +199,7 @@ pub(crate) fn active(config: &Config) -> Result<Vec<&'static ToolboxKind>, Serve
 /// [`ServerError::UnknownToolbox`], [`ServerError::Toolbox`] naming the toolbox.
 pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
     for kind in active(config)? {
-        if let Some(hint) = kind.section_hint
-            && (kind.settings)(config).is_null()
-        {
-            return Err(ServerError::Toolbox {
-                toolbox: kind.name.into(),
-                message: format!("enabled in tools.enabled but not configured: add {hint} to rampart.toml"),
-            });
-        }
-        (kind.validate)(config).map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?;
+        (kind.validate)(kind.settings_in(config)?).map_err(|message| kind.error(message))?;
     }
     Ok(())
 }
@@ -199,7 +207,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
 /// What `config` sets up but does not use: a toolbox's section without the toolbox in
 /// `tools.enabled` (e.g. `[[fs.roots]]` without `"fs"`), which does nothing. A warning at
 /// start, an error for `rampart config check --strict`.
-pub fn unused_sections(config: &Config) -> Vec<String> {
+pub(crate) fn unused_sections(config: &Config) -> Vec<String> {
     TOOLBOXES
         .iter()
         .filter(|kind| kind.section_hint.is_some() && !(kind.settings)(config).is_null())
@@ -222,11 +230,12 @@ pub(crate) struct BuiltToolbox {
     pub(crate) toolbox: Arc<dyn Toolbox>,
 }
 
-/// Builds the toolboxes `config` switches on. A toolbox of `running` whose settings are
-/// unchanged is kept as it is (with its sessions, pools and state) instead of rebuilt.
+/// Builds the toolboxes `config` switches on, each from its settings (checked as
+/// [`validate`] does). A toolbox of `running` whose settings are unchanged is kept as it
+/// is (with its sessions, pools and state) instead of rebuilt.
 ///
 /// # Errors
-/// [`ServerError::Toolbox`] naming the toolbox that failed.
+/// [`ServerError::UnknownToolbox`], [`ServerError::Toolbox`] naming the toolbox that failed.
 pub(crate) fn build(
     config: &Config,
     tokens: &Arc<TokenService>,
@@ -235,16 +244,14 @@ pub(crate) fn build(
 ) -> Result<Vec<BuiltToolbox>, ServerError> {
     let kinds = active(config)?;
     let names: Vec<&'static str> = kinds.iter().map(|kind| kind.name).collect();
-    let context = BuildContext { config, names: &names, tokens, reload };
+    let context = BuildContext { names: &names, tokens, reload };
     let mut built = Vec::with_capacity(kinds.len());
     for kind in kinds {
-        let settings = (kind.settings)(config);
+        let settings = kind.settings_in(config)?;
         let kept = running.iter().find(|old| old.name == kind.name && old.settings == settings);
         let toolbox = match kept {
             Some(old) => old.toolbox.clone(),
-            None => {
-                (kind.build)(&context).map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?
-            }
+            None => (kind.build)(settings.clone(), &context).map_err(|message| kind.error(message))?,
         };
         built.push(BuiltToolbox { name: kind.name, settings, toolbox });
     }

@@ -110,12 +110,16 @@ impl Reloader {
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let mut running = self.running.lock().await;
         let config = load(self.options.clone()).map_err(|e| ReloadError::Invalid(e.to_string()))?.config;
-        setup::validate(&config).map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let fixed = fixed_changes(&running.config, &config);
         if !fixed.is_empty() {
             return Err(ReloadError::NotLive(fixed));
         }
+        // What may change is validated by building it (the roles, each changed toolbox once),
+        // with the errors `config check` gives; what may not was valid at start.
         let policy = setup::build_policy(&config).map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        for warning in registry::unused_sections(&config) {
+            tracing::warn!("{warning}");
+        }
         let toolboxes = registry::build(&config, &self.tokens, &self.handle, &running.toolboxes)
             .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         // From collecting the new catalog to installing it, no toolbox's own change runs.
@@ -173,12 +177,9 @@ fn fixed_changes(old: &Config, new: &Config) -> Vec<String> {
         }
     }
     diff("", &old_json, &new_json, &mut changes);
-    let secret_sections = [
-        ("auth", old.auth != new.auth),
-        ("store", old.store != new.store),
-        ("tls", old.tls != new.tls),
-        ("server", old.server != new.server),
-    ];
+    // The sections with a `Secret` (`auth.key`, `auth.basic.password_hash`,
+    // `store.database_url`); `audit.redact` is live.
+    let secret_sections = [("auth", old.auth != new.auth), ("store", old.store != new.store)];
     for (section, differs) in secret_sections {
         if differs && !changes.iter().any(|change| change.starts_with(section)) {
             changes.push(format!("{section} (a secret)"));

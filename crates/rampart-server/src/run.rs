@@ -213,7 +213,7 @@ async fn call_admin(
     let arguments = arguments.as_object().cloned();
     match pipeline.call_tool(tool, arguments, &context).await {
         Ok(output) if !output.is_error => Ok(output),
-        Ok(output) => Err(output.content.iter().filter_map(|c| c.as_text()).collect::<Vec<_>>().join(" ")),
+        Ok(output) => Err(output.to_text()),
         Err(rampart_core::CallError::UnknownTool(_)) => Err(format!(
             "the local operator '{}' may not call {tool}: give [stdio] roles the admin role, or use \
              `rampart token create` as an operator who has it",
@@ -281,8 +281,7 @@ async fn reload_on_hangup(pipeline: Arc<Pipeline>, operator: Caller) {
             tracing::info!("SIGHUP: reloading the configuration");
             match call_admin(&pipeline, &operator, "admin_config_reload", serde_json::json!({})).await {
                 Ok(output) => {
-                    let text: Vec<&str> = output.content.iter().filter_map(|c| c.as_text()).collect();
-                    tracing::info!(result = %text.join(" "), "SIGHUP reload applied");
+                    tracing::info!(result = %output.to_text(), "SIGHUP reload applied");
                 }
                 Err(error) => tracing::error!(%error, "SIGHUP reload refused; the running configuration stays"),
             }

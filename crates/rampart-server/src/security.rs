@@ -48,6 +48,26 @@ pub(crate) fn transport_name(transport: Transport) -> &'static str {
     }
 }
 
+/// The record of a request refused before the pipeline (denied, now, no arguments), from
+/// an unauthenticated caller over streamable HTTP until the caller's fields are set.
+fn refused(method: &str, outcome: Outcome, detail: String) -> AuditEvent {
+    AuditEvent {
+        time: Timestamp::now(),
+        request_id: None,
+        session: None,
+        principal: "unauthenticated".into(),
+        transport: transport_name(Transport::StreamableHttp).into(),
+        remote_addr: None,
+        method: method.into(),
+        tool: None,
+        arguments: serde_json::Value::Null,
+        decision: Decision::Deny,
+        outcome,
+        detail: Some(detail),
+        duration_us: 0,
+    }
+}
+
 /// When something that has taken `elapsed` so far began: the time of its audit record.
 fn started_at(elapsed: Duration) -> Timestamp {
     SignedDuration::try_from(elapsed)
@@ -108,21 +128,9 @@ impl SecurityGuard {
 
     /// Records a failed authentication (no principal).
     pub async fn record_auth_failure(&self, remote_addr: Option<String>, reason: &str, path: &str) {
-        let event = AuditEvent {
-            time: Timestamp::now(),
-            request_id: None,
-            session: None,
-            principal: "unauthenticated".into(),
-            transport: "streamable_http".into(),
-            remote_addr,
-            method: "auth".into(),
-            tool: Some(path.to_owned()),
-            arguments: serde_json::Value::Null,
-            decision: Decision::Deny,
-            outcome: Outcome::AuthFailed,
-            detail: Some(format!("authentication failed: {reason}")),
-            duration_us: 0,
-        };
+        let detail = format!("authentication failed: {reason}");
+        let event =
+            AuditEvent { remote_addr, tool: Some(path.to_owned()), ..refused("auth", Outcome::AuthFailed, detail) };
         self.write(event).await;
     }
 
@@ -132,19 +140,11 @@ impl SecurityGuard {
     /// how, `detail` why.
     pub async fn record_refusal(&self, caller: &Caller, method: &str, outcome: Outcome, detail: String) {
         let event = AuditEvent {
-            time: Timestamp::now(),
-            request_id: None,
             session: caller.session.clone(),
             principal: caller.principal.id.clone(),
             transport: transport_name(caller.transport).into(),
             remote_addr: caller.remote_addr.clone(),
-            method: method.into(),
-            tool: None,
-            arguments: serde_json::Value::Null,
-            decision: Decision::Deny,
-            outcome,
-            detail: Some(detail),
-            duration_us: 0,
+            ..refused(method, outcome, detail)
         };
         self.write(event.redacted(&self.state.load().redactor)).await;
     }

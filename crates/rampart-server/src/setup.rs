@@ -203,7 +203,9 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ServerError> {
 /// # Errors
 /// [`ServerError`] naming the bad setting.
 pub async fn build(config: &Config, transport: Transport, options: LoadOptions) -> Result<Built, ServerError> {
-    for warning in validate(config)? {
+    // Everything below validates what it builds (each toolbox once); only warnings are
+    // left to say.
+    for warning in registry::unused_sections(config) {
         tracing::warn!("{warning}");
     }
     let policy = build_policy(config)?;
@@ -299,10 +301,10 @@ impl LocalAdmin {
         let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
         let tokens = Arc::new(TokenService::new(store.clone(), policy));
         let admin = registry::TOOLBOXES.iter().filter(|kind| kind.name == "admin");
-        let context = registry::BuildContext { config, names: &["admin"], tokens: &tokens, reload: &Arc::default() };
+        let context = registry::BuildContext { names: &["admin"], tokens: &tokens, reload: &Arc::default() };
         let mut toolboxes = Vec::new();
         for kind in admin {
-            let toolbox = (kind.build)(&context)
+            let toolbox = (kind.build)(Value::Null, &context)
                 .map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?;
             toolboxes.push(BuiltToolbox { name: kind.name, settings: Value::Null, toolbox });
         }
