@@ -39,6 +39,10 @@ pub struct AuditEvent {
     pub method: String,
     /// The tool name, prompt name or resource URI the request was about.
     pub tool: Option<String>,
+    /// The toolbox that served it (e.g. `upstream:github` for a tool of a mounted MCP
+    /// server), when the request reached one. Absent from records that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolbox: Option<String>,
     /// The request's arguments, already redacted; `null` when there were none.
     pub arguments: serde_json::Value,
     /// What policy decided.

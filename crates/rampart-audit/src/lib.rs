@@ -37,6 +37,7 @@
 //!     remote_addr: None,
 //!     method: "tools/call".into(),
 //!     tool: Some("system_health".into()),
+//!     toolbox: None,
 //!     arguments: serde_json::json!({"password": "hunter2"}),
 //!     decision: Decision::Allow,
 //!     outcome: Outcome::Ok,

@@ -201,7 +201,9 @@ impl Serialize for Wire<'_> {
             Part::BeforeHash => (true, false, false),
             Part::AfterHash => (false, false, true),
         };
-        let len = 4 * usize::from(before) + usize::from(hash) + 11 * usize::from(after);
+        let toolbox = event.toolbox.as_ref().filter(|_| after);
+        let len =
+            4 * usize::from(before) + usize::from(hash) + 11 * usize::from(after) + usize::from(toolbox.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         // In sorted key order (a test checks it): serializers keep the order written.
         if before {
@@ -224,6 +226,10 @@ impl Serialize for Wire<'_> {
             map.serialize_entry("session", &event.session)?;
             map.serialize_entry("time", &format_time(event.time))?;
             map.serialize_entry("tool", &event.tool)?;
+            // Only when set: records written before the field existed keep their hash.
+            if let Some(toolbox) = toolbox {
+                map.serialize_entry("toolbox", toolbox)?;
+            }
             map.serialize_entry("transport", &event.transport)?;
         }
         map.end()
@@ -266,6 +272,8 @@ struct RecordWire {
     remote_addr: Option<String>,
     method: String,
     tool: Option<String>,
+    #[serde(default)]
+    toolbox: Option<String>,
     arguments: Value,
     decision: Decision,
     outcome: Outcome,
@@ -288,6 +296,7 @@ impl From<RecordWire> for AuditRecord {
                 remote_addr: wire.remote_addr,
                 method: wire.method,
                 tool: wire.tool,
+                toolbox: wire.toolbox,
                 arguments: wire.arguments,
                 decision: wire.decision,
                 outcome: wire.outcome,

@@ -21,6 +21,7 @@ pub(crate) fn event(n: u64) -> AuditEvent {
         remote_addr: Some("127.0.0.1:50000".into()),
         method: "tools/call".into(),
         tool: Some("system_time".into()),
+        toolbox: None,
         arguments: json!({"timezone": "Europe/Paris", "n": n, "nested": {"b": 1.5, "a": [true, null]}}),
         decision: Decision::Allow,
         outcome: Outcome::Ok,

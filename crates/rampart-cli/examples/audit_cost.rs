@@ -42,6 +42,7 @@ fn event(redactor: &Redactor, session: &str, i: u64) -> AuditEvent {
         remote_addr: Some(format!("127.0.0.1:{}", 40000 + i % 8)),
         method: "tools/call".into(),
         tool: Some("get_current_time".into()),
+        toolbox: None,
         arguments: serde_json::json!({"timezone": "UTC"}),
         decision: Decision::Allow,
         outcome: Outcome::Ok,

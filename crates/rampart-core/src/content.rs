@@ -34,6 +34,19 @@ pub enum Content {
         /// The resource's contents.
         resource: ResourceContents,
     },
+    /// A link to a resource the client may read (MCP 2025-11-25 "Resource Links").
+    ResourceLink {
+        /// The resource URI.
+        uri: String,
+        /// Programmatic name.
+        name: String,
+        /// What it holds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// MIME type, when known.
+        #[serde(rename = "mimeType", default, skip_serializing_if = "Option::is_none")]
+        mime_type: Option<String>,
+    },
 }
 
 impl Content {

@@ -65,6 +65,11 @@ pub trait ClientPeer: Send + Sync {
     /// # Errors
     /// [`PeerError`] when the transport cannot carry it or the client refuses.
     async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError>;
+
+    /// Sends `notifications/resources/updated` for `uri`, a resource the session
+    /// subscribed to (MCP 2025-11-25 "Subscriptions"). Does nothing where there is no
+    /// session to tell.
+    async fn notify_resource_updated(&self, _uri: &str) {}
 }
 
 /// A peer that drops notifications and refuses requests.
@@ -169,6 +174,17 @@ impl CallContext {
     /// [`PeerError`].
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError> {
         self.peer.request(method, params).await
+    }
+
+    /// The request's `_meta.progressToken`, when the client asked for progress.
+    pub fn progress_token(&self) -> Option<&Value> {
+        self.progress_token.as_ref()
+    }
+
+    /// The client peer, for a toolbox that must reach the session later (an upstream's
+    /// `resources/updated` for a subscription made in this call).
+    pub fn peer(&self) -> Arc<dyn ClientPeer> {
+        self.peer.clone()
     }
 
     /// Whether the client has cancelled this call.

@@ -122,6 +122,8 @@ pub struct CallRecord {
     pub method: String,
     /// Tool or prompt name, or resource URI.
     pub target: Option<String>,
+    /// The toolbox that served the request, once it was found (`Toolbox::name`).
+    pub toolbox: Option<String>,
     /// Arguments as received (the audit hook redacts them).
     pub arguments: Value,
     /// What authorization decided.

@@ -166,6 +166,7 @@ struct Pending<'a> {
     context: &'a CallContext,
     method: &'static str,
     target: Option<String>,
+    toolbox: Option<String>,
     arguments: Value,
     started: Instant,
 }
@@ -236,7 +237,14 @@ impl Pipeline {
         target: Option<&str>,
         arguments: Value,
     ) -> Pending<'a> {
-        Pending { context, method, target: target.map(str::to_owned), arguments, started: Instant::now() }
+        Pending {
+            context,
+            method,
+            target: target.map(str::to_owned),
+            toolbox: None,
+            arguments,
+            started: Instant::now(),
+        }
     }
 
     /// Records `pending` with `outcome`; a failed record becomes the request's error.
@@ -253,6 +261,7 @@ impl Pipeline {
             request_id: pending.context.request_id.clone(),
             method: pending.method.into(),
             target: pending.target,
+            toolbox: pending.toolbox,
             arguments: pending.arguments,
             decision,
             outcome,
@@ -338,7 +347,7 @@ impl Pipeline {
         context: &CallContext,
     ) -> Result<ToolOutput, CallError> {
         let arguments = arguments.unwrap_or_default();
-        let pending = self.pending(context, "tools/call", Some(name), Value::Object(arguments.clone()));
+        let mut pending = self.pending(context, "tools/call", Some(name), Value::Object(arguments.clone()));
         let toolbox = {
             let catalog = self.catalog.load();
             catalog.tool(name).map(|entry| catalog.toolboxes[entry.toolbox].clone())
@@ -347,6 +356,7 @@ impl Pipeline {
             let error = CallError::UnknownTool(name.to_owned());
             return self.fail(pending, Decision::Allow, error, Some("no such tool".into())).await;
         };
+        pending.toolbox = Some(toolbox.name().to_owned());
         if let Err(denied) = self.guard.authorize(&context.caller, &Request::tool(name)) {
             let error = CallError::UnknownTool(name.to_owned());
             return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
@@ -486,7 +496,9 @@ impl Pipeline {
         let (pending, servers) = self.find_resource(pending, uri).await?;
         let (pending, _admission) = self.admit(pending).await?;
         let tool_context = context.clone().with_guard(self.guard.clone());
+        let mut pending = pending;
         for toolbox in servers {
+            pending.toolbox = Some(toolbox.name().to_owned());
             match AssertUnwindSafe(toolbox.read_resource(uri, &tool_context)).catch_unwind().await {
                 Ok(Ok(Some(contents))) => {
                     self.finish(pending, Decision::Allow, Outcome::Ok, None).await?;
@@ -513,9 +525,24 @@ impl Pipeline {
     /// [`CallError::ResourceNotFound`] (missing or not granted), [`CallError::Refused`].
     pub async fn subscribe_resource(&self, uri: &str, context: &CallContext) -> Result<(), CallError> {
         let pending = self.pending(context, "resources/subscribe", Some(uri), Value::Null);
-        let (pending, _servers) = self.find_resource(pending, uri).await?;
+        let (mut pending, servers) = self.find_resource(pending, uri).await?;
+        let Some(toolbox) = servers.into_iter().next() else {
+            return self.fail(pending, Decision::Allow, CallError::ResourceNotFound(uri.into()), None).await;
+        };
+        pending.toolbox = Some(toolbox.name().to_owned());
         let (pending, _admission) = self.admit(pending).await?;
-        self.finish(pending, Decision::Allow, Outcome::Ok, None).await
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        match AssertUnwindSafe(toolbox.subscribe(uri, &tool_context)).catch_unwind().await {
+            Ok(Ok(())) => self.finish(pending, Decision::Allow, Outcome::Ok, None).await,
+            Ok(Err(error)) => {
+                let error = protocol_error(error, || CallError::ResourceNotFound(uri.into()));
+                self.fail(pending, Decision::Allow, error, None).await
+            }
+            Err(_panic) => {
+                tracing::error!(uri, "resource subscription panicked");
+                self.fail(pending, Decision::Allow, CallError::Internal, Some("panicked".into())).await
+            }
+        }
     }
 
     /// Ends the caller's subscription to `uri` (`resources/unsubscribe`); recorded.
@@ -524,6 +551,16 @@ impl Pipeline {
     /// [`CallError::Refused`] when its record cannot be written under fail-closed audit.
     pub async fn unsubscribe_resource(&self, uri: &str, context: &CallContext) -> Result<(), CallError> {
         let pending = self.pending(context, "resources/unsubscribe", Some(uri), Value::Null);
+        let servers: Vec<Arc<dyn Toolbox>> = {
+            let catalog = self.catalog.load();
+            catalog.resource_servers(uri).into_iter().map(|i| catalog.toolboxes[i].clone()).collect()
+        };
+        let tool_context = context.clone().with_guard(self.guard.clone());
+        for toolbox in servers {
+            if AssertUnwindSafe(toolbox.unsubscribe(uri, &tool_context)).catch_unwind().await.is_err() {
+                tracing::error!(uri, "resource unsubscription panicked");
+            }
+        }
         self.finish(pending, Decision::Allow, Outcome::Ok, None).await
     }
 
@@ -576,7 +613,8 @@ impl Pipeline {
         context: &CallContext,
     ) -> Result<PromptOutput, CallError> {
         let pending = self.pending(context, "prompts/get", Some(name), Value::Object(arguments.clone()));
-        let (pending, spec, toolbox) = self.find_prompt(pending, name).await?;
+        let (mut pending, spec, toolbox) = self.find_prompt(pending, name).await?;
+        pending.toolbox = Some(toolbox.name().to_owned());
         let (pending, _admission) = self.admit(pending).await?;
         if let Some(missing) = spec.arguments.iter().find(|a| a.required && !arguments.contains_key(&a.name)) {
             let error = CallError::InvalidParams(format!("prompt '{name}' requires argument '{}'", missing.name));

@@ -1,6 +1,6 @@
 //! Prompts a toolbox offers (MCP 2025-11-25 "Prompts").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Content;
 
@@ -33,7 +33,7 @@ pub struct PromptArgument {
 }
 
 /// Who speaks a prompt message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptRole {
     /// The user.
@@ -43,7 +43,7 @@ pub enum PromptRole {
 }
 
 /// One message of a rendered prompt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptMessage {
     /// Speaker.
     pub role: PromptRole,
@@ -52,10 +52,10 @@ pub struct PromptMessage {
 }
 
 /// The result of `prompts/get`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptOutput {
     /// Optional description of the rendered prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The messages.
     pub messages: Vec<PromptMessage>,

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
 
 /// Behaviour hints for clients (MCP 2025-11-25 "ToolAnnotations"). Hints, not guarantees:
 /// Rampart's policy never trusts them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolAnnotations {
     /// The tool does not modify its environment.
@@ -250,6 +250,20 @@ pub trait Toolbox: Send + Sync + 'static {
     ) -> Result<Option<Vec<ResourceContents>>, ToolError> {
         Ok(None)
     }
+
+    /// The caller subscribed to `uri` (already granted, and served by this toolbox):
+    /// a toolbox that can tell when it changes keeps `context.peer()` and calls
+    /// [`crate::ClientPeer::notify_resource_updated`] then. The default accepts and never
+    /// tells.
+    ///
+    /// # Errors
+    /// A [`ToolError`] when the subscription cannot be made (the upstream refused it).
+    async fn subscribe(&self, _uri: &str, _context: &CallContext) -> Result<(), ToolError> {
+        Ok(())
+    }
+
+    /// The caller's session no longer wants updates of `uri`.
+    async fn unsubscribe(&self, _uri: &str, _context: &CallContext) {}
 
     /// Prompts this toolbox serves now (collected like [`Toolbox::tools`]).
     async fn prompts(&self) -> Vec<PromptSpec> {

@@ -171,6 +171,7 @@ mod tests {
                     remote_addr: None,
                     method: "tools/call".into(),
                     tool: Some("system_health".into()),
+                    toolbox: None,
                     arguments: serde_json::Value::Null,
                     decision: Decision::Allow,
                     outcome: Outcome::Ok,

@@ -177,3 +177,24 @@ fn a_sealed_record_line_is_the_serialized_record() {
     assert_eq!(forged.line(), serde_json::to_string(&edited).unwrap());
     assert!(!serde_json::from_str::<AuditRecord>(forged.line()).unwrap().is_intact());
 }
+
+#[test]
+fn the_toolbox_is_hashed_in_key_order_when_set_and_absent_otherwise() {
+    let mut event = event(4);
+    event.toolbox = Some("upstream:github".into());
+    let record = AuditRecord::seal(event, 4, GENESIS_HASH);
+    let canonical = record.canonical_json();
+    assert!(
+        canonical.contains(r#""tool":"system_time","toolbox":"upstream:github","transport":"streamable_http"}"#),
+        "{canonical}"
+    );
+    let line = serde_json::to_string(&record).unwrap();
+    let back: AuditRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, record);
+    assert!(back.is_intact(), "the toolbox is covered by the hash and read back");
+    let mut tampered = back.clone();
+    tampered.event.toolbox = Some("upstream:other".into());
+    assert!(!tampered.is_intact(), "editing the toolbox breaks the hash");
+    let without = AuditRecord::seal(crate::test_support::event(4), 4, GENESIS_HASH);
+    assert!(!without.canonical_json().contains("toolbox"), "records without one keep their old form");
+}
