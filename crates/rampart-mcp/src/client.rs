@@ -1,25 +1,43 @@
-//! An MCP client for the `rampart` CLI (and later the shell and gateway): connect to any
-//! MCP server over streamable HTTP or a child process on stdio, list tools, call one, and
-//! hear the server's notifications ([`ServerNotice`]).
+//! An MCP client for the `rampart` CLI and the gateway: connect to any MCP server over
+//! streamable HTTP or a child process on stdio, list tools, call one (with progress and
+//! cancellation), send any other client request, and hear the server's notifications
+//! ([`ServerNotice`]) and requests (sampling, elicitation, roots: [`ClientEvents`]).
 #![expect(
     deprecated,
     reason = "logging notifications are deprecated by SEP-2577 for 2026-07-28 but are how servers of 2025-x revisions log"
 )]
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
+use async_trait::async_trait;
+use rampart_core::PeerError;
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ClientConfig, LoggingMessageNotificationParam, ProgressNotificationParam},
-    service::{NotificationContext, RunningService},
+    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, CancelledNotificationParam, ClientConfig, ClientRequest, CreateMessageRequestParams,
+        CreateMessageResult, ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
+        ProgressNotificationParam, ResourceUpdatedNotificationParam,
+    },
+    service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::wire::from_json;
+
+/// What a child started with [`ConnectOptions::clean_env`] inherits of our environment
+/// (besides `LC_*`): what finding programs and a home directory needs, no credentials.
+pub const SAFE_INHERITED_ENV: &[&str] =
+    &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME"];
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -55,9 +73,77 @@ pub enum ClientError {
     /// The server answered with a JSON-RPC error or the connection broke.
     #[error("{0}")]
     Protocol(String),
+    /// The server answered with a JSON-RPC error object.
+    #[error("{message} (JSON-RPC error {code})")]
+    Rpc {
+        /// JSON-RPC error code, e.g. -32602.
+        code: i32,
+        /// The server's message.
+        message: String,
+    },
+    /// The call was cancelled by our side; the server was sent `notifications/cancelled`.
+    #[error("cancelled")]
+    Cancelled,
     /// Bad input on our side (e.g. an empty command).
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<ServiceError> for ClientError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::McpError(error) => Self::Rpc { code: error.code.0, message: error.message.to_string() },
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// How a client started with [`McpClient::connect_with`] behaves, besides its target.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// `clientInfo.name` in the handshake (default `rampart-cli`).
+    pub client_name: Option<String>,
+    /// Extra HTTP headers on every request (HTTP targets), e.g. an upstream's API key.
+    pub headers: Vec<(String, String)>,
+    /// Extra environment variables of the child (stdio targets).
+    pub env: Vec<(String, String)>,
+    /// Start the child with only [`SAFE_INHERITED_ENV`] of our environment (plus `env`)
+    /// instead of all of it, so that our own secrets never reach it.
+    pub clean_env: bool,
+    /// Working directory of the child (stdio targets).
+    pub cwd: Option<PathBuf>,
+    /// Each line the child writes on stderr (stdio targets); overrides `show_stderr`.
+    pub stderr_lines: Option<Arc<dyn Fn(String) + Send + Sync>>,
+    /// Where notifications and server-to-client requests go; without it notifications
+    /// queue for [`McpClient::next_notice`] and requests are refused. Declaring it also
+    /// declares the `sampling` and `elicitation` client capabilities.
+    pub events: Option<Arc<dyn ClientEvents>>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("client_name", &self.client_name)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("env", &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Receives what a server sends on its own: notifications that no call of ours routes
+/// (list changes, logs, resource updates), and requests to the client (MCP
+/// `sampling/createMessage`, `elicitation/create`, `roots/list`).
+#[async_trait]
+pub trait ClientEvents: Send + Sync + 'static {
+    /// A notification.
+    fn notice(&self, notice: ServerNotice);
+
+    /// A request from the server; returns the result object.
+    ///
+    /// # Errors
+    /// [`PeerError`]: sent back to the server as a JSON-RPC error.
+    async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError>;
 }
 
 /// One tool as `tools/list` described it.
@@ -88,19 +174,62 @@ pub enum ServerNotice {
     Progress(Value),
     /// `notifications/message`: its params as JSON (`level`, `logger`, `data`).
     Log(Value),
+    /// `notifications/resources/updated` for this URI.
+    ResourceUpdated(String),
 }
+
+/// Progress tokens of calls in flight and where their notifications go; progress that
+/// arrives before its call registered (the token is known only once the request is sent)
+/// waits in `early`, a few at most.
+#[derive(Default)]
+struct ProgressRoutes {
+    routes: HashMap<String, tokio::sync::mpsc::UnboundedSender<Value>>,
+    early: Vec<(String, Value)>,
+}
+
+const EARLY_PROGRESS_KEPT: usize = 64;
 
 /// The client side of the connection: who we are, and where notifications go.
 struct Handler {
     info: ClientConfig,
     notices: tokio::sync::mpsc::UnboundedSender<ServerNotice>,
+    events: Option<Arc<dyn ClientEvents>>,
+    progress: Arc<Mutex<ProgressRoutes>>,
 }
 
 impl Handler {
     fn send(&self, notice: ServerNotice) {
-        // Nobody listening is fine: notices are for whoever asked.
-        let _ = self.notices.send(notice);
+        match &self.events {
+            Some(events) => events.notice(notice),
+            // Nobody listening is fine: notices are for whoever asked.
+            None => drop(self.notices.send(notice)),
+        }
     }
+
+    async fn relay<P: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ErrorData> {
+        let Some(events) = &self.events else {
+            return Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, method.to_owned(), None));
+        };
+        let params = serde_json::to_value(params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match events.request(method, params).await {
+            Ok(result) => from_json(result),
+            Err(PeerError::Unsupported) => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!("{method} is not available: the calling client does not support it"),
+                None,
+            )),
+            Err(PeerError::Refused(message)) => Err(ErrorData::internal_error(message, None)),
+            Err(PeerError::Transport(message)) => Err(ErrorData::internal_error(message, None)),
+        }
+    }
+}
+
+fn token_key(token: &Value) -> String {
+    token.to_string()
 }
 
 impl ClientHandler for Handler {
@@ -121,11 +250,92 @@ impl ClientHandler for Handler {
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
-        self.send(ServerNotice::Progress(serde_json::to_value(params).unwrap_or(Value::Null)));
+        let params = serde_json::to_value(params).unwrap_or(Value::Null);
+        let key = token_key(&params["progressToken"]);
+        {
+            let mut progress = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(route) = progress.routes.get(&key) {
+                let _ = route.send(params);
+                return;
+            }
+            if self.events.is_some() {
+                if progress.early.len() >= EARLY_PROGRESS_KEPT {
+                    progress.early.remove(0);
+                }
+                progress.early.push((key, params.clone()));
+            }
+        }
+        self.send(ServerNotice::Progress(params));
     }
 
     async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _: NotificationContext<RoleClient>) {
         self.send(ServerNotice::Log(serde_json::to_value(params).unwrap_or(Value::Null)));
+    }
+
+    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
+        self.send(ServerNotice::ResourceUpdated(params.uri.to_string()));
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        self.relay("sampling/createMessage", &params).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        self.relay("elicitation/create", &params).await
+    }
+
+    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
+        Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, "roots/list is not offered", None))
+    }
+}
+
+/// Sends `notifications/cancelled` for a request unless disarmed: a call abandoned by
+/// dropping its future (a timeout, a caller that went away) is cancelled upstream too.
+struct CancelOnDrop {
+    peer: Option<rmcp::service::Peer<RoleClient>>,
+    id: rmcp::model::RequestId,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.peer = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(peer) = self.peer.take() else { return };
+        let param: Result<CancelledNotificationParam, _> =
+            from_json(json!({ "requestId": self.id, "reason": "cancelled by the caller" }));
+        let Ok(param) = param else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = peer.notify_cancelled(param).await {
+                    tracing::debug!(%error, "cancellation not delivered");
+                }
+            });
+        }
+    }
+}
+
+/// Removes a call's progress route when the call ends, however it ends.
+struct RouteGuard {
+    progress: Arc<Mutex<ProgressRoutes>>,
+    key: String,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let mut progress = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        progress.routes.remove(&self.key);
     }
 }
 
@@ -133,6 +343,8 @@ impl ClientHandler for Handler {
 pub struct McpClient {
     service: RunningService<RoleClient, Handler>,
     notices: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ServerNotice>>,
+    progress: Arc<Mutex<ProgressRoutes>>,
+    pid: Option<u32>,
 }
 
 impl McpClient {
@@ -141,23 +353,53 @@ impl McpClient {
     /// # Errors
     /// [`ClientError::Connect`] (unreachable, 401, not an MCP server, command not found).
     pub async fn connect(target: &ClientTarget) -> Result<Self, ClientError> {
+        Self::connect_with(target, ConnectOptions::default()).await
+    }
+
+    /// Connects with `options` (headers, the child's environment and stderr, where
+    /// notifications and server requests go). A stdio child is the leader of its own
+    /// process group, and the whole group is killed when the client is dropped or closed.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] (unreachable, 401, not an MCP server, command not found).
+    pub async fn connect_with(target: &ClientTarget, options: ConnectOptions) -> Result<Self, ClientError> {
+        let capabilities = if options.events.is_some() {
+            // Not `roots`: a gateway must not let its callers' roots redefine what an
+            // upstream may touch (server-filesystem replaces its directories with them).
+            json!({ "sampling": {}, "elicitation": {} })
+        } else {
+            json!({})
+        };
         let info: ClientConfig = from_json(json!({
             "protocolVersion": rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE,
-            "capabilities": {},
-            "clientInfo": { "name": "rampart-cli", "version": rampart_core::VERSION },
+            "capabilities": capabilities,
+            "clientInfo": {
+                "name": options.client_name.as_deref().unwrap_or("rampart-cli"),
+                "version": rampart_core::VERSION,
+            },
         }))
         .map_err(|e| ClientError::Usage(e.message.to_string()))?;
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
-        let handler = Handler { info, notices: sender };
+        let progress = Arc::new(Mutex::new(ProgressRoutes::default()));
+        let handler = Handler { info, notices: sender, events: options.events.clone(), progress: progress.clone() };
         let describe = describe(target);
         let connect_error = |detail: String| ClientError::Connect { target: describe.clone(), detail };
+        let mut pid = None;
         let service = match target {
             ClientTarget::Http { url, token } => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 if let Some(token) = token {
                     config = config.auth_header(token.clone());
                 }
-                config = config.custom_headers(HashMap::new());
+                let mut headers = HashMap::new();
+                for (name, value) in &options.headers {
+                    let name = http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| ClientError::Usage(format!("header name '{name}': {e}")))?;
+                    let value = http::HeaderValue::from_str(value)
+                        .map_err(|e| ClientError::Usage(format!("header '{name}': {e}")))?;
+                    headers.insert(name, value);
+                }
+                config = config.custom_headers(headers);
                 let transport = StreamableHttpClientTransport::from_config(config);
                 handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
@@ -166,13 +408,133 @@ impl McpClient {
                     command.split_first().ok_or_else(|| ClientError::Usage("--stdio needs a command".into()))?;
                 let mut cmd = tokio::process::Command::new(program);
                 cmd.args(args);
-                let stderr = if *show_stderr { std::process::Stdio::inherit() } else { std::process::Stdio::null() };
-                let (transport, _) =
-                    TokioChildProcess::builder(cmd).stderr(stderr).spawn().map_err(|e| connect_error(e.to_string()))?;
+                if options.clean_env {
+                    cmd.env_clear();
+                    cmd.envs(std::env::vars_os().filter(|(name, _)| {
+                        name.to_str().is_some_and(|name| SAFE_INHERITED_ENV.contains(&name) || name.starts_with("LC_"))
+                    }));
+                }
+                // The child's stdin closing makes a well-behaved server exit; this makes sure.
+                cmd.kill_on_drop(true);
+                cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
+                if let Some(cwd) = &options.cwd {
+                    cmd.current_dir(cwd);
+                }
+                let stderr = match (&options.stderr_lines, show_stderr) {
+                    (Some(_), _) => std::process::Stdio::piped(),
+                    (None, true) => std::process::Stdio::inherit(),
+                    (None, false) => std::process::Stdio::null(),
+                };
+                let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+                wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
+                let (transport, child_stderr) = TokioChildProcess::builder(wrapped)
+                    .stderr(stderr)
+                    .spawn()
+                    .map_err(|e| connect_error(e.to_string()))?;
+                pid = transport.id();
+                if let (Some(lines), Some(child_stderr)) = (options.stderr_lines.clone(), child_stderr) {
+                    tokio::spawn(async move {
+                        let mut reader = tokio::io::BufReader::new(child_stderr).lines();
+                        while let Ok(Some(line)) = reader.next_line().await {
+                            lines(line);
+                        }
+                    });
+                }
                 handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
         };
-        Ok(Self { service, notices: tokio::sync::Mutex::new(notices) })
+        Ok(Self { service, notices: tokio::sync::Mutex::new(notices), progress, pid })
+    }
+
+    /// The child's process id (stdio targets), the leader of its process group.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Whether the connection is gone (the child exited, the session ended).
+    pub fn is_closed(&self) -> bool {
+        self.service.is_closed() || self.service.peer().is_transport_closed()
+    }
+
+    /// Sends any client request (`resources/read`, `prompts/get`, `completion/complete`,
+    /// `resources/subscribe`, a `*/list` page…) and returns the result object.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`] for a JSON-RPC error, [`ClientError::Protocol`] when the
+    /// connection broke, [`ClientError::Usage`] for a method that is not a client request.
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let request: ClientRequest = from_json(json!({ "method": method, "params": params }))
+            .map_err(|_| ClientError::Usage(format!("'{method}' with these params is not an MCP client request")))?;
+        let result = self.service.peer().send_request(request).await?;
+        serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Every item of a paginated list (`tools/list` → `tools`, `resources/list` →
+    /// `resources`, `resources/templates/list` → `resourceTemplates`, `prompts/list` →
+    /// `prompts`), following `nextCursor` (at most 1,000 pages).
+    ///
+    /// # Errors
+    /// As [`McpClient::request`].
+    pub async fn list_all(&self, method: &str, key: &str) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..1000 {
+            let params = match &cursor {
+                Some(cursor) => json!({ "cursor": cursor }),
+                None => json!({}),
+            };
+            let mut page = self.request(method, params).await?;
+            if let Some(Value::Array(page_items)) = page.get_mut(key).map(Value::take) {
+                items.extend(page_items);
+            }
+            match page.get("nextCursor") {
+                Some(next) if !next.is_null() => cursor = Some(next.clone()),
+                _ => return Ok(items),
+            }
+        }
+        Err(ClientError::Protocol(format!("{method}: more than 1000 pages")))
+    }
+
+    /// Calls `tool` and returns the `CallToolResult` as JSON; its progress notifications
+    /// (params as JSON) go to `progress`, and when `cancel` fires first the server is sent
+    /// `notifications/cancelled` (MCP 2025-11-25 "Cancellation") and the call ends with
+    /// [`ClientError::Cancelled`]. Dropping the future also cancels upstream.
+    ///
+    /// # Errors
+    /// [`ClientError::Rpc`], [`ClientError::Protocol`], [`ClientError::Cancelled`].
+    pub async fn call_tool_with(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        progress: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+        cancel: &CancellationToken,
+    ) -> Result<Value, ClientError> {
+        let request: ClientRequest =
+            from_json(json!({ "method": "tools/call", "params": { "name": tool, "arguments": arguments } }))
+                .map_err(|e| ClientError::Usage(e.message.to_string()))?;
+        let handle = self.service.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await?;
+        let key = token_key(&serde_json::to_value(&handle.progress_token).unwrap_or(Value::Null));
+        let _route = progress.map(|route| {
+            let mut routes = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let early = std::mem::take(&mut routes.early);
+            for (token, params) in early {
+                if token == key {
+                    let _ = route.send(params);
+                } else {
+                    routes.early.push((token, params));
+                }
+            }
+            routes.routes.insert(key.clone(), route);
+            RouteGuard { progress: self.progress.clone(), key: key.clone() }
+        });
+        let cancel_on_drop = CancelOnDrop { peer: Some(handle.peer.clone()), id: handle.id.clone() };
+        let result = tokio::select! {
+            result = handle.await_response() => result,
+            () = cancel.cancelled() => return Err(ClientError::Cancelled),
+        };
+        cancel_on_drop.disarm();
+        let result = result?;
+        serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// `serverInfo` from the handshake, as JSON.

@@ -12,7 +12,9 @@ mod session;
 mod transport;
 mod wire;
 
-pub use client::{ClientError, ClientTarget, McpClient, ServerNotice, ToolInfo};
+pub use client::{
+    ClientError, ClientEvents, ClientTarget, ConnectOptions, McpClient, SAFE_INHERITED_ENV, ServerNotice, ToolInfo,
+};
 pub use handler::{McpHandler, ServerIdentity};
 pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};

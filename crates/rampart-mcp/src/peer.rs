@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use rampart_core::{ClientPeer, LogLevel, PeerError};
 use rmcp::{
     RoleServer,
-    model::{LoggingMessageNotificationParam, ProgressNotificationParam, ServerRequest},
+    model::{
+        LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam, ServerRequest,
+    },
     service::{Peer, ServiceError},
 };
 use serde_json::{Value, json};
@@ -102,5 +104,12 @@ impl ClientPeer for RmcpPeer {
             other => PeerError::Transport(other.to_string()),
         })?;
         serde_json::to_value(result).map_err(|error| PeerError::Transport(error.to_string()))
+    }
+
+    async fn notify_resource_updated(&self, uri: &str) {
+        let Ok(param) = from_json::<ResourceUpdatedNotificationParam>(json!({ "uri": uri })) else { return };
+        if let Err(error) = self.peer.notify_resource_updated(param).await {
+            tracing::debug!(%error, "resource update notification not delivered");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Rampart's store: API tokens and audit records, through sqlx.
+//! Rampart's store: API tokens, audit records and upstream tool pins, through sqlx.
 //!
 //! One code path for both back-ends: the embedded SQLite database (a file in the data
 //! directory; the default, no external service) and PostgreSQL (`RAMPART_DATABASE_URL=
@@ -11,6 +11,7 @@
 //! migrates.
 
 mod audit;
+mod pins;
 mod tokens;
 
 use std::{path::Path, time::Duration};
@@ -27,6 +28,7 @@ use std::sync::{
 use tokio::sync::Mutex;
 
 pub use audit::{AuditQuery, AuditRow};
+pub use pins::PinRow;
 pub use tokens::TokenRow;
 
 /// Which database is behind the store.

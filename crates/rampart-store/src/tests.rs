@@ -228,11 +228,33 @@ async fn sqlite_searches_use_the_indexes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+async fn pin_rows(store: &Store) {
+    let pin = |tool: &str, fingerprint: &str| PinRow {
+        upstream: "everything".into(),
+        tool: tool.into(),
+        fingerprint: fingerprint.into(),
+        definition: format!("{{\"name\":\"{tool}\"}}"),
+        pinned_at: 1,
+    };
+    store.save_pin(&pin("echo", "f1")).await.unwrap();
+    store.save_pin(&pin("add", "f2")).await.unwrap();
+    store.save_pin(&PinRow { upstream: "other".into(), ..pin("echo", "f9") }).await.unwrap();
+    store.save_pin(&pin("echo", "f3")).await.unwrap();
+    let pins = store.pins("everything").await.unwrap();
+    assert_eq!(
+        pins.iter().map(|p| (p.tool.as_str(), p.fingerprint.as_str())).collect::<Vec<_>>(),
+        [("add", "f2"), ("echo", "f3")],
+        "an approval replaces the pin, per upstream"
+    );
+    assert!(store.pins("nobody").await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn sqlite_tokens_and_audit() {
     let (store, dir) = sqlite_store("both");
     token_lifecycle(&store).await;
     audit_rows(&store).await;
+    pin_rows(&store).await;
     store.ping().await.unwrap();
     store.close().await;
     let reopened = Store::open(&Store::sqlite_url(&dir.join("nested"))).unwrap();
@@ -246,6 +268,7 @@ async fn postgres_tokens_and_audit() {
     assert_eq!(store.backend(), Backend::Postgres);
     token_lifecycle(&store).await;
     audit_rows(&store).await;
+    pin_rows(&store).await;
     store.ping().await.unwrap();
 }
 
