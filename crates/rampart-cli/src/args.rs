@@ -59,6 +59,62 @@ pub(crate) enum Command {
     Tools(ClientArgs),
     /// Call a tool on an MCP server: `rampart call get_current_time timezone=Asia/Tokyo`.
     Call(CallArgs),
+    /// The MCP servers mounted behind a running Rampart ([upstreams.NAME], the gateway).
+    ///
+    /// list, show, approve and restart call the running server's admin_upstream_* tools
+    /// (through its pipeline: an admin token is needed over HTTP); import converts a
+    /// client's server list offline.
+    Upstream {
+        #[command(subcommand)]
+        command: UpstreamCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UpstreamCommand {
+    /// Each upstream's state (ready, starting, backing off since…), last error, tool
+    /// count, calls, p50/p99 latency.
+    List(ClientArgs),
+    /// One upstream, with the diff of each pinned tool whose definition changed.
+    Show {
+        /// The upstream's name in [upstreams.NAME].
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Serve again a pinned tool whose definition changed, after showing its diff.
+    Approve {
+        /// The upstream's name in [upstreams.NAME].
+        name: String,
+        /// The changed tool (its upstream or served name); none: every changed tool.
+        tool: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Close an upstream's sessions (its processes) and connect again.
+    Restart {
+        /// The upstream's name in [upstreams.NAME].
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Convert the MCP servers of claude_desktop_config.json, Cursor's or VS Code's
+    /// mcp.json into [upstreams.NAME] tables for rampart.toml (printed on stdout).
+    ///
+    /// Literal secrets in env and headers are not printed: each becomes a ${VAR}
+    /// reference, and --secrets FILE writes their values to a dotenv file (mode 0600)
+    /// that the tables name as env_file.
+    Import {
+        /// The JSON file (an object with "mcpServers" or "servers").
+        file: PathBuf,
+        /// Write the secrets to this dotenv file (created with mode 0600, never
+        /// overwritten).
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// Print JSON (toml, warnings, upstreams, secret names) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::{Map, Value};
 
 use crate::{
-    args::{CallArgs, ClientArgs},
+    args::{CallArgs, ClientArgs, UpstreamCommand},
     display,
 };
 
@@ -87,6 +87,69 @@ async fn call_tool(client: &ClientArgs, tool: &str, arguments: Map<String, Value
         print!("{}", display::call_result(&result));
     }
     Ok(if is_error { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `rampart upstream …`: the running server's `admin_upstream_*` tools, or an offline
+/// import.
+pub(crate) async fn upstream(command: UpstreamCommand) -> anyhow::Result<ExitCode> {
+    let upstream = |name: String| Map::from_iter([("upstream".to_owned(), Value::String(name))]);
+    match command {
+        UpstreamCommand::List(client) => call_tool(&client, "admin_upstream_list", Map::new()).await,
+        UpstreamCommand::Show { name, client } => call_tool(&client, "admin_upstream_show", upstream(name)).await,
+        UpstreamCommand::Restart { name, client } => call_tool(&client, "admin_upstream_restart", upstream(name)).await,
+        UpstreamCommand::Approve { name, tool, client } => {
+            let mut arguments = upstream(name);
+            if let Some(tool) = tool {
+                arguments.insert("tool".into(), Value::String(tool));
+            }
+            call_tool(&client, "admin_upstream_approve", arguments).await
+        }
+        UpstreamCommand::Import { file, secrets, json } => import(&file, secrets.as_deref(), json),
+    }
+}
+
+fn import(file: &std::path::Path, secrets: Option<&std::path::Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let env_file = secrets.map(|path| path.display().to_string());
+    let imported = rampart_gateway::import::import(&text, env_file.as_deref())
+        .with_context(|| format!("cannot import {}", file.display()))?;
+    if let Some(path) = secrets
+        && !imported.secrets.is_empty()
+    {
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+        out.write_all(imported.secrets_dotenv().as_bytes())?;
+    }
+    if json {
+        let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
+        let report = serde_json::json!({
+            "toml": imported.toml, "upstreams": imported.upstreams, "warnings": imported.warnings, "secrets": names,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", imported.toml);
+        for warning in &imported.warnings {
+            eprintln!("warning: {warning}");
+        }
+        if !imported.secrets.is_empty() {
+            let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
+            match secrets {
+                Some(path) => eprintln!("wrote {} secret(s) to {}: {}", names.len(), path.display(), names.join(", ")),
+                None => eprintln!(
+                    "note: {} secret(s) were replaced by ${{VAR}} references ({}); set them in the environment, or \
+                     run again with --secrets FILE to write them to a dotenv file",
+                    names.len(),
+                    names.join(", ")
+                ),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `rampart config reload`: calls the running server's `admin_config_reload` tool.

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
             Command::Sandbox { command: args::SandboxCommand::Check { json } } => admin::sandbox_check(json),
             Command::Tools(args) => client::tools(args).await,
             Command::Call(args) => client::call(args).await,
+            Command::Upstream { command } => client::upstream(command).await,
         }
     });
     match result {

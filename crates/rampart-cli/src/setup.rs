@@ -68,10 +68,12 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
 }
 
 /// Starts logging to stderr. rmcp's debug output dumps whole requests, arguments and
-/// all, so it is capped at `info` unless the filter names `rmcp` explicitly (e.g.
-/// `debug,rmcp=debug`): a plain `--log debug` must not write callers' secrets to the log.
+/// all, and its `info` logs every notification an upstream sends and its whole
+/// `initialize` answer, so it is capped at `warn` unless the filter names `rmcp`
+/// explicitly (e.g. `debug,rmcp=debug`): a plain `--log debug` must not write callers'
+/// secrets to the log.
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = if filter.contains("rmcp") { filter.to_owned() } else { format!("{filter},rmcp=info") };
+    let filter = if filter.contains("rmcp") { filter.to_owned() } else { format!("{filter},rmcp=warn") };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -48,6 +48,11 @@ pub struct Config {
     /// `tools.enabled = [..., "exec"]`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub exec: serde_json::Value,
+    /// `[upstreams.NAME]`: MCP servers mounted behind Rampart (validated by
+    /// `rampart-gateway`; each one is a toolbox `upstream:NAME`, no `tools.enabled`
+    /// entry needed).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub upstreams: serde_json::Value,
 }
 
 /// `[limits]`. A value of 0 means unlimited.

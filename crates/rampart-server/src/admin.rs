@@ -11,6 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use rampart_gateway::{ChangedTool, UpstreamStatus, UpstreamToolbox};
+
 use crate::{
     reload::{ReloadReport, Reloader},
     tokens::{CreatedToken, TokenError, TokenInfo, TokenService, parse_duration},
@@ -67,6 +69,78 @@ struct TokenKey {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoArguments {}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UpstreamKey {
+    /// The upstream's name in [upstreams.NAME].
+    upstream: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ApproveArguments {
+    /// The upstream's name in [upstreams.NAME].
+    upstream: String,
+    /// One changed tool (its upstream or served name); none: every changed tool.
+    tool: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UpstreamList {
+    upstreams: Vec<UpstreamStatus>,
+}
+
+#[derive(Serialize)]
+struct UpstreamDetail {
+    status: UpstreamStatus,
+    changed_tools: Vec<ChangedTool>,
+}
+
+#[derive(Serialize)]
+struct Approved {
+    approved: Vec<ChangedTool>,
+}
+
+/// One line of `rampart upstream list`.
+fn status_line(status: &UpstreamStatus) -> String {
+    let mut line = format!(
+        "{} [{}] {:?} since {} — {} tools, {} calls, {} errors",
+        status.name, status.transport, status.state, status.since, status.tools, status.calls, status.errors
+    );
+    if let (Some(p50), Some(p99)) = (status.p50_ms, status.p99_ms) {
+        line.push_str(&format!(", p50 {p50} ms, p99 {p99} ms"));
+    }
+    if status.changed_tools > 0 {
+        line.push_str(&format!(
+            ", {} changed tools hidden (rampart upstream show {})",
+            status.changed_tools, status.name
+        ));
+    }
+    if let Some(error) = &status.last_error {
+        line.push_str(&format!("; last error: {error}"));
+    }
+    line
+}
+
+impl AdminToolbox {
+    async fn upstreams(&self) -> Result<Vec<Arc<UpstreamToolbox>>, ToolError> {
+        let reloader =
+            self.reload.get().ok_or_else(|| ToolError::Failed("this process serves no upstream MCP servers".into()))?;
+        Ok(reloader.upstreams().await)
+    }
+
+    async fn upstream(&self, name: &str) -> Result<Arc<UpstreamToolbox>, ToolError> {
+        let upstreams = self.upstreams().await?;
+        let known = upstreams.iter().map(|u| u.upstream_name().to_owned()).collect::<Vec<_>>().join(", ");
+        upstreams.into_iter().find(|u| u.upstream_name() == name).ok_or_else(|| {
+            ToolError::Failed(format!(
+                "no upstream named '{name}' (configured: {})",
+                if known.is_empty() { "none" } else { &known }
+            ))
+        })
+    }
+}
 
 #[derive(Serialize, JsonSchema)]
 struct TokenList {
@@ -145,7 +219,37 @@ impl Toolbox for AdminToolbox {
             )
             .title("Reload the configuration")
             .output::<ReloadReport>()
-            .annotations(ToolAnnotations { idempotent_hint: Some(true), ..write }),
+            .annotations(ToolAnnotations { idempotent_hint: Some(true), ..write.clone() }),
+            ToolSpec::new::<NoArguments>(
+                "admin_upstream_list",
+                "List the upstream MCP servers mounted behind Rampart: state, since when, last error, tools, calls, \
+                 p50/p99 latency.",
+            )
+            .title("List upstream MCP servers")
+            .annotations(ToolAnnotations::read_only()),
+            ToolSpec::new::<UpstreamKey>(
+                "admin_upstream_show",
+                "Show one upstream MCP server, with the diff of each pinned tool whose definition changed.",
+            )
+            .title("Show an upstream MCP server")
+            .annotations(ToolAnnotations::read_only()),
+            ToolSpec::new::<ApproveArguments>(
+                "admin_upstream_approve",
+                "Approve the changed definition of an upstream's pinned tool (or all of them), which is served again; \
+                 returns the diff approved.",
+            )
+            .title("Approve changed upstream tools")
+            .annotations(write.clone()),
+            ToolSpec::new::<UpstreamKey>(
+                "admin_upstream_restart",
+                "Restart an upstream MCP server: close its sessions (its processes) and connect again.",
+            )
+            .title("Restart an upstream MCP server")
+            .annotations(ToolAnnotations {
+                destructive_hint: Some(false),
+                idempotent_hint: Some(true),
+                ..write
+            }),
         ]
     }
 
@@ -192,6 +296,51 @@ impl Toolbox for AdminToolbox {
                 let report = reloader.reload().await.map_err(|error| ToolError::Failed(error.to_string()))?;
                 let text = report.to_string();
                 ToolOutput::structured(&report, text)
+            }
+            "admin_upstream_list" => {
+                parse_arguments::<NoArguments>(arguments)?;
+                let mut upstreams = Vec::new();
+                for upstream in self.upstreams().await? {
+                    upstreams.push(upstream.status().await);
+                }
+                let text = upstreams.iter().map(status_line).collect::<Vec<_>>().join("\n");
+                let text = if text.is_empty() {
+                    "No upstream MCP server is configured ([upstreams.NAME]).".into()
+                } else {
+                    text
+                };
+                ToolOutput::structured(&UpstreamList { upstreams }, text)
+            }
+            "admin_upstream_show" => {
+                let a: UpstreamKey = parse_arguments(arguments)?;
+                let upstream = self.upstream(&a.upstream).await?;
+                let status = upstream.status().await;
+                let changed_tools = upstream.changed_tools();
+                let mut text = status_line(&status);
+                for changed in &changed_tools {
+                    text.push_str(&format!(
+                        "\n\nchanged tool '{}' (hidden until approved):\n{}",
+                        changed.tool, changed.diff
+                    ));
+                }
+                ToolOutput::structured(&UpstreamDetail { status, changed_tools }, text)
+            }
+            "admin_upstream_approve" => {
+                let a: ApproveArguments = parse_arguments(arguments)?;
+                let upstream = self.upstream(&a.upstream).await?;
+                let approved = upstream.approve(a.tool.as_deref()).await.map_err(ToolError::Failed)?;
+                let text = approved
+                    .iter()
+                    .map(|c| format!("approved '{}' (served as '{}'):\n{}", c.tool, c.served_as, c.diff))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                ToolOutput::structured(&Approved { approved }, text)
+            }
+            "admin_upstream_restart" => {
+                let a: UpstreamKey = parse_arguments(arguments)?;
+                let upstream = self.upstream(&a.upstream).await?;
+                upstream.restart().await;
+                ToolOutput::structured(&upstream.status().await, format!("upstream '{}' is restarting", a.upstream))
             }
             other => Err(ToolError::NotFound(format!("tool '{other}'"))),
         }

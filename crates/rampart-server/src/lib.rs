@@ -23,6 +23,7 @@ mod sessions;
 mod setup;
 mod tls;
 mod tokens;
+mod upstreams;
 
 pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push_row, record_from_row};
 pub use auth::Credentials;

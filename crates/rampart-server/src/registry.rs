@@ -8,6 +8,7 @@ use rampart_config::{Config, Profile};
 use rampart_core::Toolbox;
 use rampart_exec::ExecToolbox;
 use rampart_fs::FsToolbox;
+use rampart_gateway::{PinStore, UpstreamConfig, UpstreamToolbox, parse_upstreams};
 use rampart_http::HttpToolbox;
 use rampart_mcp::supported_protocol_versions;
 use rampart_sql::SqlToolbox;
@@ -20,12 +21,22 @@ use crate::{
     tokens::TokenService,
 };
 
+/// The running server's services that toolboxes are built over (kept by the reloader to
+/// build them again).
+pub(crate) struct Services {
+    pub(crate) tokens: Arc<TokenService>,
+    pub(crate) reload: Arc<ReloadHandle>,
+    pub(crate) pins: Arc<dyn PinStore>,
+}
+
 /// What building a toolbox may use besides its settings.
 pub(crate) struct BuildContext<'a> {
     /// The toolboxes being built, in order (for `system_about`).
     pub(crate) names: &'a [&'static str],
     pub(crate) tokens: &'a Arc<TokenService>,
     pub(crate) reload: &'a Arc<ReloadHandle>,
+    /// Where upstreams pin their tool definitions (none: pinning off).
+    pub(crate) pins: Option<Arc<dyn PinStore>>,
 }
 
 /// One kind of toolbox.
@@ -201,7 +212,21 @@ pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
     for kind in active(config)? {
         (kind.validate)(kind.settings_in(config)?).map_err(|message| kind.error(message))?;
     }
+    for (name, upstream) in upstreams(config)? {
+        upstream.target(None).map_err(|message| upstream_error(&name, message))?;
+    }
     Ok(())
+}
+
+/// The `[upstreams.NAME]` tables.
+fn upstreams(config: &Config) -> Result<Vec<(String, UpstreamConfig)>, ServerError> {
+    let upstreams = parse_upstreams(&config.upstreams)
+        .map_err(|error| ServerError::Toolbox { toolbox: "upstreams".into(), message: error.to_string() })?;
+    Ok(upstreams.into_iter().collect())
+}
+
+fn upstream_error(name: &str, message: String) -> ServerError {
+    ServerError::Toolbox { toolbox: format!("upstream:{name}"), message }
 }
 
 /// What `config` sets up but does not use: a toolbox's section without the toolbox in
@@ -225,9 +250,11 @@ pub(crate) fn unused_sections(config: &Config) -> Vec<String> {
 /// One toolbox built from a configuration, with the settings it was built from.
 #[derive(Clone)]
 pub(crate) struct BuiltToolbox {
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     pub(crate) settings: Value,
     pub(crate) toolbox: Arc<dyn Toolbox>,
+    /// The same toolbox, typed, when it is an upstream MCP server (for `admin_upstream_*`).
+    pub(crate) upstream: Option<Arc<UpstreamToolbox>>,
 }
 
 /// Builds the toolboxes `config` switches on, each from its settings (checked as
@@ -238,13 +265,17 @@ pub(crate) struct BuiltToolbox {
 /// [`ServerError::UnknownToolbox`], [`ServerError::Toolbox`] naming the toolbox that failed.
 pub(crate) fn build(
     config: &Config,
-    tokens: &Arc<TokenService>,
-    reload: &Arc<ReloadHandle>,
+    services: &Services,
     running: &[BuiltToolbox],
 ) -> Result<Vec<BuiltToolbox>, ServerError> {
     let kinds = active(config)?;
     let names: Vec<&'static str> = kinds.iter().map(|kind| kind.name).collect();
-    let context = BuildContext { names: &names, tokens, reload };
+    let context = BuildContext {
+        names: &names,
+        tokens: &services.tokens,
+        reload: &services.reload,
+        pins: Some(services.pins.clone()),
+    };
     let mut built = Vec::with_capacity(kinds.len());
     for kind in kinds {
         let settings = kind.settings_in(config)?;
@@ -253,7 +284,20 @@ pub(crate) fn build(
             Some(old) => old.toolbox.clone(),
             None => (kind.build)(settings.clone(), &context).map_err(|message| kind.error(message))?,
         };
-        built.push(BuiltToolbox { name: kind.name, settings, toolbox });
+        built.push(BuiltToolbox { name: kind.name.to_owned(), settings, toolbox, upstream: None });
+    }
+    for (name, upstream) in upstreams(config)? {
+        let toolbox_name = format!("upstream:{name}");
+        let settings = serde_json::to_value(&upstream).unwrap_or(Value::Null);
+        let kept = running.iter().find(|old| old.name == toolbox_name && old.settings == settings);
+        let toolbox = match kept.and_then(|old| old.upstream.clone()) {
+            Some(old) => old,
+            None => Arc::new(
+                UpstreamToolbox::new(&name, upstream, None, context.pins.clone())
+                    .map_err(|message| upstream_error(&name, message))?,
+            ),
+        };
+        built.push(BuiltToolbox { name: toolbox_name, settings, toolbox: toolbox.clone(), upstream: Some(toolbox) });
     }
     Ok(built)
 }

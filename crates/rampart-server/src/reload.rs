@@ -11,16 +11,15 @@ use std::{fmt, sync::Arc};
 
 use rampart_config::{Config, LoadOptions, load};
 use rampart_core::Pipeline;
+use rampart_gateway::UpstreamToolbox;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    admin::ReloadHandle,
-    registry::{self, BuiltToolbox},
+    registry::{self, BuiltToolbox, Services},
     security::SecurityGuard,
     setup,
-    tokens::TokenService,
 };
 
 /// Why a reload was refused; the running configuration stays in force.
@@ -75,8 +74,7 @@ pub struct Reloader {
     running: tokio::sync::Mutex<Running>,
     pipeline: Arc<Pipeline>,
     guard: Arc<SecurityGuard>,
-    tokens: Arc<TokenService>,
-    handle: Arc<ReloadHandle>,
+    services: Services,
 }
 
 impl fmt::Debug for Reloader {
@@ -86,7 +84,7 @@ impl fmt::Debug for Reloader {
 }
 
 /// The sections a reload applies; any other change is refused.
-const LIVE_SECTIONS: &[&str] = &["roles", "limits", "tools", "fs", "sql", "http", "exec"];
+const LIVE_SECTIONS: &[&str] = &["roles", "limits", "tools", "fs", "sql", "http", "exec", "upstreams"];
 
 impl Reloader {
     /// A reloader for a server built from `config` (loaded with `options`).
@@ -96,11 +94,15 @@ impl Reloader {
         toolboxes: Vec<BuiltToolbox>,
         pipeline: Arc<Pipeline>,
         guard: Arc<SecurityGuard>,
-        tokens: Arc<TokenService>,
-        handle: Arc<ReloadHandle>,
+        services: Services,
     ) -> Self {
         let running = tokio::sync::Mutex::new(Running { config, toolboxes });
-        Self { options, running, pipeline, guard, tokens, handle }
+        Self { options, running, pipeline, guard, services }
+    }
+
+    /// The upstream MCP servers mounted now, in configuration order.
+    pub(crate) async fn upstreams(&self) -> Vec<Arc<UpstreamToolbox>> {
+        self.running.lock().await.toolboxes.iter().filter_map(|built| built.upstream.clone()).collect()
     }
 
     /// Reads the configuration again and applies it, all of it or nothing.
@@ -120,7 +122,7 @@ impl Reloader {
         for warning in registry::unused_sections(&config) {
             tracing::warn!("{warning}");
         }
-        let toolboxes = registry::build(&config, &self.tokens, &self.handle, &running.toolboxes)
+        let toolboxes = registry::build(&config, &self.services, &running.toolboxes)
             .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         // From collecting the new catalog to installing it, no toolbox's own change runs.
         let update = self.pipeline.update_catalog().await;
@@ -141,7 +143,7 @@ impl Reloader {
         };
         // Everything is built and valid: put it in force.
         self.guard.replace(state);
-        self.tokens.replace_policy(policy);
+        self.services.tokens.replace_policy(policy);
         update.install(catalog);
         *running = Running { config, toolboxes };
         tracing::info!("{report}");

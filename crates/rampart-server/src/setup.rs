@@ -214,7 +214,12 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
     let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
     let tokens = Arc::new(TokenService::new(store.clone(), policy));
     let reload = Arc::new(ReloadHandle::default());
-    let toolboxes = registry::build(config, &tokens, &reload, &[])?;
+    let services = registry::Services {
+        tokens: tokens.clone(),
+        reload: reload.clone(),
+        pins: crate::upstreams::StorePins::shared(store.clone(), &guard),
+    };
+    let toolboxes = registry::build(config, &services, &[])?;
     let pipeline = pipeline(guard.clone(), &toolboxes).await?;
     let authenticator = authenticator(config)?;
     let jwt = match &config.auth.jwt {
@@ -231,15 +236,8 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
         ),
     };
     let handler = McpHandler::new(pipeline.clone(), identity, transport).with_stdio_principal(stdio_principal(config));
-    let reloader = Arc::new(Reloader::new(
-        options,
-        config.clone(),
-        toolboxes,
-        pipeline.clone(),
-        guard.clone(),
-        tokens.clone(),
-        reload.clone(),
-    ));
+    let reloader =
+        Arc::new(Reloader::new(options, config.clone(), toolboxes, pipeline.clone(), guard.clone(), services));
     reload.set(&reloader);
     Ok(Built { pipeline, credentials, tokens, store, guard, handler, reloader })
 }
@@ -301,12 +299,13 @@ impl LocalAdmin {
         let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
         let tokens = Arc::new(TokenService::new(store.clone(), policy));
         let admin = registry::TOOLBOXES.iter().filter(|kind| kind.name == "admin");
-        let context = registry::BuildContext { names: &["admin"], tokens: &tokens, reload: &Arc::default() };
+        let context =
+            registry::BuildContext { names: &["admin"], tokens: &tokens, reload: &Arc::default(), pins: None };
         let mut toolboxes = Vec::new();
         for kind in admin {
             let toolbox = (kind.build)(Value::Null, &context)
                 .map_err(|message| ServerError::Toolbox { toolbox: kind.name.into(), message })?;
-            toolboxes.push(BuiltToolbox { name: kind.name, settings: Value::Null, toolbox });
+            toolboxes.push(BuiltToolbox { name: kind.name.to_owned(), settings: Value::Null, toolbox, upstream: None });
         }
         let pipeline = pipeline(guard.clone(), &toolboxes).await?;
         Ok(Self { pipeline, guard, store, caller: Caller::cli(stdio_principal(config)) })
