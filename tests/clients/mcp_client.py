@@ -9,11 +9,30 @@ Usage:
   mcp_client.py [OPTIONS] http URL [OPTIONS]      # Streamable HTTP
   mcp_client.py [OPTIONS] sse  URL [OPTIONS]      # legacy HTTP+SSE (2024-11-05)
 
-Actions (at least one):
+Actions (at least one; run in this order):
   --list-tools              list tool names (follows pagination)
+  --list-resources          list resource URIs (follows pagination)
+  --read URI                read one resource
+  --list-prompts            list prompt names (follows pagination)
+  --get-prompt NAME [--prompt-args JSON]
+                            get prompt NAME with a JSON object of string arguments (default {})
   --call TOOL [--args JSON] call TOOL with a JSON object of arguments (default {})
   --await-list-changed      after the actions, wait for notifications/tools/list_changed,
                             then list the tools again ("listChanged", "toolsAfter")
+
+Modifiers:
+  --progress                send a progressToken with --call (the SDK uses the request id) and
+                            report every notifications/progress received during the session
+                            (the SDK parses "progress"/"total" as floats: 1 comes back as 1.0)
+  --cancel-after SECONDS    abandon the --call after SECONDS: the SDK sends
+                            notifications/cancelled (then this waits 0.2 s so it reaches the
+                            wire); reported as "cancelled": true, exit 0. NB: on a 2026-07-28
+                            Streamable HTTP connection the SDK cancels by closing the POST's
+                            response stream instead, and with 0 it cancels before sending.
+  --logs                    report every notifications/message received during the session;
+                            first sends logging/setLevel "debug" if the server advertises the
+                            `logging` capability (handshake-era protocols), and opts in to
+                            debug-level logs on 2026-07-28+ connections (`_meta` log level)
 
 Other options:
   --header 'Name: value'    extra HTTP header (http/sse; repeatable)
@@ -31,11 +50,20 @@ of the harness options above (e.g. `--list-tools`); put harness options before `
 server itself takes an option with the same name.
 
 Output (stdout, exit 0): one JSON object
-  {"protocolVersion": "...", "tools": ["name", ...], "call": {"content": [...],
-   "structuredContent": {...} | null, "isError": bool},
+  {"protocolVersion": "...", "tools": ["name", ...],
+   "resources": ["uri", ...], "read": {"contents": [...]}, "prompts": ["name", ...],
+   "prompt": {"messages": [...], "description"?: "..."},
+   "call": {"content": [...], "structuredContent": {...} | null, "isError": bool},
+   "cancelled": bool, "progress": [{"progressToken": ..., "progress": n, "total"?: n,
+   "message"?: "..."}, ...], "logs": [{"level": "...", "data": ..., "logger"?: "..."}, ...],
    "listChanged": bool, "toolsAfter": ["name", ...]}
-("tools" only with --list-tools, "call" only with --call, the last two only with
---await-list-changed). A tool result with isError=true is still exit 0.
+Each key only with the flag that asks for it: "tools" --list-tools, "resources"
+--list-resources, "read" --read (the ReadResourceResult as JSON), "prompts" --list-prompts,
+"prompt" --get-prompt (the GetPromptResult as JSON; "read" and "prompt" hold only the
+fields the server sent, not the SDK models' defaults), "call" --call (absent when the call was
+cancelled), "cancelled" --cancel-after (false if the call finished first), "progress"
+--progress, "logs" --logs, the last two --await-list-changed. A tool result with
+isError=true is still exit 0.
 On connection/protocol/JSON-RPC errors or timeout: exit 2, a one-line message on stderr
 starting with "mcp_client: error:", and {"error": {"type", "message", "code"?, "httpStatus"?}}
 on stdout.
@@ -50,13 +78,22 @@ import json
 import os
 import sys
 import threading
+import warnings
 from typing import Any, NoReturn
 
 HARNESS_FLAGS = (
     "--list-tools",
+    "--list-resources",
+    "--read",
+    "--list-prompts",
+    "--get-prompt",
+    "--prompt-args",
     "--await-list-changed",
     "--call",
     "--args",
+    "--progress",
+    "--cancel-after",
+    "--logs",
     "--header",
     "--env",
     "--inherit-env",
@@ -105,9 +142,17 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("transport", choices=["stdio", "http", "sse"])
     p.add_argument("url", nargs="?", help="server URL (http/sse)")
     p.add_argument("--list-tools", action="store_true")
+    p.add_argument("--list-resources", action="store_true")
+    p.add_argument("--read", metavar="URI", default=None)
+    p.add_argument("--list-prompts", action="store_true")
+    p.add_argument("--get-prompt", metavar="NAME", default=None)
+    p.add_argument("--prompt-args", metavar="JSON", default=None)
     p.add_argument("--await-list-changed", action="store_true")
     p.add_argument("--call", metavar="TOOL")
     p.add_argument("--args", metavar="JSON", default=None)
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--cancel-after", metavar="SECONDS", type=float, default=None)
+    p.add_argument("--logs", action="store_true")
     p.add_argument("--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--inherit-env", action="store_true")
@@ -127,10 +172,38 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"{ns.transport} needs a URL")
         if command:
             p.error(f"{ns.transport} takes no command after `--`")
-    if not ns.list_tools and ns.call is None:
-        p.error("nothing to do: give --list-tools and/or --call TOOL")
+    if not (
+        ns.list_tools
+        or ns.list_resources
+        or ns.read is not None
+        or ns.list_prompts
+        or ns.get_prompt is not None
+        or ns.call is not None
+    ):
+        p.error(
+            "nothing to do: give --list-tools, --list-resources, --read URI, --list-prompts, "
+            "--get-prompt NAME and/or --call TOOL"
+        )
     if ns.args is not None and ns.call is None:
         p.error("--args requires --call")
+    if ns.progress and ns.call is None:
+        p.error("--progress requires --call")
+    if ns.cancel_after is not None:
+        if ns.call is None:
+            p.error("--cancel-after requires --call")
+        if ns.cancel_after < 0:
+            p.error("--cancel-after must be >= 0")
+    if ns.prompt_args is not None and ns.get_prompt is None:
+        p.error("--prompt-args requires --get-prompt")
+
+    ns.prompt_arguments = {}
+    if ns.prompt_args is not None:
+        try:
+            ns.prompt_arguments = json.loads(ns.prompt_args)
+        except json.JSONDecodeError as e:
+            p.error(f"--prompt-args is not valid JSON: {e}")
+        if not isinstance(ns.prompt_arguments, dict):
+            p.error("--prompt-args must be a JSON object")
 
     ns.arguments = {}
     if ns.args is not None:
@@ -177,6 +250,7 @@ async def _run(ns: argparse.Namespace, http_status: dict[str, int]) -> dict[str,
     from mcp.client.stdio import StdioServerParameters, stdio_client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
     timeout = httpx2.Timeout(ns.timeout, read=ns.timeout)
 
@@ -211,12 +285,30 @@ async def _run(ns: argparse.Namespace, http_status: dict[str, int]) -> dict[str,
     import anyio
 
     list_changed = anyio.Event()
+    progress: list[Any] = []
+    logs: list[Any] = []
+
+    def dump_params(root: Any) -> Any:
+        params = getattr(root, "params", None)
+        if hasattr(params, "model_dump"):
+            return params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return params
 
     async def on_message(message: Any) -> None:
         root = getattr(message, "root", message)
-        if getattr(root, "method", None) == "notifications/tools/list_changed":
+        method = getattr(root, "method", None)
+        if method == "notifications/tools/list_changed":
             list_changed.set()
+        elif method == "notifications/progress":
+            progress.append(dump_params(root))
+        elif method == "notifications/message":
+            logs.append(dump_params(root))
         await anyio.lowlevel.checkpoint()
+
+    def dump(result: Any) -> Any:
+        # exclude_unset: only what the server sent, not the SDK models' defaults (the 2.x result
+        # models otherwise add "ttlMs": 0, "cacheScope": "private", "resultType": "complete").
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True, exclude_unset=True)
 
     async def tool_names(client: Any) -> list[str]:
         names: list[str] = []
@@ -229,24 +321,77 @@ async def _run(ns: argparse.Namespace, http_status: dict[str, int]) -> dict[str,
                 break
         return names
 
+    async def paginate(fetch: Any, items: str, key: str) -> list[str]:
+        names: list[str] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            page = await fetch(cursor=cursor)
+            names.extend(str(getattr(x, key)) for x in getattr(page, items))
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return names
+
+    async def on_progress(_progress: float, _total: float | None, _message: str | None) -> None:
+        pass  # its presence makes the SDK send a progressToken; on_message records the params
+
     out: dict[str, Any] = {}
-    async with Client(transport, mode=ns.mode, read_timeout_seconds=ns.timeout, message_handler=on_message) as client:
+    client_opts: dict[str, Any] = {}
+    if ns.logs:
+        # Opt-in for 2026-07-28+ connections; no effect on handshake-era ones (setLevel below).
+        client_opts["log_level"] = "debug"
+    async with Client(
+        transport, mode=ns.mode, read_timeout_seconds=ns.timeout, message_handler=on_message, **client_opts
+    ) as client:
         out["protocolVersion"] = client.session.protocol_version
+        if ns.logs and client.session.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            caps = client.server_capabilities
+            if getattr(caps, "logging", None) is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # deprecated as of 2026-07-28
+                    await client.set_logging_level("debug")
         if ns.list_tools:
             out["tools"] = await tool_names(client)
+        if ns.list_resources:
+            out["resources"] = await paginate(client.list_resources, "resources", "uri")
+        if ns.read is not None:
+            out["read"] = dump(await client.read_resource(ns.read))
+        if ns.list_prompts:
+            out["prompts"] = await paginate(client.list_prompts, "prompts", "name")
+        if ns.get_prompt is not None:
+            out["prompt"] = dump(await client.get_prompt(ns.get_prompt, ns.prompt_arguments))
         if ns.call is not None:
-            res = await client.call_tool(ns.call, ns.arguments)
-            dumped = res.model_dump(by_alias=True, mode="json", exclude_none=True)
-            out["call"] = {
-                "content": dumped.get("content", []),
-                "structuredContent": dumped.get("structuredContent"),
-                "isError": bool(dumped.get("isError", False)),
-            }
+            res = None
+            with anyio.CancelScope() as call_scope:
+                if ns.cancel_after is not None:
+                    call_scope.deadline = anyio.current_time() + ns.cancel_after
+                res = await client.call_tool(
+                    ns.call, ns.arguments, progress_callback=on_progress if ns.progress else None
+                )
+            if ns.cancel_after is not None:
+                out["cancelled"] = call_scope.cancelled_caught
+                if call_scope.cancelled_caught:
+                    # The SDK only queues the courtesy notifications/cancelled; give the transport
+                    # a moment to put it on the wire before the session is torn down.
+                    await anyio.sleep(0.2)
+            if res is not None:
+                dumped = res.model_dump(by_alias=True, mode="json", exclude_none=True)
+                out["call"] = {
+                    "content": dumped.get("content", []),
+                    "structuredContent": dumped.get("structuredContent"),
+                    "isError": bool(dumped.get("isError", False)),
+                }
         if ns.await_list_changed:
             with anyio.move_on_after(ns.timeout / 2):
                 await list_changed.wait()
             out["listChanged"] = list_changed.is_set()
             out["toolsAfter"] = await tool_names(client)
+        if ns.progress or ns.logs:
+            await anyio.sleep(0.1)  # let notifications already read reach on_message
+        if ns.progress:
+            out["progress"] = list(progress)
+        if ns.logs:
+            out["logs"] = list(logs)
     return out
 
 
