@@ -5,7 +5,9 @@
 #   2. cargo nextest: unit tests and the end-to-end tests that drive the real binary with
 #      rmcp's client, the Python SDK and the Inspector CLI;
 #   3. the official MCP conformance suite (active server scenarios) against
-#      `rampart serve --profile conformance`.
+#      `rampart serve --profile conformance`;
+#   4. the same suite (--suite all) directly and through the gateway (a front Rampart
+#      whose only upstream is that server): the results must be identical.
 # Third-party clients are required here (MCP_TEST_REQUIRE_CLIENTS=1): a test that cannot
 # find one fails instead of skipping.
 set -euo pipefail
@@ -49,3 +51,6 @@ if [[ -z "$url" ]]; then
   exit 1
 fi
 scripts/conformance.sh "$url"
+
+echo "== MCP conformance suite through the gateway" >&2
+scripts/conformance-gateway.sh "$root/target/debug/rampart"

@@ -67,18 +67,38 @@ pub(crate) fn arguments(json: Option<&str>, pairs: &[String]) -> anyhow::Result<
 
 pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let arguments = arguments(args.args.as_deref(), &args.pairs)?;
-    call_tool(&args.client, &args.tool, arguments).await
+    call_tool(&args.client, &args.tool, arguments, Show::Structured).await
+}
+
+/// Which part of a result a person is shown (`--json` prints it whole either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// The structured content when there is some (what `rampart call` prints).
+    Structured,
+    /// The text the tool wrote for people (status lines, diffs).
+    Text,
 }
 
 /// Calls `tool` on the server of `client` and shows its result: on stdout, or on stderr
 /// with exit status 1 when the tool reported an error.
-async fn call_tool(client: &ClientArgs, tool: &str, arguments: Map<String, Value>) -> anyhow::Result<ExitCode> {
+async fn call_tool(
+    client: &ClientArgs,
+    tool: &str,
+    arguments: Map<String, Value>,
+    show: Show,
+) -> anyhow::Result<ExitCode> {
     let json = client.json;
     let client = McpClient::connect(&target(client)?).await?;
     let result = client.call_tool(tool, arguments).await;
     client.close().await;
-    let result = result?;
+    let mut result = result?;
     let is_error = result["isError"].as_bool().unwrap_or(false);
+    if show == Show::Text
+        && !json
+        && let Some(result) = result.as_object_mut()
+    {
+        result.remove("structuredContent");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else if is_error {
@@ -94,15 +114,19 @@ async fn call_tool(client: &ClientArgs, tool: &str, arguments: Map<String, Value
 pub(crate) async fn upstream(command: UpstreamCommand) -> anyhow::Result<ExitCode> {
     let upstream = |name: String| Map::from_iter([("upstream".to_owned(), Value::String(name))]);
     match command {
-        UpstreamCommand::List(client) => call_tool(&client, "admin_upstream_list", Map::new()).await,
-        UpstreamCommand::Show { name, client } => call_tool(&client, "admin_upstream_show", upstream(name)).await,
-        UpstreamCommand::Restart { name, client } => call_tool(&client, "admin_upstream_restart", upstream(name)).await,
+        UpstreamCommand::List(client) => call_tool(&client, "admin_upstream_list", Map::new(), Show::Text).await,
+        UpstreamCommand::Show { name, client } => {
+            call_tool(&client, "admin_upstream_show", upstream(name), Show::Text).await
+        }
+        UpstreamCommand::Restart { name, client } => {
+            call_tool(&client, "admin_upstream_restart", upstream(name), Show::Text).await
+        }
         UpstreamCommand::Approve { name, tool, client } => {
             let mut arguments = upstream(name);
             if let Some(tool) = tool {
                 arguments.insert("tool".into(), Value::String(tool));
             }
-            call_tool(&client, "admin_upstream_approve", arguments).await
+            call_tool(&client, "admin_upstream_approve", arguments, Show::Text).await
         }
         UpstreamCommand::Import { file, secrets, json } => import(&file, secrets.as_deref(), json),
     }
@@ -154,7 +178,7 @@ fn import(file: &std::path::Path, secrets: Option<&std::path::Path>, json: bool)
 
 /// `rampart config reload`: calls the running server's `admin_config_reload` tool.
 pub(crate) async fn config_reload(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    call_tool(&args, "admin_config_reload", Map::new()).await
+    call_tool(&args, "admin_config_reload", Map::new(), Show::Structured).await
 }
 
 #[cfg(test)]

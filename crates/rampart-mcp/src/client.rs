@@ -547,7 +547,7 @@ impl McpClient {
     /// # Errors
     /// [`ClientError::Protocol`].
     pub async fn list_tools(&self) -> Result<Vec<ToolInfo>, ClientError> {
-        let tools = self.service.list_all_tools().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let tools = self.service.list_all_tools().await?;
         Ok(tools
             .into_iter()
             .map(|tool| {
@@ -570,7 +570,7 @@ impl McpClient {
     pub async fn call_tool(&self, tool: &str, arguments: Map<String, Value>) -> Result<Value, ClientError> {
         let params: CallToolRequestParams = from_json(json!({ "name": tool, "arguments": arguments }))
             .map_err(|e| ClientError::Usage(e.message.to_string()))?;
-        let result = self.service.call_tool(params).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let result = self.service.call_tool(params).await?;
         serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 

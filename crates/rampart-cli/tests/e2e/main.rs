@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod exec;
 mod fs;
+mod gateway;
 mod http;
 mod jwt;
 mod limits;

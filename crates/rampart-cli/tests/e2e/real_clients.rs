@@ -21,7 +21,7 @@ fn data_env() -> (TempDir, String) {
 
 const KEY: &str = "real-clients-key-42";
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn python() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-fn node_bin() -> Option<PathBuf> {
+pub(crate) fn node_bin() -> Option<PathBuf> {
     let dir = workspace().join("tests/clients/node_modules/.bin");
     dir.join("mcp-inspector").exists().then_some(dir)
 }
@@ -113,7 +113,7 @@ fn python_sdk_over_http_with_a_bearer_key() {
 }
 
 /// Runs the Inspector CLI with a private HOME; returns (exit code, stdout).
-fn inspector(node_bin: &Path, args: &[&str]) -> (i32, String) {
+pub(crate) fn inspector(node_bin: &Path, args: &[&str]) -> (i32, String) {
     let home = TempDir::new("inspector-home");
     let path = format!("{}:{}", node_bin.display(), std::env::var("PATH").unwrap_or_default());
     let output = Command::new("timeout")
