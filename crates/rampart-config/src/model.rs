@@ -651,6 +651,24 @@ body_read_timeout_secs = 30
 # network = false
 # timeout_s = 30
 
+# MCP servers you already run, mounted behind Rampart (the gateway): their tools come
+# namespaced (NAME_tool) under the same authentication, roles, limits and audit. Roles
+# grant them like any tool: [roles.reader] tools = ["time_*"]. `rampart upstream import
+# claude_desktop_config.json` converts a client's list; `rampart upstream list` shows them.
+# [upstreams.time]
+# command = "uvx"
+# args = ["mcp-server-time"]
+# env = { TZ = "UTC" }             # values may use ${VAR}; Rampart's own env is not passed
+# [upstreams.github]
+# url = "https://api.githubcopilot.com/mcp/"
+# headers = { Authorization = "Bearer ${GITHUB_TOKEN}" }
+# env_file = "upstreams.env"       # secrets for ${VAR}, outside this file
+# prefix = "gh_"                   # default "NAME_"; "" for none
+# tools.exclude = ["delete_*"]    # and tools.include, tools.rename, tools.descriptions
+# start = "eager"                  # wait for it at start (default "lazy": in the background)
+# stateless = false                # true: one session shared by all callers
+# pin = true                       # hide a tool whose definition changes until approved
+
 [stdio]
 # Who the caller is on stdio: whoever started the process.
 principal = "local"

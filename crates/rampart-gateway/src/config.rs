@@ -68,7 +68,7 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// A dotenv file of secrets for `${VAR}` in `env` and `headers` (kept out of
-    /// `rampart.toml`).
+    /// `rampart.toml`); a relative path starts in the configuration file's directory.
     pub env_file: Option<PathBuf>,
     /// Working directory of the child.
     pub cwd: Option<PathBuf>,

@@ -27,6 +27,9 @@ pub(crate) struct Services {
     pub(crate) tokens: Arc<TokenService>,
     pub(crate) reload: Arc<ReloadHandle>,
     pub(crate) pins: Arc<dyn PinStore>,
+    /// The directory of the configuration file given with `--config`: relative paths of
+    /// upstreams (`env_file`, `cwd`) start there (else in the working directory).
+    pub(crate) config_dir: Option<std::path::PathBuf>,
 }
 
 /// What building a toolbox may use besides its settings.
@@ -213,7 +216,11 @@ pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
         (kind.validate)(kind.settings_in(config)?).map_err(|message| kind.error(message))?;
     }
     for (name, upstream) in upstreams(config)? {
-        upstream.target(None).map_err(|message| upstream_error(&name, message))?;
+        // `${VAR}`s must resolve; a relative env_file is checked when the server builds
+        // the upstream (it depends on where the configuration file is).
+        if upstream.env_file.as_deref().is_none_or(std::path::Path::is_absolute) {
+            upstream.target(None).map_err(|message| upstream_error(&name, message))?;
+        }
     }
     Ok(())
 }
@@ -293,7 +300,7 @@ pub(crate) fn build(
         let toolbox = match kept.and_then(|old| old.upstream.clone()) {
             Some(old) => old,
             None => Arc::new(
-                UpstreamToolbox::new(&name, upstream, None, context.pins.clone())
+                UpstreamToolbox::new(&name, upstream, services.config_dir.as_deref(), context.pins.clone())
                     .map_err(|message| upstream_error(&name, message))?,
             ),
         };

@@ -218,6 +218,7 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
         tokens: tokens.clone(),
         reload: reload.clone(),
         pins: crate::upstreams::StorePins::shared(store.clone(), &guard),
+        config_dir: options.config_path.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf),
     };
     let toolboxes = registry::build(config, &services, &[])?;
     let pipeline = pipeline(guard.clone(), &toolboxes).await?;
