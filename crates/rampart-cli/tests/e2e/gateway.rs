@@ -640,7 +640,7 @@ impl EverythingHttp {
     fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let preload = format!("--require {}", workspace().join("tests/clients/loopback.cjs").display());
-        let child = Command::new(npm_bin("mcp-server-everything"))
+        let mut child = Command::new(npm_bin("mcp-server-everything"))
             .arg("streamableHttp")
             .env("PORT", port.to_string())
             .env("NODE_OPTIONS", preload)
@@ -656,6 +656,8 @@ impl EverythingHttp {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("server-everything did not listen on {url}");
     }
 }
