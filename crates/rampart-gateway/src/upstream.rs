@@ -868,14 +868,17 @@ impl Toolbox for UpstreamToolbox {
         tokio::pin!(call);
         let result = loop {
             tokio::select! {
+                biased;
+                Some(params) = progress_rx.recv() => relay_progress(context, &params).await,
                 result = &mut call => break result,
-                Some(params) = progress_rx.recv() => {
-                    let Some(progress) = params["progress"].as_f64() else { continue };
-                    let message = params["message"].as_str().map(str::to_owned);
-                    context.progress(progress, params["total"].as_f64(), message).await;
-                }
             }
         };
+        // Progress the upstream sent just before its result may still be on its way
+        // through the client's handler: let it land, and relay it before the result.
+        tokio::task::yield_now().await;
+        while let Ok(params) = progress_rx.try_recv() {
+            relay_progress(context, &params).await;
+        }
         let result = match result {
             Ok(Ok(result)) => result,
             Ok(Err(error)) => {
@@ -1032,6 +1035,14 @@ impl Toolbox for UpstreamToolbox {
         *self.inner.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(changes);
         self.inner.ensure_started();
     }
+}
+
+/// Sends the caller a progress notification the upstream sent (params as JSON) under the
+/// caller's own progress token.
+async fn relay_progress(context: &CallContext, params: &Value) {
+    let Some(progress) = params["progress"].as_f64() else { return };
+    let message = params["message"].as_str().map(str::to_owned);
+    context.progress(progress, params["total"].as_f64(), message).await;
 }
 
 /// A `CallToolResult` (JSON) as a [`ToolOutput`].

@@ -84,7 +84,7 @@ fn tools_and_call_against_a_live_server() {
     let (code, stdout, _) = run(&["tools", "--json"], &env, None);
     assert_eq!(code, 0);
     let tools: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(tools.as_array().unwrap().len(), 10, "the static key holder is admin: {tools}");
+    assert_eq!(tools.as_array().unwrap().len(), 14, "the static key holder is admin: {tools}");
 
     let (code, stdout, stderr) = run(&["call", "get_current_time", "timezone=Asia/Kolkata"], &env, None);
     assert_eq!(code, 0, "{stderr}");

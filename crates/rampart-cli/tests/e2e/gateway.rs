@@ -695,7 +695,7 @@ async fn server_everything_over_streamable_http_behind_rampart() {
             "--call",
             "ev_trigger-long-running-operation",
             "--args",
-            r#"{"duration":1,"steps":2}"#,
+            r#"{"duration":1,"steps":3}"#,
             "--read",
             "demo://resource/dynamic/text/7",
         ],

@@ -39,7 +39,11 @@ async fn rmcp_client_lists_and_calls_tools_over_stdio() {
             "admin_token_list",
             "admin_token_revoke",
             "admin_token_rotate",
-            "admin_config_reload"
+            "admin_config_reload",
+            "admin_upstream_list",
+            "admin_upstream_show",
+            "admin_upstream_approve",
+            "admin_upstream_restart",
         ],
         "the local operator is admin"
     );
