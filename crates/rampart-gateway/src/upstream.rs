@@ -75,6 +75,8 @@ struct Inner {
     stats: Mutex<Stats>,
     started: AtomicBool,
     eager_waited: AtomicBool,
+    /// The URL upstream answered only over the legacy HTTP+SSE transport.
+    legacy_sse: AtomicBool,
     ready: tokio::sync::Notify,
     restart: tokio::sync::Notify,
     shutdown: CancellationToken,
@@ -338,6 +340,7 @@ impl UpstreamToolbox {
             stats: Mutex::new(Stats::default()),
             started: AtomicBool::new(false),
             eager_waited: AtomicBool::new(false),
+            legacy_sse: AtomicBool::new(false),
             ready: tokio::sync::Notify::new(),
             restart: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
@@ -505,13 +508,18 @@ impl Inner {
         });
         let mut options = self.options.clone();
         options.events = Some(events.clone());
+        options.legacy_sse = self.legacy_sse.load(Ordering::Relaxed);
         let name = self.name.clone();
         options.stderr_lines = Some(Arc::new(move |line: String| {
             tracing::info!(upstream = %name, "{line}");
         }));
         let connect = McpClient::connect_with(&self.target, options);
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(client)) => Ok(Conn { client, events, broken: AtomicBool::new(false) }),
+            Ok(Ok(client)) => {
+                // Later sessions go straight to the transport that worked.
+                self.legacy_sse.store(client.is_legacy_sse(), Ordering::Relaxed);
+                Ok(Conn { client, events, broken: AtomicBool::new(false) })
+            }
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no answer to initialize within {}s", CONNECT_TIMEOUT.as_secs())),
         }

@@ -107,6 +107,9 @@ pub struct ConnectOptions {
     pub headers: Vec<(String, String)>,
     /// Extra environment variables of the child (stdio targets).
     pub env: Vec<(String, String)>,
+    /// The server is known to speak only the legacy HTTP+SSE transport (HTTP targets):
+    /// skip the streamable HTTP attempt.
+    pub legacy_sse: bool,
     /// Start the child with only [`SAFE_INHERITED_ENV`] of our environment (plus `env`)
     /// instead of all of it, so that our own secrets never reach it.
     pub clean_env: bool,
@@ -345,6 +348,7 @@ pub struct McpClient {
     notices: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ServerNotice>>,
     progress: Arc<Mutex<ProgressRoutes>>,
     pid: Option<u32>,
+    legacy_sse: bool,
 }
 
 impl McpClient {
@@ -381,10 +385,16 @@ impl McpClient {
         .map_err(|e| ClientError::Usage(e.message.to_string()))?;
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
         let progress = Arc::new(Mutex::new(ProgressRoutes::default()));
-        let handler = Handler { info, notices: sender, events: options.events.clone(), progress: progress.clone() };
+        let handler = || Handler {
+            info: info.clone(),
+            notices: sender.clone(),
+            events: options.events.clone(),
+            progress: progress.clone(),
+        };
         let describe = describe(target);
         let connect_error = |detail: String| ClientError::Connect { target: describe.clone(), detail };
         let mut pid = None;
+        let mut legacy_sse = false;
         let service = match target {
             ClientTarget::Http { url, token } => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
@@ -399,9 +409,39 @@ impl McpClient {
                         .map_err(|e| ClientError::Usage(format!("header '{name}': {e}")))?;
                     headers.insert(name, value);
                 }
-                config = config.custom_headers(headers);
+                config = config.custom_headers(headers.clone());
                 let transport = StreamableHttpClientTransport::from_config(config);
-                handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
+                let streamable = if options.legacy_sse {
+                    Err("known to speak the legacy HTTP+SSE transport".to_owned())
+                } else {
+                    handler().serve(transport).await.map_err(|e| e.to_string())
+                };
+                match streamable {
+                    Ok(service) => service,
+                    // A server of the 2024-11-05 era answers the POST with 4xx: try its
+                    // HTTP+SSE transport (MCP 2025-03-26 "Backwards Compatibility").
+                    Err(streamable) => {
+                        let mut headers: reqwest::header::HeaderMap = headers.into_iter().collect();
+                        if let Some(token) = token
+                            && let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                        {
+                            headers.insert(http::header::AUTHORIZATION, value);
+                        }
+                        let legacy = crate::legacy_sse::connect(reqwest::Client::new(), url, headers).await;
+                        match legacy {
+                            Ok(pair) => {
+                                if !options.legacy_sse {
+                                    tracing::info!(%url, "the server speaks the legacy HTTP+SSE transport");
+                                }
+                                legacy_sse = true;
+                                handler().serve(pair).await.map_err(|e| connect_error(e.to_string()))?
+                            }
+                            Err(sse) => {
+                                return Err(connect_error(format!("{streamable} (as legacy HTTP+SSE: {sse})")));
+                            }
+                        }
+                    }
+                }
             }
             ClientTarget::Stdio { command, show_stderr } => {
                 let (program, args) =
@@ -440,15 +480,20 @@ impl McpClient {
                         }
                     });
                 }
-                handler.serve(transport).await.map_err(|e| connect_error(e.to_string()))?
+                handler().serve(transport).await.map_err(|e| connect_error(e.to_string()))?
             }
         };
-        Ok(Self { service, notices: tokio::sync::Mutex::new(notices), progress, pid })
+        Ok(Self { service, notices: tokio::sync::Mutex::new(notices), progress, pid, legacy_sse })
     }
 
     /// The child's process id (stdio targets), the leader of its process group.
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Whether the server is spoken to over the legacy HTTP+SSE transport.
+    pub fn is_legacy_sse(&self) -> bool {
+        self.legacy_sse
     }
 
     /// Whether the connection is gone (the child exited, the session ended).

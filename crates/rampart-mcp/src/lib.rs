@@ -7,6 +7,7 @@
 
 mod client;
 mod handler;
+mod legacy_sse;
 mod peer;
 mod session;
 mod transport;

@@ -629,19 +629,20 @@ fn bad_upstream_tables_are_refused_naming_the_upstream() {
     }
 }
 
-/// `mcp-server-everything streamableHttp` on a free loopback port (its listen is forced
-/// onto 127.0.0.1 by `tests/clients/loopback.cjs`); killed by PID on drop.
+/// `mcp-server-everything streamableHttp` (or `sse`, the legacy HTTP+SSE transport) on a
+/// free loopback port (its listen is forced onto 127.0.0.1 by
+/// `tests/clients/loopback.cjs`); killed by PID on drop.
 struct EverythingHttp {
     child: Child,
     url: String,
 }
 
 impl EverythingHttp {
-    fn start() -> Self {
+    fn start(mode: &str, path: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let preload = format!("--require {}", workspace().join("tests/clients/loopback.cjs").display());
         let mut child = Command::new(npm_bin("mcp-server-everything"))
-            .arg("streamableHttp")
+            .arg(mode)
             .env("PORT", port.to_string())
             .env("NODE_OPTIONS", preload)
             .stdin(Stdio::null())
@@ -649,7 +650,7 @@ impl EverythingHttp {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}/mcp");
+        let url = format!("http://127.0.0.1:{port}{path}");
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Self { child, url };
@@ -670,13 +671,18 @@ impl Drop for EverythingHttp {
 }
 
 #[tokio::test]
-async fn server_everything_over_streamable_http_behind_rampart() {
+async fn server_everything_over_streamable_http_and_legacy_sse_behind_rampart() {
     let Some((python, _)) = clients() else { return };
-    let everything = EverythingHttp::start();
+    let everything = EverythingHttp::start("streamableHttp", "/mcp");
+    let legacy = EverythingHttp::start("sse", "/sse");
     let dir = TempDir::new("gateway-everything-http");
     let config = write_config(
         &dir,
-        &format!("[upstreams.everything-http]\nurl = \"{}\"\nprefix = \"ev_\"\nstart = \"eager\"\n", everything.url),
+        &format!(
+            "[upstreams.everything-http]\nurl = \"{}\"\nprefix = \"ev_\"\nstart = \"eager\"\n\n\
+             [upstreams.old]\nurl = \"{}\"\nstart = \"eager\"\n",
+            everything.url, legacy.url
+        ),
     );
     let server = Server::open(&["--config", &config]);
     let (code, result) = python_client(
@@ -703,4 +709,25 @@ async fn server_everything_over_streamable_http_behind_rampart() {
     assert_eq!(code, 0, "{result}");
     assert!(result["progress"].as_array().unwrap().len() >= 2, "{result}");
     assert!(result["read"]["contents"][0]["text"].as_str().unwrap_or_default().contains('7'), "{result}");
+
+    // A server that speaks only the 2024-11-05 HTTP+SSE transport: Rampart falls back to it.
+    let (code, result) = python_client(
+        &python,
+        &[
+            "http",
+            &server.url,
+            "--progress",
+            "--call",
+            "old_trigger-long-running-operation",
+            "--args",
+            r#"{"duration":1,"steps":3}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["call"]["isError"], false, "{result}");
+    assert!(result["progress"].as_array().unwrap().len() >= 2, "{result}");
+    let (code, result) =
+        python_client(&python, &["http", &server.url, "--call", "old_echo", "--args", r#"{"message":"legacy"}"#]);
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(text_of(&result["call"]), "Echo: legacy", "{result}");
 }
