@@ -83,6 +83,14 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lifetime", type=float, default=120.0)
     p.add_argument("--stateless", action="store_true")
     p.add_argument("--json-response", action="store_true")
+    p.add_argument(
+        "--oauth-client",
+        metavar="ID:SECRET",
+        default=None,
+        help="serve POST /oauth/token (client credentials, HTTP Basic or form) and require "
+        "a token it issued on every other request (401 otherwise)",
+    )
+    p.add_argument("--oauth-ttl", type=int, default=3600, help="issued tokens' expires_in, seconds")
     return p.parse_args(argv)
 
 
@@ -211,6 +219,66 @@ class _RecordHeaders:
         await self.app(scope, replay, send)
 
 
+class _OAuth:
+    """ASGI middleware: a tiny OAuth 2.1 authorization server (client credentials grant,
+    RFC 6749 section 4.4) at POST /oauth/token, and bearer-token checks on everything else.
+    Each issued token is recorded in the events file ({"event": "token", ...})."""
+
+    def __init__(self, app: Any, client: str, ttl: int, events: Path | None) -> None:
+        self.app = app
+        self.client_id, _, self.secret = client.partition(":")
+        self.ttl = ttl
+        self.events = events
+        self.issued: set[str] = set()
+
+    async def _reply(self, send: Any, status: int, body: dict[str, Any], extra: list[Any] | None = None) -> None:
+        data = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+        await send({"type": "http.response.body", "body": data})
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if scope.get("path") == "/oauth/token" and scope.get("method") == "POST":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            from urllib.parse import parse_qs
+
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            client_id, secret = form.get("client_id"), form.get("client_secret")
+            auth = headers.get("authorization", "")
+            if auth.lower().startswith("basic "):
+                import base64
+                from urllib.parse import unquote
+
+                raw_id, _, raw_secret = base64.b64decode(auth[6:]).decode().partition(":")
+                client_id, secret = unquote(raw_id), unquote(raw_secret)
+            if form.get("grant_type") != "client_credentials" or (client_id, secret) != (self.client_id, self.secret):
+                await self._reply(send, 401, {"error": "invalid_client"})
+                return
+            token = f"fixture-token-{len(self.issued) + 1}"
+            self.issued.add(token)
+            _append_json_line(
+                self.events,
+                {"event": "token", "token": token, "scope": form.get("scope"), "resource": form.get("resource")},
+            )
+            await self._reply(send, 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.ttl})
+            return
+        auth = headers.get("authorization", "")
+        if not (auth.startswith("Bearer ") and auth[7:] in self.issued):
+            challenge = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+            await self._reply(send, 401, {"error": "invalid_token"}, challenge)
+            return
+        await self.app(scope, receive, send)
+
+
 def main(argv: list[str] | None = None) -> None:
     ns = _parse_args(sys.argv[1:] if argv is None else argv)
 
@@ -225,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         json_response=ns.json_response,
         host="127.0.0.1",
     )
+    if ns.oauth_client is not None:
+        app = _OAuth(app, ns.oauth_client, ns.oauth_ttl, ns.events_file)
     if ns.headers_file is not None:
         app = _RecordHeaders(app, ns.headers_file)
 

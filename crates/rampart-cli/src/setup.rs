@@ -132,6 +132,8 @@ pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
         Some(file) => eprintln!("configuration OK ({})", file.display()),
         None => eprintln!("configuration OK (no file: defaults, environment)"),
     }
+    let mut config = config;
+    rampart_gateway::config::mask_secrets(&mut config.upstreams);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&config)?);
     } else {

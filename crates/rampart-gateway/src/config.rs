@@ -13,6 +13,8 @@ use rampart_mcp::{ClientTarget, ConnectOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::oauth::OAuthConfig;
+
 /// A configuration error, naming the upstream and the field.
 #[derive(Debug, thiserror::Error)]
 #[error("upstreams.{upstream}: {message}")]
@@ -97,6 +99,9 @@ pub struct UpstreamConfig {
     /// Longest time a call may wait for the upstream, in seconds (default: the server's
     /// per-call timeout alone).
     pub timeout_secs: Option<u64>,
+    /// OAuth client credentials: Rampart obtains its own access token for a URL upstream
+    /// that requires one (`[upstreams.NAME.oauth]`).
+    pub oauth: Option<OAuthConfig>,
 }
 
 fn yes() -> bool {
@@ -156,6 +161,14 @@ impl UpstreamConfig {
         if self.command.is_some() && !self.headers.is_empty() {
             return Err("headers are for url upstreams, not stdio ones (use env)".into());
         }
+        if self.oauth.is_some() {
+            if self.url.is_none() {
+                return Err("oauth is for url upstreams".into());
+            }
+            if self.headers.keys().any(|name| name.eq_ignore_ascii_case("authorization")) {
+                return Err("set either headers.Authorization or oauth, not both".into());
+            }
+        }
         if let Some(prefix) = &self.prefix
             && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
@@ -181,17 +194,7 @@ impl UpstreamConfig {
     /// # Errors
     /// A message naming a variable that is not set or an unreadable `env_file`.
     pub fn target(&self, base: Option<&Path>) -> Result<(ClientTarget, ConnectOptions), String> {
-        let file_vars = match &self.env_file {
-            Some(path) => {
-                let path = match base {
-                    Some(base) if path.is_relative() => base.join(path),
-                    _ => path.clone(),
-                };
-                let vars = dotenvy::from_path_iter(&path).map_err(|e| format!("env_file {}: {e}", path.display()))?;
-                vars.collect::<Result<BTreeMap<_, _>, _>>().map_err(|e| format!("env_file {}: {e}", path.display()))?
-            }
-            None => BTreeMap::new(),
-        };
+        let file_vars = self.file_vars(base)?;
         let expand_all = |map: &BTreeMap<String, String>, what: &str| -> Result<Vec<(String, String)>, String> {
             map.iter()
                 .map(|(key, value)| {
@@ -222,6 +225,50 @@ impl UpstreamConfig {
         };
         options.events = None;
         Ok((target, options))
+    }
+}
+
+impl UpstreamConfig {
+    /// The variables of `env_file`, if any.
+    fn file_vars(&self, base: Option<&Path>) -> Result<BTreeMap<String, String>, String> {
+        let Some(path) = &self.env_file else { return Ok(BTreeMap::new()) };
+        let path = match base {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path.clone(),
+        };
+        let vars = dotenvy::from_path_iter(&path).map_err(|e| format!("env_file {}: {e}", path.display()))?;
+        vars.collect::<Result<BTreeMap<_, _>, _>>().map_err(|e| format!("env_file {}: {e}", path.display()))
+    }
+
+    /// `oauth.client_secret` with its `${VAR}`s expanded, when `oauth` is set.
+    ///
+    /// # Errors
+    /// As [`UpstreamConfig::target`].
+    pub fn oauth_secret(&self, base: Option<&Path>) -> Result<Option<String>, String> {
+        let Some(oauth) = &self.oauth else { return Ok(None) };
+        expand(&oauth.client_secret, &self.file_vars(base)?).map(Some).map_err(|e| format!("oauth.client_secret: {e}"))
+    }
+}
+
+/// The `[upstreams]` table (as JSON) fit to print: every literal value of `env`,
+/// `headers` and `oauth.client_secret` becomes `***` (a value holding a `${VAR}`
+/// reference is shown: the secret lives in the variable).
+pub fn mask_secrets(upstreams: &mut Value) {
+    let Some(tables) = upstreams.as_object_mut() else { return };
+    let mask = |value: &mut Value| {
+        if value.as_str().is_some_and(|text| !text.contains("${")) {
+            *value = Value::String("***".into());
+        }
+    };
+    for table in tables.values_mut() {
+        for section in ["env", "headers"] {
+            if let Some(map) = table.get_mut(section).and_then(Value::as_object_mut) {
+                map.values_mut().for_each(mask);
+            }
+        }
+        if let Some(secret) = table.get_mut("oauth").and_then(|oauth| oauth.get_mut("client_secret")) {
+            mask(secret);
+        }
     }
 }
 
@@ -311,6 +358,21 @@ mod tests {
         assert_eq!(expand("plain", &vars).unwrap(), "plain");
         let missing = expand("${RAMPART_TEST_SURELY_UNSET_VAR}", &vars).unwrap_err();
         assert!(missing.contains("RAMPART_TEST_SURELY_UNSET_VAR"), "{missing}");
+    }
+
+    #[test]
+    fn printing_masks_literal_secrets_and_keeps_references() {
+        let mut upstreams = json!({ "gh": {
+            "url": "https://x",
+            "headers": { "Authorization": "Bearer ghp_literal", "X-Key": "${KEY}" },
+            "oauth": { "client_secret": "literal-secret", "client_id": "id" },
+        }, "t": { "command": "x", "env": { "TOKEN": "abc", "TZ": "${TZ}" } } });
+        mask_secrets(&mut upstreams);
+        let text = upstreams.to_string();
+        for secret in ["ghp_literal", "literal-secret", "abc"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("${KEY}") && text.contains("${TZ}") && text.contains("\"client_id\":\"id\""), "{text}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   session per principal (or one shared), progress/log/sampling/elicitation relayed
 //!   to the calling session, cancellation relayed upstream, `list_changed` into the
 //!   catalog, resource subscriptions relayed;
+//! - [`oauth`]: Rampart's own access token for an upstream that requires one (client
+//!   credentials);
 //! - [`pin`]: trust on first use of tool definitions (a changed tool is hidden until
 //!   approved);
 //! - [`import`]: `mcpServers` blocks (Claude Desktop, Cursor, VS Code) → `rampart.toml`.
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod import;
+pub mod oauth;
 pub mod pin;
 pub mod upstream;
 

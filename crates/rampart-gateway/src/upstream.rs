@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Start, ToolFilter, UpstreamConfig},
+    oauth::TokenCache,
     pin::{self, Pin, PinStore},
 };
 
@@ -77,6 +78,9 @@ struct Inner {
     eager_waited: AtomicBool,
     /// The URL upstream answered only over the legacy HTTP+SSE transport.
     legacy_sse: AtomicBool,
+    /// `oauth.client_secret`, expanded.
+    oauth_secret: Option<String>,
+    tokens: TokenCache,
     ready: tokio::sync::Notify,
     restart: tokio::sync::Notify,
     shutdown: CancellationToken,
@@ -315,6 +319,7 @@ impl UpstreamToolbox {
         pins: Option<Arc<dyn PinStore>>,
     ) -> Result<Self, String> {
         let (target, mut options) = config.target(base)?;
+        let oauth_secret = config.oauth_secret(base)?;
         options.clean_env = true;
         let filter = config.tools.filter()?;
         let inner = Inner {
@@ -341,6 +346,8 @@ impl UpstreamToolbox {
             started: AtomicBool::new(false),
             eager_waited: AtomicBool::new(false),
             legacy_sse: AtomicBool::new(false),
+            oauth_secret,
+            tokens: TokenCache::default(),
             ready: tokio::sync::Notify::new(),
             restart: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
@@ -509,6 +516,10 @@ impl Inner {
         let mut options = self.options.clone();
         options.events = Some(events.clone());
         options.legacy_sse = self.legacy_sse.load(Ordering::Relaxed);
+        if let (Some(oauth), Some(secret)) = (&self.config.oauth, &self.oauth_secret) {
+            let token = self.tokens.token(oauth, secret).await?;
+            options.headers.push(("Authorization".into(), format!("Bearer {token}")));
+        }
         let name = self.name.clone();
         options.stderr_lines = Some(Arc::new(move |line: String| {
             tracing::info!(upstream = %name, "{line}");
@@ -520,7 +531,11 @@ impl Inner {
                 self.legacy_sse.store(client.is_legacy_sse(), Ordering::Relaxed);
                 Ok(Conn { client, events, broken: AtomicBool::new(false) })
             }
-            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Err(error)) => {
+                // A refused token is fetched anew next time.
+                self.tokens.forget().await;
+                Err(error.to_string())
+            }
             Err(_) => Err(format!("no answer to initialize within {}s", CONNECT_TIMEOUT.as_secs())),
         }
     }

@@ -30,9 +30,14 @@ struct Fixture {
 
 impl Fixture {
     fn start(python: &Path, dir: &Path, port: u16) -> Self {
+        Self::start_with(python, dir, port, &[])
+    }
+
+    fn start_with(python: &Path, dir: &Path, port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new(python)
             .arg(workspace().join("tests/clients/fixture_upstream.py"))
             .args(["--port", &port.to_string(), "--lifetime", "110"])
+            .args(extra)
             .arg("--headers-file")
             .arg(dir.join("headers.jsonl"))
             .arg("--description-file")
@@ -605,6 +610,12 @@ fn import_converts_a_claude_desktop_config_without_printing_its_secrets() {
     std::fs::write(&config, &toml).unwrap();
     let (code, _, stderr) = run(&["config", "check", "--config", config.to_str().unwrap()], &[], Some(&dir.0));
     assert_eq!(code, 0, "{stderr}");
+    // `config check` prints the configuration with literal upstream secrets masked.
+    let literal = dir.0.join("literal.toml");
+    std::fs::write(&literal, "[upstreams.api]\nurl = \"https://mcp.example.com/mcp\"\nheaders = { Authorization = \"Bearer sk-literal-789\" }\n").unwrap();
+    let (code, stdout, stderr) = run(&["config", "check", "--config", literal.to_str().unwrap()], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("[upstreams.api") && !stdout.contains("sk-literal-789"), "{stdout}");
     // A second import never overwrites the secrets file.
     let (code, _, stderr) =
         run(&["upstream", "import", desktop.to_str().unwrap(), "--secrets", secrets.to_str().unwrap()], &[], None);
@@ -730,4 +741,83 @@ async fn server_everything_over_streamable_http_and_legacy_sse_behind_rampart() 
         python_client(&python, &["http", &server.url, "--call", "old_echo", "--args", r#"{"message":"legacy"}"#]);
     assert_eq!(code, 0, "{result}");
     assert_eq!(text_of(&result["call"]), "Echo: legacy", "{result}");
+}
+
+#[tokio::test]
+async fn an_upstream_that_requires_oauth_gets_rampart_s_own_token_never_the_caller_s() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("gateway-oauth");
+    let fixture = Fixture::start_with(&python, &dir.0, 0, &["--oauth-client", "rampart-gw:s3cr3t-client"]);
+    let base = fixture.url.trim_end_matches("/mcp");
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"
+[upstreams.secured]
+url = "{url}"
+start = "eager"
+
+[upstreams.secured.oauth]
+token_url = "{base}/oauth/token"
+client_id = "rampart-gw"
+client_secret = "${{SECURED_CLIENT_SECRET}}"
+scope = "mcp:tools"
+resource = "{url}"
+
+[upstreams.wrong]
+url = "{url}"
+start = "eager"
+
+[upstreams.wrong.oauth]
+token_url = "{base}/oauth/token"
+client_id = "rampart-gw"
+client_secret = "not-the-secret"
+"#,
+            url = fixture.url,
+        ),
+    );
+    let server = Server::start_with_env(&["--config", &config], &[("SECURED_CLIENT_SECRET", "s3cr3t-client")]);
+    let admin = server.admin_token();
+    let client =
+        McpClient::connect(&ClientTarget::Http { url: server.url.clone(), token: Some(admin.clone()) }).await.unwrap();
+    let echo = call(&client, "secured_echo", json!({ "text": "with a token" })).await.unwrap();
+    assert_eq!(echo["isError"], false, "{echo}");
+    assert!(text_of(&echo).contains("with a token"), "{echo}");
+
+    let events = std::fs::read_to_string(dir.0.join("events.jsonl")).unwrap();
+    let token: Value =
+        events.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|e| e["event"] == "token").unwrap();
+    assert_eq!(token["scope"], "mcp:tools", "{events}");
+    assert_eq!(token["resource"], fixture.url.as_str(), "RFC 8707 resource sent: {events}");
+    let headers = std::fs::read_to_string(dir.0.join("headers.jsonl")).unwrap();
+    let mcp_requests: Vec<Value> = headers
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| {
+            r["path"] != "/oauth/token"
+                && r["headers"]["authorization"].as_str().is_some_and(|a| a.starts_with("Bearer "))
+        })
+        .collect();
+    assert!(!mcp_requests.is_empty(), "{headers}");
+    for request in &mcp_requests {
+        let bearer = request["headers"]["authorization"].as_str().unwrap();
+        assert!(bearer.starts_with("Bearer fixture-token-"), "Rampart's own token: {request}");
+    }
+    assert!(!headers.contains(&admin), "the caller's token never reaches the upstream: {headers}");
+
+    // A wrong client secret: the upstream is down with the authorization server's answer.
+    let (code, stdout, stderr) = upstream_cli(&server, Some(&admin), &["upstream", "list", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let list: Value = serde_json::from_str(&stdout).unwrap();
+    let wrong = list["structuredContent"]["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "wrong")
+        .unwrap()
+        .clone();
+    assert_eq!(wrong["state"], "backing_off", "{wrong}");
+    assert!(wrong["last_error"].as_str().unwrap().contains("invalid_client"), "{wrong}");
+    assert!(!stdout.contains("not-the-secret") && !stdout.contains("s3cr3t-client"), "no secret shown: {stdout}");
+    client.close().await;
 }
