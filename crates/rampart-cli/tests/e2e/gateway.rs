@@ -821,3 +821,42 @@ client_secret = "not-the-secret"
     assert!(!stdout.contains("not-the-secret") && !stdout.contains("s3cr3t-client"), "no secret shown: {stdout}");
     client.close().await;
 }
+
+#[tokio::test]
+async fn an_upstream_s_list_changed_reaches_the_front_s_sessions() {
+    let upstream = Server::open(&["--profile", "conformance"]);
+    let dir = TempDir::new("gateway-list-changed");
+    let config = write_config(
+        &dir,
+        &format!("[upstreams.conf]\nurl = \"{}\"\nstart = \"eager\"\ntools.include = [\"test_*\"]\n", upstream.url),
+    );
+    let front = Server::open(&["--config", &config]);
+    let client = McpClient::connect(&ClientTarget::Http { url: front.url.clone(), token: None }).await.unwrap();
+    let names = |tools: Vec<rampart_mcp::ToolInfo>| tools.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    let before = names(client.list_tools().await.unwrap());
+    assert!(before.contains(&"conf_test_simple_text".to_owned()), "{before:?}");
+    assert!(!before.contains(&"conf_test_dynamic_tool".to_owned()), "{before:?}");
+    assert!(
+        !before.iter().any(|t| t.starts_with("conf_system_") || t.starts_with("conf_admin_")),
+        "include: {before:?}"
+    );
+
+    let toggled = call(&client, "conf_test_toggle_dynamic_tool", json!({})).await.unwrap();
+    assert_eq!(toggled["isError"], false, "{toggled}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut told = false;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match client.next_notice(left).await {
+            Some(rampart_mcp::ServerNotice::ToolListChanged) => {
+                told = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(told, "the front told its session the tool list changed");
+    let after = names(client.list_tools().await.unwrap());
+    assert!(after.contains(&"conf_test_dynamic_tool".to_owned()), "{after:?}");
+    client.close().await;
+}
