@@ -129,6 +129,18 @@ pub enum Phase {
     Stopped,
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Idle => "idle",
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::BackingOff => "backing off",
+            Self::Stopped => "stopped",
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct State {
     phase: Phase,
@@ -1033,8 +1045,8 @@ impl Toolbox for UpstreamToolbox {
         let ok = status.state == Phase::Ready;
         let detail = match (&status.state, &status.last_error) {
             (Phase::Ready, _) => format!("{} tools", status.tools),
-            (phase, Some(error)) => format!("{phase:?} since {}: {error}", status.since),
-            (phase, None) => format!("{phase:?} since {}", status.since),
+            (phase, Some(error)) => format!("{phase} since {}: {error}", status.since),
+            (phase, None) => format!("{phase} since {}", status.since),
         };
         vec![ServiceStatus { name: self.inner.toolbox_name.clone(), ok, detail: Some(detail) }]
     }

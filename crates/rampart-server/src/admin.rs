@@ -105,7 +105,7 @@ struct Approved {
 /// One line of `rampart upstream list`.
 fn status_line(status: &UpstreamStatus) -> String {
     let mut line = format!(
-        "{} [{}] {:?} since {} — {} tools, {} calls, {} errors",
+        "{} [{}] {} since {} — {} tools, {} calls, {} errors",
         status.name, status.transport, status.state, status.since, status.tools, status.calls, status.errors
     );
     if let (Some(p50), Some(p99)) = (status.p50_ms, status.p99_ms) {
