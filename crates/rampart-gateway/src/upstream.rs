@@ -45,6 +45,9 @@ const LIVENESS_POLL: Duration = Duration::from_millis(200);
 /// Every this many liveness polls (5 s), the primary session is pinged.
 const PING_EVERY_POLLS: u32 = 25;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// A principal's upstream session (for stdio, its process) unused this long is closed;
+/// its next call opens a new one.
+const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
 /// Latencies kept for p50/p99.
 const LATENCIES_KEPT: usize = 1024;
 
@@ -232,6 +235,7 @@ struct ConnEvents {
     /// The latest call's context: on a principal's own session, what the upstream sends
     /// between calls (a log, a request) goes to the session that called last.
     last: Mutex<Option<CallContext>>,
+    last_used: Mutex<Instant>,
     next_call: std::sync::atomic::AtomicU64,
     subscriptions: Mutex<HashMap<String, Subscribers>>,
 }
@@ -247,7 +251,13 @@ impl ConnEvents {
         }
     }
 
+    /// Time since the last call entered.
+    fn idle_for(&self) -> Duration {
+        self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed()
+    }
+
     fn enter(self: &Arc<Self>, context: &CallContext) -> InFlight {
+        *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         if !self.shared {
             *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(context.clone());
         }
@@ -522,6 +532,7 @@ impl Inner {
             shared,
             calls: Mutex::new(Vec::new()),
             last: Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
             next_call: 0.into(),
             subscriptions: Mutex::new(HashMap::new()),
         });
@@ -752,6 +763,22 @@ impl Inner {
         Ok(conn)
     }
 
+    /// Closes principals' sessions (their processes) that are broken, or idle for
+    /// [`SESSION_IDLE`] with nothing in flight and no subscription.
+    async fn close_idle_sessions(&self) {
+        let mut sessions = self.sessions.lock().await;
+        let before = sessions.len();
+        sessions.retain(|_, conn| {
+            let idle = conn.events.idle_for() >= SESSION_IDLE
+                && conn.events.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+                && conn.events.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty();
+            !(idle || conn.is_closed())
+        });
+        if sessions.len() < before {
+            tracing::debug!(upstream = %self.name, closed = before - sessions.len(), "idle upstream sessions closed");
+        }
+    }
+
     fn record(&self, started: Instant, failed: bool) {
         let mut stats = self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         stats.calls += 1;
@@ -814,6 +841,7 @@ async fn supervise(weak: Weak<Inner>) {
                             Ok(Err(error)) => conn.check(&error),
                             Err(_) => conn.broken.store(true, Ordering::Relaxed),
                         }
+                        inner.close_idle_sessions().await;
                     }
                     drop(conn);
                     tokio::select! {
