@@ -12,7 +12,9 @@ client (one request in flight at a time):
            default every call is audited to the embedded SQLite store (hash-chained,
            asynchronous commit): that is part of Rampart's cost. `--no-audit` adds
            `[audit] enabled = false`; `--compare-audit` runs a third server
-           `gateway_noaudit` in the same rounds.
+           `gateway_noaudit` in the same rounds. `--native` adds a Rampart without
+           upstreams whose own `get_current_time` is called the same way: its CPU per
+           call is Rampart's stdio and pipeline cost without the gateway hop.
 
 Each client does `initialize` (protocolVersion 2025-11-25), `notifications/initialized`,
 then `tools/call echo {"message": "hi"}` repeatedly; a call's latency is from writing the
@@ -23,7 +25,8 @@ both. Then it prints per side the median and p99 latency over all measured calls
 added latency (gateway - direct) at p50 and p99, the median of the blocks' added p50,
 and CPU per call from /proc/PID/stat (utime + stime) over the measured span:
 
-  rampart      the Rampart process alone (all its threads; not its child), per proxied call
+  rampart      the Rampart process alone (all its threads; not its children), per proxied call
+               (with --native also rampart_gateway_extra_cpu_us_per_call: gateway - native)
   node         the server-everything process: the direct one, and Rampart's children
                (found through /proc/<rampart pid>/task/*/children after the warm-up: the
                one `start = "eager"` started, and the caller's own session, since
@@ -35,10 +38,11 @@ node_cpu_us_per_call_{direct,gateway}, and the targets (added p50 < 0.5 ms, Ramp
 < 50 us per call) as target_added_p50=PASS|MISS, target_rampart_cpu=PASS|MISS.
 
     python3 bench/gateway_overhead.py [-n 200] [-b 10] [--bin PATH] [--everything PATH]
-                                      [--no-audit | --compare-audit]
+                                      [--no-audit | --compare-audit] [--native]
 
 Stdlib only. Runs in a fresh temporary directory (cwd and RAMPART_DATA_DIR); the servers
-are stopped by their PIDs (Rampart stops its own child), the directory removed.
+are stopped by closing their stdin, else killed by their PIDs (Rampart stops its own
+children; any still running after it exited is killed by PID), the directory removed.
 `mcp-server-everything` is looked up in tests/clients/node_modules/.bin (install with
 `npm ci --prefix tests/clients`); when a `node` binary sits beside it (the pinned Node
 22), that directory is put first on PATH for both sides, so both run the same node.
@@ -79,6 +83,15 @@ def proc_cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def proc_start_time(pid):
+    """Field 22 of stat(5): the start time, to tell a process from a later one with its PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def proc_children(pid):
@@ -182,22 +195,21 @@ class StdioClient:
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return result
 
-    def echo_calls(self, tool, n, out):
-        """n sequential tools/call; appends each latency (ms) to out."""
+    def calls(self, tool, arguments, check, n, out):
+        """n sequential tools/call; checks each result, appends each latency (ms) to out."""
         send, wait_for, clock = self.send, self.wait_for, time.perf_counter_ns
         for _ in range(n):
             rid = self.next_id
             self.next_id += 1
             msg = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                   "params": {"name": tool, "arguments": {"message": "hi"}}}
+                   "params": {"name": tool, "arguments": arguments}}
             t0 = clock()
             send(msg)
             resp = wait_for(rid)
             t1 = clock()
             result = resp.get("result")
-            if (not result or result.get("isError")
-                    or not any(c.get("text") == "Echo: hi" for c in result.get("content", []))):
-                raise RuntimeError(f"{self.label}: unexpected echo result: {json.dumps(resp)[:400]}")
+            if not result or result.get("isError") or not check(result):
+                raise RuntimeError(f"{self.label}: unexpected {tool} result: {json.dumps(resp)[:400]}")
             out.append((t1 - t0) / 1e6)
 
     def stop(self):
@@ -214,12 +226,41 @@ class StdioClient:
         self.err.close()
 
 
+def echo_ok(result):
+    return any(c.get("text") == "Echo: hi" for c in result.get("content", []))
+
+
+def time_ok(result):
+    return (result.get("structuredContent") or {}).get("timezone") == "UTC"
+
+
 class Side:
-    def __init__(self, label, client, tool):
-        self.label, self.client, self.tool = label, client, tool
+    def __init__(self, label, client, tool="echo", arguments=None, check=echo_ok):
+        self.label, self.client, self.tool, self.check = label, client, tool, check
+        self.arguments = {"message": "hi"} if arguments is None else arguments
         self.samples, self.block_p50 = [], []
         self.pid = client.proc.pid
         self.node_pids = []  # the server-everything processes of a gateway side (Rampart's children)
+
+    def stop(self):
+        """Closes the server's stdin and waits; then kills, by PID, any child of a Rampart
+        side still running (Rampart stops its upstreams itself when it exits normally)."""
+        kids = [(k, proc_start_time(k)) for k in proc_children(self.pid)] if self.client.proc.poll() is None else []
+        self.client.stop()
+        deadline = time.monotonic() + 5
+        for pid, started in kids:
+            while started is not None and proc_start_time(pid) == started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if started is not None and proc_start_time(pid) == started:
+                print(f"note: {self.label}: child {pid} still running after Rampart exited; killing it",
+                      file=sys.stderr)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def run(self, n, out):
+        self.client.calls(self.tool, self.arguments, self.check, n, out)
 
     def cpu(self):
         """(CPU s of this side's server process, CPU s of its children)."""
@@ -240,6 +281,10 @@ def rampart_config(everything, audit):
     if not audit:
         toml += "\n[audit]\nenabled = false\n"
     return toml
+
+
+def native_config(audit):
+    return "[tools]\nenabled = [\"system\"]\n" + ("" if audit else "\n[audit]\nenabled = false\n")
 
 
 def find_children(pid, timeout=10.0):
@@ -269,6 +314,9 @@ def main():
     audit.add_argument("--no-audit", action="store_true", help="the gateway runs with [audit] enabled = false")
     audit.add_argument("--compare-audit", action="store_true",
                        help="also a third server, gateway_noaudit ([audit] enabled = false), in the same rounds")
+    ap.add_argument("--native", action="store_true",
+                    help="also a Rampart without upstreams calling its own get_current_time (UTC) in the same "
+                         "rounds: Rampart's stdio and pipeline cost without the gateway hop (not an 'added' figure)")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-response timeout in s (default 30)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, store)")
     args = ap.parse_args()
@@ -294,6 +342,8 @@ def main():
     gateways = [("gateway", not args.no_audit)]
     if args.compare_audit:
         gateways.append(("gateway_noaudit", False))
+    if args.native:
+        gateways.append(("native", not args.no_audit))
     sides = []
     try:
         direct = StdioClient("direct", [everything, "stdio"], workdir, env,
@@ -304,11 +354,14 @@ def main():
             os.mkdir(sub)
             config = os.path.join(sub, "rampart.toml")
             with open(config, "w") as f:
-                f.write(rampart_config(everything, audited))
+                f.write(native_config(audited) if label == "native" else rampart_config(everything, audited))
             genv = dict(env, RAMPART_DATA_DIR=sub)
             client = StdioClient(label, [binary, "serve", "--transport", "stdio", "--config", config], sub, genv,
                                  os.path.join(sub, "rampart.stderr"), args.timeout)
-            sides.append(Side(label, client, "echo"))
+            if label == "native":
+                sides.append(Side(label, client, "get_current_time", {"timezone": "UTC"}, time_ok))
+            else:
+                sides.append(Side(label, client))
         for side in sides:
             side.client.initialize()
             tools = side.client.request("tools/list", {}).get("tools", [])
@@ -318,33 +371,36 @@ def main():
         print(f"gateway overhead: echo via {os.path.basename(binary)} vs direct; {args.blocks} blocks x "
               f"{args.calls} calls per side after {args.warmup} warm-up calls; node {node_version}, "
               f"{os.cpu_count()} CPUs; audit {'off' if args.no_audit else 'on (SQLite)'}"
-              + ("; + gateway_noaudit" if args.compare_audit else ""))
+              + ("; + gateway_noaudit" if args.compare_audit else "")
+              + ("; + native (Rampart's own get_current_time)" if args.native else ""))
 
         for side in sides:
-            side.client.echo_calls(side.tool, max(1, args.warmup), [])
+            side.run(max(1, args.warmup), [])
         # Rampart's children, once a call went through: with the default `stateless = false`
         # the caller's session is its own upstream process, started at its first call, beside
         # the one `start = "eager"` started for the catalog. All are counted (an idle one
         # costs next to nothing).
         for side in sides[1:]:
-            side.node_pids = find_children(side.pid)
+            if side.label != "native":
+                side.node_pids = find_children(side.pid)
         print("  processes: " + ", ".join(
             f"{s.label} pid {s.pid} ({proc_comm(s.pid)})"
             + "".join(f" child {k} ({proc_comm(k)})" for k in s.node_pids) for s in sides))
 
+        echo_sides = [s for s in sides[1:] if s.label != "native"]
         cpu0 = {s.label: s.cpu() for s in sides}
         busy0, own0, w0 = system_busy_seconds(), own_cpu_seconds(), time.perf_counter()
         for b in range(args.blocks):
             order = sides if b % 2 == 0 else sides[::-1]
             for side in order:
                 block = []
-                side.client.echo_calls(side.tool, args.calls, block)
+                side.run(args.calls, block)
                 side.samples += block
                 side.block_p50.append(statistics.median(block))
             d = sides[0].block_p50[-1]
             print(f"  block {b + 1:3d}: p50 " + "  ".join(
                 f"{s.label} {fmt(s.block_p50[-1])}" for s in sides)
-                  + "  added " + "  ".join(fmt(s.block_p50[-1] - d) for s in sides[1:]) + " ms")
+                  + "  added " + "  ".join(fmt(s.block_p50[-1] - d) for s in echo_sides) + " ms")
         time.sleep(0.1)  # the audit writer's last group commit (25 ms) belongs to the run
         cpu1 = {s.label: s.cpu() for s in sides}
         wall = time.perf_counter() - w0
@@ -357,11 +413,11 @@ def main():
     except BaseException:
         print(f"failed; logs kept in {workdir}", file=sys.stderr)
         for side in sides:
-            side.client.stop()
+            side.stop()
         raise
 
     for side in sides:
-        side.client.stop()
+        side.stop()
     if args.keep:
         print(f"  kept {workdir}")
     else:
@@ -384,10 +440,11 @@ def main():
           f" {'rampart CPU us/call':>20} {'node CPU us/call':>17}")
     for label, st in stats.items():
         rc = f"{st['rampart_cpu']:.1f}" if st["rampart_cpu"] is not None else "-"
+        nc = f"{st['node_cpu']:.1f}" if label != "native" else "-"
         print(f"  {label:<16} {st['n']:>6} {fmt(st['p50']):>8} {fmt(st['p90']):>8} {fmt(st['p99']):>8}"
-              f" {fmt(st['mean']):>8} {fmt(st['max']):>8} {rc:>20} {st['node_cpu']:>17.1f}")
+              f" {fmt(st['mean']):>8} {fmt(st['max']):>8} {rc:>20} {nc:>17}")
     d = stats["direct"]
-    for side in sides[1:]:
+    for side in echo_sides:
         g = stats[side.label]
         per_block = [gb - db for gb, db in zip(side.block_p50, sides[0].block_p50)]
         q = statistics.quantiles(per_block, n=4) if len(per_block) >= 4 else (min(per_block), max(per_block))
@@ -417,6 +474,12 @@ def main():
         print(f"gateway_noaudit_added_p50_ms={fmt(na['p50'] - d['p50'])}")
         print(f"gateway_noaudit_added_p99_ms={fmt(na['p99'] - d['p99'])}")
         print(f"rampart_noaudit_cpu_us_per_call={na['rampart_cpu']:.1f}")
+    if args.native:
+        nat = stats["native"]
+        print(f"native_p50_ms={fmt(nat['p50'])}")
+        print(f"native_p99_ms={fmt(nat['p99'])}")
+        print(f"rampart_native_cpu_us_per_call={nat['rampart_cpu']:.1f}")
+        print(f"rampart_gateway_extra_cpu_us_per_call={g['rampart_cpu'] - nat['rampart_cpu']:.1f}")
     print(f"other_cores={others:.2f}")
     print(f"target_added_p50=" + ("PASS" if added_p50 < TARGET_ADDED_P50_MS else "MISS")
           + f" (gateway_added_p50_ms {fmt(added_p50)} < {TARGET_ADDED_P50_MS})")
