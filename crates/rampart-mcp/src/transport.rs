@@ -18,13 +18,34 @@ use crate::McpHandler;
 /// # Errors
 /// An IO error when the initialize handshake fails.
 pub async fn serve_stdio(handler: McpHandler, shutdown: CancellationToken) -> std::io::Result<()> {
-    let running = handler
-        .serve_with_ct(rmcp::transport::stdio(), shutdown)
-        .await
-        .map_err(|error| std::io::Error::other(format!("stdio handshake failed: {error}")))?;
+    let running = match pipes() {
+        Some(pipes) => handler.serve_with_ct(pipes, shutdown).await,
+        None => handler.serve_with_ct(rmcp::transport::stdio(), shutdown).await,
+    }
+    .map_err(|error| std::io::Error::other(format!("stdio handshake failed: {error}")))?;
     let reason = running.waiting().await.map_err(std::io::Error::other)?;
     tracing::info!(?reason, "stdio session ended");
     Ok(())
+}
+
+/// stdin and stdout as non-blocking pipes driven by the reactor, when both are pipes (as
+/// when an MCP client starts the server). `tokio::io::stdin/stdout` read and write on the
+/// blocking thread pool instead: every message then crosses threads, which cost ~35 µs of
+/// CPU and several context switches per call (bench/README.md, gateway overhead). Nothing
+/// else in the process writes to stdout in stdio mode, so the non-blocking flag (shared by
+/// the file descriptions) surprises no one. `None` (a terminal, a file): the portable way.
+fn pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)> {
+    use std::os::{fd::AsFd, unix::fs::FileTypeExt};
+    // Both or neither: a lone non-blocking stdin would break the portable way.
+    let fifo = |fd: std::os::fd::BorrowedFd<'_>| -> Option<std::fs::File> {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        file.metadata().ok()?.file_type().is_fifo().then_some(file)
+    };
+    let stdin = fifo(std::io::stdin().as_fd())?;
+    let stdout = fifo(std::io::stdout().as_fd())?;
+    let receiver = tokio::net::unix::pipe::Receiver::from_file(stdin).ok()?;
+    let sender = tokio::net::unix::pipe::Sender::from_file(stdout).ok()?;
+    Some((receiver, sender))
 }
 
 /// Streamable HTTP settings.
