@@ -828,13 +828,36 @@ async fn an_upstream_s_list_changed_reaches_the_front_s_sessions() {
     let dir = TempDir::new("gateway-list-changed");
     let config = write_config(
         &dir,
-        &format!("[upstreams.conf]\nurl = \"{}\"\nstart = \"eager\"\ntools.include = [\"test_*\"]\n", upstream.url),
+        &format!(
+            "[upstreams.conf]\nurl = \"{}\"\nstart = \"eager\"\ntools.include = [\"test_*\"]\n\
+             tools.exclude = [\"test_sleep\"]\ntools.rename = {{ test_simple_text = \"simple\" }}\n\
+             tools.descriptions = {{ test_error_handling = \"Fails on purpose.\" }}\n",
+            upstream.url
+        ),
     );
     let front = Server::open(&["--config", &config]);
     let client = McpClient::connect(&ClientTarget::Http { url: front.url.clone(), token: None }).await.unwrap();
+    let tools = client.list_tools().await.unwrap();
+    let described = tools.iter().find(|t| t.name == "conf_test_error_handling").unwrap();
+    assert_eq!(described.description, "Fails on purpose.");
     let names = |tools: Vec<rampart_mcp::ToolInfo>| tools.into_iter().map(|t| t.name).collect::<Vec<_>>();
-    let before = names(client.list_tools().await.unwrap());
-    assert!(before.contains(&"conf_test_simple_text".to_owned()), "{before:?}");
+    let before = names(tools);
+    assert!(before.contains(&"conf_simple".to_owned()), "renamed: {before:?}");
+    assert!(
+        !before.contains(&"conf_test_simple_text".to_owned()) && !before.contains(&"conf_test_sleep".to_owned()),
+        "{before:?}"
+    );
+    let simple = call(&client, "conf_simple", json!({})).await.unwrap();
+    assert_eq!(simple["isError"], false, "a renamed tool calls the upstream's: {simple}");
+
+    // The upstream asks for sampling; this caller cannot sample: refused clearly.
+    let sampling = call(&client, "conf_test_sampling", json!({ "prompt": "hi" })).await.unwrap();
+    assert_eq!(sampling["isError"], true, "{sampling}");
+    assert!(text_of(&sampling).contains("does not support"), "{sampling}");
+
+    // /readyz names the upstream and its state.
+    let readyz: Value = reqwest::get(format!("{}/readyz", front.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(readyz["services"]["upstream:conf"]["status"], "ok", "{readyz}");
     assert!(!before.contains(&"conf_test_dynamic_tool".to_owned()), "{before:?}");
     assert!(
         !before.iter().any(|t| t.starts_with("conf_system_") || t.starts_with("conf_admin_")),
@@ -859,4 +882,28 @@ async fn an_upstream_s_list_changed_reaches_the_front_s_sessions() {
     let after = names(client.list_tools().await.unwrap());
     assert!(after.contains(&"conf_test_dynamic_tool".to_owned()), "{after:?}");
     client.close().await;
+}
+
+#[test]
+fn two_upstreams_serving_one_name_are_refused_naming_both() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("gateway-collision");
+    let table = |name: &str| {
+        format!(
+            "[upstreams.{name}]\ncommand = \"{}\"\nargs = [\"-m\", \"mcp_server_time\"]\nprefix = \"\"\nstart = \"eager\"\n",
+            python.display()
+        )
+    };
+    let config = write_config(&dir, &format!("[tools]\nenabled = []\n\n{}\n{}", table("one"), table("two")));
+    let data = dir.0.join("data");
+    let (code, _, stderr) = run(
+        &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--insecure-no-auth"],
+        &[("RAMPART_DATA_DIR", data.to_str().unwrap())],
+        None,
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("'get_current_time' is declared by both toolbox 'upstream:one' and toolbox 'upstream:two'"),
+        "{stderr}"
+    );
 }
