@@ -412,15 +412,24 @@ impl McpClient {
                 config = config.custom_headers(headers.clone());
                 let transport = StreamableHttpClientTransport::from_config(config);
                 let streamable = if options.legacy_sse {
-                    Err("known to speak the legacy HTTP+SSE transport".to_owned())
+                    Err(("known to speak the legacy HTTP+SSE transport".to_owned(), true))
                 } else {
-                    handler().serve(transport).await.map_err(|e| e.to_string())
+                    match handler().serve(transport).await {
+                        Ok(service) => Ok(service),
+                        Err(error) => {
+                            let failure = crate::explain::http_failure(url, &error);
+                            drop(error);
+                            Err(failure.explain().await)
+                        }
+                    }
                 };
                 match streamable {
                     Ok(service) => service,
                     // A server of the 2024-11-05 era answers the POST with 4xx: try its
                     // HTTP+SSE transport (MCP 2025-03-26 "Backwards Compatibility").
-                    Err(streamable) => {
+                    // (A server that did not answer at all is not tried again.)
+                    Err((streamable, false)) => return Err(connect_error(streamable)),
+                    Err((streamable, true)) => {
                         let mut headers: reqwest::header::HeaderMap = headers.into_iter().collect();
                         if let Some(token) = token
                             && let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}"))
@@ -434,10 +443,17 @@ impl McpClient {
                                     tracing::info!(%url, "the server speaks the legacy HTTP+SSE transport");
                                 }
                                 legacy_sse = true;
-                                handler().serve(pair).await.map_err(|e| connect_error(e.to_string()))?
+                                match handler().serve(pair).await {
+                                    Ok(service) => service,
+                                    Err(error) => {
+                                        let failure = crate::explain::http_failure(url, &error);
+                                        drop(error);
+                                        return Err(connect_error(failure.explain().await.0));
+                                    }
+                                }
                             }
                             Err(sse) => {
-                                return Err(connect_error(format!("{streamable} (as legacy HTTP+SSE: {sse})")));
+                                return Err(connect_error(format!("{streamable} (and as legacy HTTP+SSE: {sse})")));
                             }
                         }
                     }
@@ -470,7 +486,7 @@ impl McpClient {
                 let (transport, child_stderr) = TokioChildProcess::builder(wrapped)
                     .stderr(stderr)
                     .spawn()
-                    .map_err(|e| connect_error(e.to_string()))?;
+                    .map_err(|e| connect_error(crate::explain::stdio_failure(program, &e)))?;
                 pid = transport.id();
                 if let (Some(lines), Some(child_stderr)) = (options.stderr_lines.clone(), child_stderr) {
                     tokio::spawn(async move {
@@ -480,7 +496,10 @@ impl McpClient {
                         }
                     });
                 }
-                handler().serve(transport).await.map_err(|e| connect_error(e.to_string()))?
+                handler()
+                    .serve(transport)
+                    .await
+                    .map_err(|e| connect_error(crate::explain::stdio_failure(program, &e)))?
             }
         };
         Ok(Self { service, notices: tokio::sync::Mutex::new(notices), progress, pid, legacy_sse })

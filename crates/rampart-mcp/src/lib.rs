@@ -6,6 +6,7 @@
 //! `rampart-core` types.
 
 mod client;
+mod explain;
 mod handler;
 mod legacy_sse;
 mod peer;

@@ -116,7 +116,21 @@ fn tools_and_call_against_a_live_server() {
 
     let (code, _, stderr) = run(&["tools", "--url", &server.url], &[], None);
     assert_eq!(code, 2, "no token");
-    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert!(stderr.contains("cannot connect") && stderr.contains("HTTP 401") && stderr.contains("--token"), "{stderr}");
+    assert!(!stderr.contains("rmcp::") && !stderr.contains("reqwest"), "no library names: {stderr}");
+}
+
+#[test]
+fn a_server_that_is_not_there_is_named_in_words() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (code, _, stderr) = run(&["tools", "--url", &url], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(&format!("connection refused: is a server listening on 127.0.0.1:{port}?")), "{stderr}");
+    assert!(!stderr.contains("rmcp::") && !stderr.contains("Transport ["), "no library names: {stderr}");
+    let (code, _, stderr) = run(&["tools", "--stdio", "rampart-no-such-program --x"], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("command not found: rampart-no-such-program"), "{stderr}");
 }
 
 #[test]
