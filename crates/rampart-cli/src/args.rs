@@ -59,6 +59,14 @@ pub(crate) enum Command {
     Tools(ClientArgs),
     /// Call a tool on an MCP server: `rampart call get_current_time timezone=Asia/Tokyo`.
     Call(CallArgs),
+    /// Call a tool with flags made from its input schema:
+    /// `rampart tool get-current-time --timezone Asia/Tokyo`. Alone, list the tools.
+    ///
+    /// Each tool of the connected server is a command: snake_case properties are
+    /// kebab-case flags, types and enum values are checked before anything is sent, and
+    /// `rampart tool NAME --help` shows the tool's description, its flags, their defaults
+    /// and allowed values. Server options (--url, --token, --stdio, --json) go before NAME.
+    Tool(ToolArgs),
     /// The MCP servers mounted behind a running Rampart ([upstreams.NAME], the gateway).
     ///
     /// list, show, approve and restart call the running server's admin_upstream_* tools
@@ -237,6 +245,16 @@ pub(crate) struct ClientArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ToolArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The tool's name (as listed or in kebab-case, e.g. get-current-time), then its
+    /// flags; `rampart tool NAME --help` lists them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "NAME [FLAGS]")]
+    pub(crate) words: Vec<String>,
 }
 
 #[derive(Debug, Args)]

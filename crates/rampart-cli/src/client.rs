@@ -7,8 +7,8 @@ use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::{Map, Value};
 
 use crate::{
-    args::{CallArgs, ClientArgs, UpstreamCommand},
-    display,
+    args::{CallArgs, ClientArgs, ToolArgs, UpstreamCommand},
+    display, tool_command,
 };
 
 fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
@@ -65,6 +65,48 @@ pub(crate) fn arguments(json: Option<&str>, pairs: &[String]) -> anyhow::Result<
     Ok(arguments)
 }
 
+/// `rampart tool [NAME [FLAGS…]]`: the tools of the server, or one called with flags
+/// built from its input schema.
+pub(crate) async fn tool(args: ToolArgs) -> anyhow::Result<ExitCode> {
+    let client = McpClient::connect(&target(&args.client)?).await?;
+    let tools = match client.list_tools().await {
+        Ok(tools) => tools,
+        Err(error) => {
+            client.close().await;
+            return Err(error.into());
+        }
+    };
+    let Some((name, flags)) = args.words.split_first() else {
+        client.close().await;
+        if args.client.json {
+            let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
+            println!("{}", serde_json::to_string_pretty(&raw)?);
+        } else {
+            print!("{}", display::tools_table(&tools));
+            println!("\n`rampart tool NAME --help` shows a tool's flags.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(tool) = tool_command::find(&tools, name) else {
+        client.close().await;
+        bail!("this server has no tool '{name}' (or it is not granted to you); `rampart tool` lists them");
+    };
+    let matches = match tool_command::command(tool).try_get_matches_from(flags) {
+        Ok(matches) => matches,
+        Err(error) => {
+            client.close().await;
+            // --help prints and succeeds; a bad flag prints what is wrong and fails,
+            // before anything is sent.
+            let _ = error.print();
+            return Ok(if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        }
+    };
+    let arguments = tool_command::arguments(tool, &matches);
+    let result = client.call_tool(&tool.name, arguments).await;
+    client.close().await;
+    show_result(result?, args.client.json, Show::Structured)
+}
+
 pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let arguments = arguments(args.args.as_deref(), &args.pairs)?;
     call_tool(&args.client, &args.tool, arguments, Show::Structured).await
@@ -91,7 +133,12 @@ async fn call_tool(
     let client = McpClient::connect(&target(client)?).await?;
     let result = client.call_tool(tool, arguments).await;
     client.close().await;
-    let mut result = result?;
+    show_result(result?, json, show)
+}
+
+/// Prints a tool result: on stdout, or on stderr with exit status 1 when the tool
+/// reported an error.
+fn show_result(mut result: Value, json: bool, show: Show) -> anyhow::Result<ExitCode> {
     let is_error = result["isError"].as_bool().unwrap_or(false);
     if show == Show::Text
         && !json

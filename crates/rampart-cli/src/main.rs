@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod display;
 mod setup;
+mod tool_command;
 mod verify;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             Command::Sandbox { command: args::SandboxCommand::Check { json } } => admin::sandbox_check(json),
             Command::Tools(args) => client::tools(args).await,
             Command::Call(args) => client::call(args).await,
+            Command::Tool(args) => client::tool(args).await,
             Command::Upstream { command } => client::upstream(command).await,
         }
     });

@@ -144,3 +144,106 @@ fn call_over_stdio_spawns_the_server() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--url"), "says what is missing: {stderr}");
 }
+
+/// A value for a property of this schema that the server will accept: its first enum
+/// value, its default, or a plain one of its type.
+fn sample(schema: &Value) -> String {
+    if let Some(first) = schema["enum"].as_array().and_then(|values| values.first()) {
+        return first.as_str().unwrap().to_owned();
+    }
+    if let Some(default) = schema.get("default") {
+        return default.as_str().map_or_else(|| default.to_string(), str::to_owned);
+    }
+    match schema["type"].as_str() {
+        Some("integer") | Some("number") => "1".into(),
+        Some("boolean") => "true".into(),
+        _ => "x".into(),
+    }
+}
+
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c == '_' {
+            out.push('-');
+        } else if c.is_uppercase() {
+            if previous_lower {
+                out.push('-');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+    }
+    out
+}
+
+#[test]
+fn every_tool_of_rampart_and_of_server_everything_is_a_command_with_flags() {
+    // Rampart over HTTP: kebab-case names and flags, types checked, help from the schema.
+    let server = Server::start(&["--auth-key", "tool-key-1"]);
+    let env = [("RAMPART_URL", server.url.as_str()), ("RAMPART_TOKEN", "tool-key-1")];
+    let (code, stdout, stderr) = run(&["tool", "get-current-time", "--timezone", "Asia/Tokyo"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+09:00"), "{stdout}");
+    let (code, stdout, _) = run(&["tool", "convert-time", "--help"], &env, None);
+    assert_eq!(code, 0);
+    for flag in ["--source-timezone <TEXT>", "--time <TEXT>", "--target-timezone <TEXT>", "Convert a 24-hour time"] {
+        assert!(stdout.contains(flag), "{flag}: {stdout}");
+    }
+    let (code, _, stderr) = run(&["tool", "convert-time", "--source-timezone", "UTC"], &env, None);
+    assert_eq!(code, 2, "missing required flags are refused before sending");
+    assert!(stderr.contains("--time <TEXT>") && stderr.contains("--target-timezone <TEXT>"), "{stderr}");
+    let (code, stdout, _) = run(&["tool"], &env, None);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("system_health") && stdout.contains("rampart tool NAME --help"), "{stdout}");
+    let (code, _, stderr) = run(&["tool", "no-such-tool"], &env, None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no tool 'no-such-tool'"), "{stderr}");
+
+    // server-everything over stdio: every tool it lists, called with flags only.
+    let everything = crate::real_clients::workspace().join("tests/clients/node_modules/.bin/mcp-server-everything");
+    if !everything.exists() {
+        return crate::support::skip("server-everything", "tests/clients/node_modules is missing");
+    }
+    let stdio = everything.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["tool", "--stdio", stdio, "--json"], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let tools: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(tools.len() >= 10, "{stdout}");
+    let (code, _, stderr) =
+        run(&["tool", "--stdio", stdio, "get-annotated-message", "--message-type", "bogus"], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("[possible values: error, success, debug]"), "{stderr}");
+    let mut tool_errors = Vec::new();
+    for tool in &tools {
+        let name = tool["name"].as_str().unwrap();
+        let mut words = vec!["tool".to_owned(), "--stdio".into(), stdio.into(), kebab(name)];
+        let required: Vec<&str> = tool["inputSchema"]["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let properties = tool["inputSchema"]["properties"].as_object().cloned().unwrap_or_default();
+        for (property, schema) in &properties {
+            if required.contains(&property.as_str()) {
+                words.push(format!("--{}", kebab(property)));
+                words.push(sample(schema));
+            }
+        }
+        if name == "trigger-long-running-operation" {
+            words.extend(["--duration".into(), "1".into(), "--steps".into(), "1".into()]);
+        }
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = run(&words, &[], None);
+        assert!(code == 0 || code == 1, "{name}: exit {code}: {stderr}");
+        assert!(!stderr.contains("Invalid arguments") && !stderr.contains("-32602"), "{name}: {stderr}");
+        assert!(!stdout.is_empty() || !stderr.is_empty(), "{name} said something");
+        if code == 1 {
+            tool_errors.push(format!("{name}: {stderr}"));
+        }
+    }
+    // With made-up values a tool may refuse them (a URL to fetch, a resource id); most run.
+    assert!(tool_errors.len() <= 2, "{} tools failed: {tool_errors:#?}", tool_errors.len());
+}
