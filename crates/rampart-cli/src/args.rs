@@ -67,6 +67,20 @@ pub(crate) enum Command {
     /// `rampart tool NAME --help` shows the tool's description, its flags, their defaults
     /// and allowed values. Server options (--url, --token, --stdio, --json) go before NAME.
     Tool(ToolArgs),
+    /// List the resources of an MCP server (Rampart or any other).
+    Resources(ClientArgs),
+    /// Read a resource: `rampart read test://static-text [--save FILE]`.
+    Read(ReadArgs),
+    /// List the prompts of an MCP server.
+    Prompts(ClientArgs),
+    /// Render a prompt: `rampart prompt code_review code=...` (key=value arguments).
+    Prompt(PromptArgs),
+    /// Print a shell completion script: `rampart completions bash > ~/.local/share/bash-completion/completions/rampart`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The MCP servers mounted behind a running Rampart ([upstreams.NAME], the gateway).
     ///
     /// list, show, approve and restart call the running server's admin_upstream_* tools
@@ -245,6 +259,28 @@ pub(crate) struct ClientArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    /// The resource's URI.
+    pub(crate) uri: String,
+    /// Write the contents to this file (a blob decoded from base64) instead of printing.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) save: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PromptArgs {
+    /// The prompt's name.
+    pub(crate) name: String,
+    /// Arguments: key=value.
+    #[arg(value_name = "KEY=VALUE")]
+    pub(crate) pairs: Vec<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::{Map, Value};
 
 use crate::{
-    args::{CallArgs, ClientArgs, ToolArgs, UpstreamCommand},
+    args::{CallArgs, ClientArgs, PromptArgs, ReadArgs, ToolArgs, UpstreamCommand},
     display, tool_command,
 };
 
@@ -63,6 +63,114 @@ pub(crate) fn arguments(json: Option<&str>, pairs: &[String]) -> anyhow::Result<
         }
     }
     Ok(arguments)
+}
+
+/// Every item of a list the server may not offer at all (no such capability): empty then.
+async fn list_or_empty(client: &McpClient, method: &str, key: &str) -> anyhow::Result<Vec<Value>> {
+    match client.list_all(method, key).await {
+        Ok(items) => Ok(items),
+        Err(rampart_mcp::ClientError::Rpc { code: -32601, .. }) => Ok(Vec::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `rampart resources`: resources and resource templates.
+pub(crate) async fn resources(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = McpClient::connect(&target(&args)?).await?;
+    let resources = list_or_empty(&client, "resources/list", "resources").await;
+    let templates = list_or_empty(&client, "resources/templates/list", "resourceTemplates").await;
+    client.close().await;
+    let (resources, templates) = (resources?, templates?);
+    if args.json {
+        let all = serde_json::json!({ "resources": resources, "resourceTemplates": templates });
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", display::resources_table(&resources, &templates));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rampart read URI [--save FILE]`.
+pub(crate) async fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let client = McpClient::connect(&target(&args.client)?).await?;
+    let result = client.request("resources/read", serde_json::json!({ "uri": args.uri })).await;
+    client.close().await;
+    let result = result?;
+    if let Some(path) = &args.save {
+        let contents = result["contents"].get(0).context("the server returned no contents")?;
+        let bytes = match (contents["text"].as_str(), contents["blob"].as_str()) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(blob)) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(blob).context("the blob is not base64")?
+            }
+            _ => bail!("the contents are neither text nor a blob"),
+        };
+        write_whole(path, &bytes)?;
+        eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+    } else if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", display::resource_contents(&result));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(directory)
+        .with_context(|| format!("cannot write in {}", directory.display()))?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    file.as_file().sync_all()?;
+    file.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// `rampart prompts`.
+pub(crate) async fn prompts(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = McpClient::connect(&target(&args)?).await?;
+    let prompts = list_or_empty(&client, "prompts/list", "prompts").await;
+    client.close().await;
+    let prompts = prompts?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&prompts)?);
+    } else {
+        print!("{}", display::prompts_table(&prompts));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rampart prompt NAME key=value…`.
+pub(crate) async fn prompt(args: PromptArgs) -> anyhow::Result<ExitCode> {
+    let mut arguments = Map::new();
+    for pair in &args.pairs {
+        let (key, value) = pair.split_once('=').with_context(|| format!("argument '{pair}' is not key=value"))?;
+        arguments.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+    let client = McpClient::connect(&target(&args.client)?).await?;
+    let result = client.request("prompts/get", serde_json::json!({ "name": args.name, "arguments": arguments })).await;
+    client.close().await;
+    let result = result?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", display::prompt_messages(&result));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rampart completions SHELL`.
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut command = <crate::args::Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics when its writer fails (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "rampart", &mut script);
+    match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// `rampart tool [NAME [FLAGS…]]`: the tools of the server, or one called with flags

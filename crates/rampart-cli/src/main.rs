@@ -45,6 +45,11 @@ fn main() -> ExitCode {
             Command::Tools(args) => client::tools(args).await,
             Command::Call(args) => client::call(args).await,
             Command::Tool(args) => client::tool(args).await,
+            Command::Resources(args) => client::resources(args).await,
+            Command::Read(args) => client::read(args).await,
+            Command::Prompts(args) => client::prompts(args).await,
+            Command::Prompt(args) => client::prompt(args).await,
+            Command::Completions { shell } => client::completions(shell),
             Command::Upstream { command } => client::upstream(command).await,
         }
     });

@@ -247,3 +247,46 @@ fn every_tool_of_rampart_and_of_server_everything_is_a_command_with_flags() {
     // With made-up values a tool may refuse them (a URL to fetch, a resource id); most run.
     assert!(tool_errors.len() <= 2, "{} tools failed: {tool_errors:#?}", tool_errors.len());
 }
+
+#[test]
+fn resources_and_prompts_on_the_command_line() {
+    let server = Server::open(&["--profile", "conformance"]);
+    let env = [("RAMPART_URL", server.url.as_str())];
+    let (code, stdout, stderr) = run(&["resources"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("test://static-text") && stdout.contains("test://template/{id}/data"), "{stdout}");
+    let (code, stdout, _) = run(&["read", "test://static-text"], &env, None);
+    assert_eq!(code, 0);
+    assert!(!stdout.trim().is_empty(), "{stdout}");
+    let (code, stdout, _) = run(&["read", "test://static-binary"], &env, None);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("image/png") && stdout.contains("--save FILE"), "a blob is described: {stdout}");
+    let dir = TempDir::new("read-save");
+    let saved = dir.0.join("image.png");
+    let (code, _, stderr) = run(&["read", "test://static-binary", "--save", saved.to_str().unwrap()], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(std::fs::read(&saved).unwrap().starts_with(b"\x89PNG"), "the blob decoded");
+    let (code, _, stderr) = run(&["read", "test://nothing-here"], &env, None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Resource not found"), "{stderr}");
+
+    let (code, stdout, _) = run(&["prompts"], &env, None);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("test_prompt_with_arguments(arg1*, arg2*)"), "{stdout}");
+    let (code, stdout, stderr) = run(&["prompt", "test_prompt_with_arguments", "arg1=alpha", "arg2=beta"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("user: ") && stdout.contains("alpha") && stdout.contains("beta"), "{stdout}");
+    let (code, stdout, _) = run(&["prompts", "--json"], &env, None);
+    assert_eq!(code, 0);
+    assert!(serde_json::from_str::<Value>(&stdout).unwrap().as_array().is_some_and(|p| p.len() >= 4), "{stdout}");
+
+    for (shell, marker) in [("bash", "_rampart()"), ("zsh", "#compdef rampart"), ("fish", "complete -c rampart")] {
+        let (code, stdout, _) = run(&["completions", shell], &[], None);
+        assert_eq!(code, 0);
+        assert!(
+            stdout.contains(marker) && stdout.contains("upstream"),
+            "{shell}: {}",
+            &stdout[..200.min(stdout.len())]
+        );
+    }
+}
