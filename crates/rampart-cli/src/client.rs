@@ -210,9 +210,12 @@ pub(crate) async fn tool(args: ToolArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let arguments = tool_command::arguments(tool, &matches);
-    let result = client.call_tool(&tool.name, arguments).await;
+    let result = call_interruptible(&client, &tool.name, arguments).await;
     client.close().await;
-    show_result(result?, args.client.json, Show::Structured)
+    match result {
+        Err(rampart_mcp::ClientError::Cancelled) => Ok(interrupted()),
+        result => show_result(result?, args.client.json, Show::Structured),
+    }
 }
 
 pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
@@ -239,9 +242,37 @@ async fn call_tool(
 ) -> anyhow::Result<ExitCode> {
     let json = client.json;
     let client = McpClient::connect(&target(client)?).await?;
-    let result = client.call_tool(tool, arguments).await;
+    let result = call_interruptible(&client, tool, arguments).await;
     client.close().await;
-    show_result(result?, json, show)
+    match result {
+        Err(rampart_mcp::ClientError::Cancelled) => Ok(interrupted()),
+        result => show_result(result?, json, show),
+    }
+}
+
+/// Calls `tool`; Ctrl-C (SIGINT) cancels the call on the server (MCP
+/// `notifications/cancelled`) instead of leaving it running there.
+async fn call_interruptible(
+    client: &McpClient,
+    tool: &str,
+    arguments: Map<String, Value>,
+) -> Result<Value, rampart_mcp::ClientError> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let result = client.call_tool_with(tool, arguments, None, &cancel).await;
+    watcher.abort();
+    result
+}
+
+/// Exit status after Ctrl-C (128 + SIGINT), the call cancelled on the server.
+fn interrupted() -> ExitCode {
+    eprintln!("interrupted: the call was cancelled on the server");
+    ExitCode::from(130)
 }
 
 /// Prints a tool result: on stdout, or on stderr with exit status 1 when the tool

@@ -311,6 +311,19 @@ impl CancelOnDrop {
     fn disarm(mut self) {
         self.peer = None;
     }
+
+    /// Sends the cancellation now and waits until it is handed to the transport (a
+    /// caller about to exit must not lose it).
+    async fn send(mut self) {
+        let Some(peer) = self.peer.take() else { return };
+        let param: Result<CancelledNotificationParam, _> =
+            from_json(json!({ "requestId": self.id, "reason": "cancelled by the caller" }));
+        if let Ok(param) = param
+            && let Err(error) = peer.notify_cancelled(param).await
+        {
+            tracing::debug!(%error, "cancellation not delivered");
+        }
+    }
 }
 
 impl Drop for CancelOnDrop {
@@ -594,7 +607,10 @@ impl McpClient {
         let cancel_on_drop = CancelOnDrop { peer: Some(handle.peer.clone()), id: handle.id.clone() };
         let result = tokio::select! {
             result = handle.await_response() => result,
-            () = cancel.cancelled() => return Err(ClientError::Cancelled),
+            () = cancel.cancelled() => {
+                cancel_on_drop.send().await;
+                return Err(ClientError::Cancelled);
+            }
         };
         cancel_on_drop.disarm();
         let result = result?;

@@ -907,3 +907,38 @@ fn two_upstreams_serving_one_name_are_refused_naming_both() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_on_a_cli_call_cancels_it_on_the_server() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("cli-interrupt");
+    let fixture = Fixture::start(&python, &dir.0, 0);
+    let mut child = Command::new(crate::support::BIN)
+        .args(["tool", "--url", &fixture.url, "slow", "--seconds", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = dir.0.join("events.jsonl");
+    crate::support::eventually("the call started", || {
+        std::fs::read_to_string(&events).unwrap_or_default().contains("\"started\"")
+    })
+    .await;
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let started = Instant::now();
+    let output = loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "rampart did not exit after Ctrl-C");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled on the server"), "{stderr}");
+    crate::support::eventually("the server saw notifications/cancelled", || {
+        std::fs::read_to_string(&events).unwrap_or_default().contains("\"cancelled\"")
+    })
+    .await;
+}
