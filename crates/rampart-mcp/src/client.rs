@@ -300,6 +300,19 @@ impl ClientHandler for Handler {
     }
 }
 
+/// A stdio child's process group, ended with the client: the child's own children too
+/// (an `npx` wrapper's node, a shell's background job), which closing its stdin would
+/// not stop. SIGTERM, synchronously, so it happens even while the runtime shuts down.
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
 /// Sends `notifications/cancelled` for a request unless disarmed: a call abandoned by
 /// dropping its future (a timeout, a caller that went away) is cancelled upstream too.
 struct CancelOnDrop {
@@ -362,6 +375,8 @@ pub struct McpClient {
     progress: Arc<Mutex<ProgressRoutes>>,
     pid: Option<u32>,
     legacy_sse: bool,
+    // Last: dropped after the service (its transport closes the child's stdin first).
+    _group: ProcessGroup,
 }
 
 impl McpClient {
@@ -515,7 +530,14 @@ impl McpClient {
                     .map_err(|e| connect_error(crate::explain::stdio_failure(program, &e)))?
             }
         };
-        Ok(Self { service, notices: tokio::sync::Mutex::new(notices), progress, pid, legacy_sse })
+        Ok(Self {
+            service,
+            notices: tokio::sync::Mutex::new(notices),
+            progress,
+            pid,
+            legacy_sse,
+            _group: ProcessGroup(pid),
+        })
     }
 
     /// The child's process id (stdio targets), the leader of its process group.

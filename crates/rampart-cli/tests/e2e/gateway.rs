@@ -942,3 +942,30 @@ async fn ctrl_c_on_a_cli_call_cancels_it_on_the_server() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stdio_upstream_s_stderr_is_logged_with_its_name_and_its_process_group_dies_with_rampart() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("gateway-group");
+    let pid_file = dir.0.join("grandchild.pid");
+    let script = format!(
+        "echo hello-from-the-upstream-stderr >&2; sleep 300 & echo $! > {}; exec {} -m mcp_server_time",
+        pid_file.display(),
+        python.display()
+    );
+    let config = write_config(
+        &dir,
+        &format!("[upstreams.time]\ncommand = \"sh\"\nargs = [\"-c\", {}]\nstart = \"eager\"\n", Value::String(script)),
+    );
+    let mut server = Server::open(&["--config", &config]);
+    assert!(server.stderr_eventually_contains("hello-from-the-upstream-stderr"), "{}", server.stderr());
+    let line = server.stderr().lines().find(|l| l.contains("hello-from-the-upstream-stderr")).unwrap().to_owned();
+    assert!(line.contains("upstream=time"), "{line}");
+    let grandchild: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(Path::new(&format!("/proc/{grandchild}")).exists());
+
+    server.terminate(15).expect("the server stops");
+    let gone =
+        || std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |stat| stat.contains(") Z "));
+    crate::support::eventually("the upstream's whole process group is gone", gone).await;
+}
