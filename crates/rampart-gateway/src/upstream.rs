@@ -232,8 +232,8 @@ struct ConnEvents {
     /// only when exactly one call is in flight, so nothing reaches the wrong session.
     shared: bool,
     calls: Mutex<Vec<(u64, CallContext)>>,
-    /// The latest call's context: on a principal's own session, what the upstream sends
-    /// between calls (a log, a request) goes to the session that called last.
+    /// The latest call's context: on a principal's own session, a log the upstream sends
+    /// between calls goes to the session that called last (requests never do).
     last: Mutex<Option<CallContext>>,
     last_used: Mutex<Instant>,
     next_call: std::sync::atomic::AtomicU64,
@@ -241,14 +241,26 @@ struct ConnEvents {
 }
 
 impl ConnEvents {
-    fn caller(&self) -> Option<CallContext> {
+    /// The call in flight a message of the upstream belongs to: the latest one on a
+    /// principal's own session, the only one on a shared session.
+    fn call_in_flight(&self) -> Option<CallContext> {
         let calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match (self.shared, calls.len()) {
-            (false, 0) => self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-            (true, 0) => None,
+            (_, 0) => None,
             (true, 1) | (false, _) => calls.last().map(|(_, context)| context.clone()),
             (true, _) => None,
         }
+    }
+
+    /// Where a log of the upstream goes: the call in flight, else (a principal's own
+    /// session) the session that called last.
+    fn log_target(&self) -> Option<CallContext> {
+        self.call_in_flight().or_else(|| {
+            if self.shared {
+                return None;
+            }
+            self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        })
     }
 
     /// Time since the last call entered.
@@ -292,7 +304,7 @@ impl ClientEvents for ConnEvents {
                 let level: LogLevel = serde_json::from_value(params["level"].clone()).unwrap_or(LogLevel::Info);
                 let logger = params["logger"].as_str().map(str::to_owned);
                 let data = params.get("data").cloned().unwrap_or(Value::Null);
-                match self.caller() {
+                match self.log_target() {
                     Some(context) => {
                         tokio::spawn(async move { context.log(level, logger.as_deref(), data).await });
                     }
@@ -319,8 +331,10 @@ impl ClientEvents for ConnEvents {
         }
     }
 
+    /// Sampling and elicitation reach a person's client only on behalf of a call they
+    /// made and are waiting for: outside one, the upstream is refused.
     async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError> {
-        match self.caller() {
+        match self.call_in_flight() {
             Some(context) => context.request(method, params).await,
             None => Err(PeerError::Unsupported),
         }
