@@ -977,3 +977,57 @@ async fn a_stdio_upstream_s_stderr_is_logged_with_its_name_and_its_process_group
         || std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |stat| stat.contains(") Z "));
     crate::support::eventually("the upstream's whole process group is gone", gone).await;
 }
+
+#[tokio::test]
+async fn a_reload_mounts_and_unmounts_an_upstream_and_its_process_goes_with_it() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("gateway-reload");
+    let config = write_config(&dir, "[tools]\nenabled = [\"system\"]\n");
+    let server = Server::open(&["--config", &config]);
+    let client = McpClient::connect(&ClientTarget::Http { url: server.url.clone(), token: None }).await.unwrap();
+    let names = |tools: Vec<rampart_mcp::ToolInfo>| tools.into_iter().map(|t| t.name).collect::<Vec<String>>();
+    assert!(!names(client.list_tools().await.unwrap()).contains(&"time_get_current_time".to_owned()));
+
+    // Added by a reload (lazy: it joins the catalog when it answers).
+    write_config(
+        &dir,
+        &format!(
+            "[tools]\nenabled = [\"system\"]\n\n[upstreams.time]\ncommand = \"{}\"\nargs = [\"-m\", \"mcp_server_time\"]\n",
+            python.display()
+        ),
+    );
+    let (code, stdout, stderr) = upstream_cli(&server, None, &["config", "reload"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let mut mounted = false;
+    for _ in 0..100 {
+        if names(client.list_tools().await.unwrap()).contains(&"time_get_current_time".to_owned()) {
+            mounted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(mounted, "the upstream joined the catalog after the reload");
+    let time = call(&client, "time_get_current_time", json!({ "timezone": "UTC" })).await.unwrap();
+    assert_eq!(time["isError"], false, "{time}");
+    let (_, stdout, _) = upstream_cli(&server, None, &["upstream", "list", "--json"]);
+    let list: Value = serde_json::from_str(&stdout).unwrap();
+    let pids: Vec<u64> = list["structuredContent"]["upstreams"][0]["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(!pids.is_empty(), "{list}");
+
+    // Removed by a reload: its tools leave the catalog and its processes end.
+    write_config(&dir, "[tools]\nenabled = [\"system\"]\n");
+    let (code, stdout, stderr) = upstream_cli(&server, None, &["config", "reload"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!names(client.list_tools().await.unwrap()).contains(&"time_get_current_time".to_owned()));
+    let gone = || {
+        pids.iter()
+            .all(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| stat.contains(") Z ")))
+    };
+    crate::support::eventually("the removed upstream's processes are gone", gone).await;
+    client.close().await;
+}
