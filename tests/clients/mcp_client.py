@@ -196,23 +196,19 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     if ns.prompt_args is not None and ns.get_prompt is None:
         p.error("--prompt-args requires --get-prompt")
 
-    ns.prompt_arguments = {}
-    if ns.prompt_args is not None:
+    def json_object(text: str | None, flag: str) -> dict[str, Any]:
+        if text is None:
+            return {}
         try:
-            ns.prompt_arguments = json.loads(ns.prompt_args)
+            value = json.loads(text)
         except json.JSONDecodeError as e:
-            p.error(f"--prompt-args is not valid JSON: {e}")
-        if not isinstance(ns.prompt_arguments, dict):
-            p.error("--prompt-args must be a JSON object")
+            p.error(f"{flag} is not valid JSON: {e}")
+        if not isinstance(value, dict):
+            p.error(f"{flag} must be a JSON object")
+        return value
 
-    ns.arguments = {}
-    if ns.args is not None:
-        try:
-            ns.arguments = json.loads(ns.args)
-        except json.JSONDecodeError as e:
-            p.error(f"--args is not valid JSON: {e}")
-        if not isinstance(ns.arguments, dict):
-            p.error("--args must be a JSON object")
+    ns.prompt_arguments = json_object(ns.prompt_args, "--prompt-args")
+    ns.arguments = json_object(ns.args, "--args")
 
     ns.headers = {}
     for h in ns.header:

@@ -161,23 +161,16 @@ fn sample(schema: &Value) -> String {
     }
 }
 
-fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    let mut previous_lower = false;
-    for c in name.chars() {
-        if c == '_' {
-            out.push('-');
-        } else if c.is_uppercase() {
-            if previous_lower {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-    }
-    out
+/// The flag `rampart tool NAME --help` lists for `property`: the same letters, any case,
+/// any dashes or underscores (`messageType` is `--message-type`).
+fn flag_for(help: &str, property: &str) -> String {
+    let letters = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
+    help.split_whitespace()
+        .filter_map(|word| word.strip_prefix("--"))
+        .map(|flag| flag.split(['[', '=', ',']).next().unwrap_or(flag))
+        .find(|flag| letters(flag) == letters(property))
+        .unwrap_or_else(|| panic!("no flag for '{property}' in:\n{help}"))
+        .to_owned()
 }
 
 #[test]
@@ -220,15 +213,17 @@ fn every_tool_of_rampart_and_of_server_everything_is_a_command_with_flags() {
     let mut tool_errors = Vec::new();
     for tool in &tools {
         let name = tool["name"].as_str().unwrap();
-        let mut words = vec!["tool".to_owned(), "--stdio".into(), stdio.into(), kebab(name)];
+        let mut words = vec!["tool".to_owned(), "--stdio".into(), stdio.into(), name.to_owned()];
         let required: Vec<&str> = tool["inputSchema"]["required"]
             .as_array()
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let properties = tool["inputSchema"]["properties"].as_object().cloned().unwrap_or_default();
-        for (property, schema) in &properties {
-            if required.contains(&property.as_str()) {
-                words.push(format!("--{}", kebab(property)));
+        if !required.is_empty() {
+            let (code, help, _) = run(&["tool", "--stdio", stdio, name, "--help"], &[], None);
+            assert_eq!(code, 0, "{name}: {help}");
+            let properties = tool["inputSchema"]["properties"].as_object().cloned().unwrap_or_default();
+            for (property, schema) in properties.iter().filter(|(p, _)| required.contains(&p.as_str())) {
+                words.push(format!("--{}", flag_for(&help, property)));
                 words.push(sample(schema));
             }
         }

@@ -86,6 +86,34 @@ fn clients() -> Option<(PathBuf, PathBuf)> {
     Some((python, node_bin))
 }
 
+/// Started before the server serves, so that tests see the upstream's tools at once.
+const EAGER: &str = "start = \"eager\"\n";
+
+/// An `[upstreams.NAME]` table for a stdio command, then `extra` lines.
+fn stdio_upstream(name: &str, command: &Path, args: &[&str], extra: &str) -> String {
+    let args: Vec<Value> = args.iter().map(|a| Value::from(*a)).collect();
+    format!(
+        "[upstreams.{name}]\ncommand = {}\nargs = {}\n{extra}\n",
+        Value::from(command.to_str().unwrap()),
+        Value::Array(args)
+    )
+}
+
+/// An `[upstreams.NAME]` table for a URL, then `extra` lines.
+fn url_upstream(name: &str, url: &str, extra: &str) -> String {
+    format!("[upstreams.{name}]\nurl = {}\n{extra}\n", Value::from(url))
+}
+
+/// server-everything over stdio, mounted eagerly as `everything`.
+fn everything_stdio() -> String {
+    stdio_upstream("everything", &npm_bin("mcp-server-everything"), &["stdio"], EAGER)
+}
+
+/// mcp-server-time (UTC) from the test venv, mounted eagerly as `time`.
+fn time_stdio(python: &Path) -> String {
+    stdio_upstream("time", python, &["-m", "mcp_server_time", "--local-timezone", "UTC"], EAGER)
+}
+
 fn write_config(dir: &TempDir, body: &str) -> String {
     let path = dir.0.join("rampart.toml");
     std::fs::write(&path, body).unwrap();
@@ -125,37 +153,18 @@ async fn third_party_servers_behind_rampart_for_the_python_sdk_and_the_inspector
     let fixture = Fixture::start(&python, &dir.0, 0);
     let config = write_config(
         &dir,
-        &format!(
-            r#"
-[upstreams.everything]
-command = "{everything}"
-args = ["stdio"]
-start = "eager"
-
-[upstreams.files]
-command = "{filesystem}"
-args = ["{files}"]
-start = "eager"
-
-[upstreams.time]
-command = "{python}"
-args = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
-start = "eager"
-
-[upstreams.fixture]
-url = "{fixture}"
-headers = {{ X-Api-Key = "${{FIXTURE_KEY}}" }}
-start = "eager"
-
-[roles.gateway-reader]
-tools = ["time_*", "files_read_text_file"]
-"#,
-            everything = npm_bin("mcp-server-everything").display(),
-            filesystem = npm_bin("mcp-server-filesystem").display(),
-            files = files.display(),
-            python = python.display(),
-            fixture = fixture.url,
-        ),
+        &[
+            everything_stdio(),
+            stdio_upstream("files", &npm_bin("mcp-server-filesystem"), &[files.to_str().unwrap()], EAGER),
+            time_stdio(&python),
+            url_upstream(
+                "fixture",
+                &fixture.url,
+                &format!("headers = {{ X-Api-Key = \"${{FIXTURE_KEY}}\" }}\n{EAGER}"),
+            ),
+            "[roles.gateway-reader]\ntools = [\"time_*\", \"files_read_text_file\"]\n".to_owned(),
+        ]
+        .concat(),
     );
     let server = Server::start_with_env(
         &["--config", &config],
@@ -394,26 +403,7 @@ async fn a_killed_stdio_upstream_fails_fast_and_comes_back_and_a_url_upstream_is
     let mut fixture = Fixture::start(&python, &dir.0, 0);
     let config = write_config(
         &dir,
-        &format!(
-            r#"
-[upstreams.everything]
-command = "{everything}"
-args = ["stdio"]
-start = "eager"
-
-[upstreams.time]
-command = "{python}"
-args = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
-start = "eager"
-
-[upstreams.fixture]
-url = "{fixture}"
-start = "eager"
-"#,
-            everything = npm_bin("mcp-server-everything").display(),
-            python = python.display(),
-            fixture = fixture.url,
-        ),
+        &[everything_stdio(), time_stdio(&python), url_upstream("fixture", &fixture.url, EAGER)].concat(),
     );
     let server = Server::open(&["--config", &config]);
     let client = McpClient::connect(&ClientTarget::Http { url: server.url.clone(), token: None }).await.unwrap();
@@ -531,7 +521,7 @@ async fn a_pinned_tool_whose_description_changes_is_hidden_until_approved_with_i
     let dir = TempDir::new("gateway-pins");
     std::fs::write(dir.0.join("description.txt"), "Echoes its input.").unwrap();
     let fixture = Fixture::start(&python, &dir.0, 0);
-    let config = write_config(&dir, &format!("[upstreams.fixture]\nurl = \"{}\"\nstart = \"eager\"\n", fixture.url));
+    let config = write_config(&dir, &url_upstream("fixture", &fixture.url, EAGER));
     let server = Server::start(&["--config", &config]);
     let admin = server.admin_token();
     let client =
@@ -689,11 +679,11 @@ async fn server_everything_over_streamable_http_and_legacy_sse_behind_rampart() 
     let dir = TempDir::new("gateway-everything-http");
     let config = write_config(
         &dir,
-        &format!(
-            "[upstreams.everything-http]\nurl = \"{}\"\nprefix = \"ev_\"\nstart = \"eager\"\n\n\
-             [upstreams.old]\nurl = \"{}\"\nstart = \"eager\"\n",
-            everything.url, legacy.url
-        ),
+        &[
+            url_upstream("everything-http", &everything.url, &format!("prefix = \"ev_\"\n{EAGER}")),
+            url_upstream("old", &legacy.url, EAGER),
+        ]
+        .concat(),
     );
     let server = Server::open(&["--config", &config]);
     let (code, result) = python_client(
@@ -896,12 +886,8 @@ async fn an_upstream_s_list_changed_reaches_the_front_s_sessions() {
 fn two_upstreams_serving_one_name_are_refused_naming_both() {
     let Some((python, _)) = clients() else { return };
     let dir = TempDir::new("gateway-collision");
-    let table = |name: &str| {
-        format!(
-            "[upstreams.{name}]\ncommand = \"{}\"\nargs = [\"-m\", \"mcp_server_time\"]\nprefix = \"\"\nstart = \"eager\"\n",
-            python.display()
-        )
-    };
+    let table =
+        |name: &str| stdio_upstream(name, &python, &["-m", "mcp_server_time"], &format!("prefix = \"\"\n{EAGER}"));
     let config = write_config(&dir, &format!("[tools]\nenabled = []\n\n{}\n{}", table("one"), table("two")));
     let data = dir.0.join("data");
     let (code, _, stderr) = run(
@@ -989,13 +975,8 @@ async fn a_reload_mounts_and_unmounts_an_upstream_and_its_process_goes_with_it()
     assert!(!names(client.list_tools().await.unwrap()).contains(&"time_get_current_time".to_owned()));
 
     // Added by a reload (lazy: it joins the catalog when it answers).
-    write_config(
-        &dir,
-        &format!(
-            "[tools]\nenabled = [\"system\"]\n\n[upstreams.time]\ncommand = \"{}\"\nargs = [\"-m\", \"mcp_server_time\"]\n",
-            python.display()
-        ),
-    );
+    let lazy = stdio_upstream("time", &python, &["-m", "mcp_server_time"], "");
+    write_config(&dir, &format!("[tools]\nenabled = [\"system\"]\n\n{lazy}"));
     let (code, stdout, stderr) = upstream_cli(&server, None, &["config", "reload"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut mounted = false;
