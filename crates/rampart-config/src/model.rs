@@ -665,7 +665,7 @@ body_read_timeout_secs = 30
 # env_file = "upstreams.env"       # secrets for ${VAR}, outside this file
 # prefix = "gh_"                   # default "NAME_"; "" for none
 # tools.exclude = ["delete_*"]    # and tools.include, tools.rename, tools.descriptions
-# start = "eager"                  # wait for it at start (default "lazy": in the background)
+# start = "eager"                  # wait for it at start (default "lazy": on its first call)
 # stateless = false                # true: one session shared by all callers
 # pin = true                       # hide a tool whose definition changes until approved
 

@@ -29,8 +29,10 @@ pub struct UpstreamConfigError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Start {
-    /// In the background when the server starts; the server serves at once and the
-    /// upstream's tools join the catalog when it answers (sessions are told).
+    /// On its first call, when its tools are pinned (they are served from the pins
+    /// until then); otherwise in the background when the server starts (it must run to
+    /// say what it serves): the server serves at once and the upstream's tools join the
+    /// catalog when it answers (sessions are told).
     #[default]
     Lazy,
     /// Before the server serves: start-up waits (up to 30 s) so that the first catalog

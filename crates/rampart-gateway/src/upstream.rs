@@ -91,7 +91,10 @@ struct Inner {
     sessions: tokio::sync::Mutex<HashMap<String, Arc<Conn>>>,
     stats: Mutex<Stats>,
     started: AtomicBool,
-    eager_waited: AtomicBool,
+    /// The first catalog collection asked for the tools.
+    first_listed: AtomicBool,
+    /// Lazy, with pinned tools served: starts on its first call.
+    on_demand: AtomicBool,
     /// The URL upstream answered only over the legacy HTTP+SSE transport.
     legacy_sse: AtomicBool,
     /// `oauth.client_secret`, expanded.
@@ -141,7 +144,8 @@ impl UpstreamToolbox {
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
             started: AtomicBool::new(false),
-            eager_waited: AtomicBool::new(false),
+            first_listed: AtomicBool::new(false),
+            on_demand: AtomicBool::new(false),
             legacy_sse: AtomicBool::new(false),
             oauth_secret,
             tokens: TokenCache::default(),
@@ -286,7 +290,15 @@ impl Inner {
     /// The upstream session for this caller: the primary one for a stateless upstream,
     /// else the principal's own (opened on first use).
     async fn connection(self: &Arc<Self>, context: &CallContext) -> Result<Arc<Conn>, ToolError> {
+        let first_start = self.ready.notified();
         self.ensure_started();
+        // An upstream starting for the first time (on demand, or still coming up) is
+        // waited for; one that is restarting answers at once.
+        let state = self.state();
+        if self.primary.load().is_none() && state.attempts == 0 && matches!(state.phase, Phase::Idle | Phase::Starting)
+        {
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, first_start).await;
+        }
         let unavailable = || {
             let state = self.state();
             let detail = match (&state.phase, &state.last_error) {

@@ -1012,3 +1012,45 @@ async fn a_reload_mounts_and_unmounts_an_upstream_and_its_process_goes_with_it()
     crate::support::eventually("the removed upstream's processes are gone", gone).await;
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_lazy_upstream_with_pinned_tools_serves_them_and_starts_on_its_first_call() {
+    let Some((python, _)) = clients() else { return };
+    let dir = TempDir::new("gateway-lazy");
+    let fixture = Fixture::start(&python, &dir.0, 0);
+    let config = write_config(&dir, &url_upstream("fixture", &fixture.url, ""));
+    let args = ["--insecure-no-auth", "--config", config.as_str()];
+    let headers = dir.0.join("headers.jsonl");
+    let requests = || std::fs::read_to_string(&headers).unwrap_or_default().lines().count();
+
+    // First run: nothing pinned yet, so it starts to say what it serves (and is pinned).
+    let first = Server::start(&args);
+    let client = McpClient::connect(&ClientTarget::Http { url: first.url.clone(), token: None }).await.unwrap();
+    let mut listed = false;
+    for _ in 0..100 {
+        if client.list_tools().await.unwrap().iter().any(|t| t.name == "fixture_echo") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listed, "the upstream started and its tools joined the catalog");
+    client.close().await;
+    let data = first.stop();
+
+    // Second run: its pinned tools are served at once, and nothing reaches it until a call.
+    let before = requests();
+    let second = Server::start_in(data, &args, &[]);
+    let client = McpClient::connect(&ClientTarget::Http { url: second.url.clone(), token: None }).await.unwrap();
+    let tools = client.list_tools().await.unwrap();
+    let echo = tools.iter().find(|t| t.name == "fixture_echo").expect("served from its pin");
+    assert_eq!(echo.description, "Echoes its input.");
+    let readyz: Value = reqwest::get(format!("{}/readyz", second.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(readyz["services"]["upstream:fixture"]["status"], "ok", "idle is not down: {readyz}");
+    assert_eq!(requests(), before, "not started before its first call");
+    let result = call(&client, "fixture_echo", json!({ "text": "on demand" })).await.unwrap();
+    assert_eq!(result["isError"], false, "the first call waits for it to start: {result}");
+    assert!(text_of(&result).contains("on demand"), "{result}");
+    assert!(requests() > before);
+    client.close().await;
+}

@@ -12,13 +12,25 @@ impl Toolbox for UpstreamToolbox {
 
     async fn tools(&self) -> Vec<ToolSpec> {
         let inner = &self.inner;
-        // The first catalog of an eager upstream waits for it (once: later collections
-        // serve what is there).
-        if inner.config.start == Start::Eager && !inner.eager_waited.swap(true, Ordering::AcqRel) {
-            let ready = inner.ready.notified();
-            inner.ensure_started();
-            if inner.state().phase != Phase::Ready {
-                let _ = tokio::time::timeout(CONNECT_TIMEOUT, ready).await;
+        // The first catalog: an eager upstream is waited for; a lazy one whose tools are
+        // pinned serves them without running until its first call. Later collections
+        // serve what is there.
+        if !inner.first_listed.swap(true, Ordering::AcqRel) {
+            match inner.config.start {
+                Start::Eager => {
+                    let ready = inner.ready.notified();
+                    inner.ensure_started();
+                    if inner.state().phase != Phase::Ready {
+                        let _ = tokio::time::timeout(CONNECT_TIMEOUT, ready).await;
+                    }
+                }
+                Start::Lazy if !inner.started.load(Ordering::Acquire) => {
+                    if let Some(view) = inner.pinned_view().await {
+                        inner.view.store(Arc::new(view));
+                        inner.on_demand.store(true, Ordering::Release);
+                    }
+                }
+                Start::Lazy => {}
             }
         }
         inner.view.load().tools.clone()
@@ -194,9 +206,11 @@ impl Toolbox for UpstreamToolbox {
 
     async fn readiness(&self) -> Vec<ServiceStatus> {
         let status = self.inner.status(0);
-        let ok = status.state == Phase::Ready;
+        // Not started yet is not down: it starts on its first call.
+        let ok = matches!(status.state, Phase::Ready | Phase::Idle);
         let detail = match (&status.state, &status.last_error) {
             (Phase::Ready, _) => format!("{} tools", status.tools),
+            (Phase::Idle, _) => format!("{} pinned tools; starts on its first call", status.tools),
             (phase, Some(error)) => format!("{phase} since {}: {error}", status.since),
             (phase, None) => format!("{phase} since {}", status.since),
         };
@@ -220,7 +234,9 @@ impl Toolbox for UpstreamToolbox {
 
     fn watch(&self, changes: CatalogChanges) {
         *self.inner.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(changes);
-        self.inner.ensure_started();
+        if !self.inner.on_demand.load(Ordering::Acquire) {
+            self.inner.ensure_started();
+        }
     }
 }
 

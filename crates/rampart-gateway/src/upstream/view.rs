@@ -71,6 +71,18 @@ impl Inner {
         format!("{}{base}", self.prefix)
     }
 
+    /// The tools pinned for this upstream, as a view: what a lazy upstream serves
+    /// before its first start. `None` when nothing is pinned (or pinning is off): then
+    /// the upstream must run to say what it serves.
+    pub(super) async fn pinned_view(&self) -> Option<View> {
+        let pins = self.pins.as_ref()?.pins(&self.name).await.ok()?;
+        if pins.is_empty() {
+            return None;
+        }
+        let tools = pins.into_iter().map(|pin| pin.definition).collect();
+        Some(self.build_view(tools, &[], &[], &[]).await)
+    }
+
     pub(super) async fn build_view(
         &self,
         tools: Vec<Value>,
@@ -85,8 +97,8 @@ impl Inner {
             Some(store) => match store.pins(&self.name).await {
                 Ok(pins) => Some(pins.into_iter().map(|pin| (pin.tool.clone(), pin)).collect()),
                 Err(error) => {
-                    // Fail closed: serve only what was served before.
-                    tracing::error!(upstream = %self.name, %error, "pins unreadable; serving only tools already served");
+                    // Fail closed: a tool is served only once its pin is saved.
+                    tracing::error!(upstream = %self.name, %error, "pins unreadable; a tool is served once pinned");
                     let served: HashMap<String, Pin> = HashMap::new();
                     Some(served)
                 }
