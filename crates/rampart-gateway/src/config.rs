@@ -190,12 +190,13 @@ impl UpstreamConfig {
         self.prefix.clone().unwrap_or_else(|| format!("{name}_"))
     }
 
-    /// The client target and options, with `${VAR}` expanded from the environment and
-    /// `env_file` (relative paths from `base`, the configuration file's directory).
+    /// Where and how to connect, with `${VAR}` expanded from the environment and
+    /// `env_file` (read once; relative paths from `base`, the configuration file's
+    /// directory). A stdio child gets a clean environment (only `env` added).
     ///
     /// # Errors
     /// A message naming a variable that is not set or an unreadable `env_file`.
-    pub fn target(&self, base: Option<&Path>) -> Result<(ClientTarget, ConnectOptions), String> {
+    pub fn resolve(&self, base: Option<&Path>) -> Result<Resolved, String> {
         let file_vars = self.file_vars(base)?;
         let expand_all = |map: &BTreeMap<String, String>, what: &str| -> Result<Vec<(String, String)>, String> {
             map.iter()
@@ -206,7 +207,7 @@ impl UpstreamConfig {
                 })
                 .collect()
         };
-        let mut options = ConnectOptions {
+        let options = ConnectOptions {
             client_name: Some("rampart-gateway".into()),
             env: expand_all(&self.env, "env")?,
             headers: expand_all(&self.headers, "headers")?,
@@ -214,6 +215,7 @@ impl UpstreamConfig {
                 Some(base) if cwd.is_relative() => base.join(cwd),
                 _ => cwd.clone(),
             }),
+            clean_env: true,
             ..ConnectOptions::default()
         };
         let target = match (&self.command, &self.url) {
@@ -225,9 +227,25 @@ impl UpstreamConfig {
             (None, Some(url)) => ClientTarget::Http { url: url.clone(), token: None },
             (None, None) => return Err("neither command nor url".into()),
         };
-        options.events = None;
-        Ok((target, options))
+        let oauth_secret = match &self.oauth {
+            Some(oauth) => Some(
+                expand(&oauth.client_secret, &file_vars).map_err(|e| format!("oauth.client_secret: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Resolved { target, options, oauth_secret })
     }
+}
+
+/// An upstream's configuration with its variables expanded: what connecting needs.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The command or URL.
+    pub target: ClientTarget,
+    /// Headers, environment, working directory.
+    pub options: ConnectOptions,
+    /// `oauth.client_secret`, when `oauth` is set.
+    pub oauth_secret: Option<String>,
 }
 
 impl UpstreamConfig {
@@ -240,15 +258,6 @@ impl UpstreamConfig {
         };
         let vars = dotenvy::from_path_iter(&path).map_err(|e| format!("env_file {}: {e}", path.display()))?;
         vars.collect::<Result<BTreeMap<_, _>, _>>().map_err(|e| format!("env_file {}: {e}", path.display()))
-    }
-
-    /// `oauth.client_secret` with its `${VAR}`s expanded, when `oauth` is set.
-    ///
-    /// # Errors
-    /// As [`UpstreamConfig::target`].
-    pub fn oauth_secret(&self, base: Option<&Path>) -> Result<Option<String>, String> {
-        let Some(oauth) = &self.oauth else { return Ok(None) };
-        expand(&oauth.client_secret, &self.file_vars(base)?).map(Some).map_err(|e| format!("oauth.client_secret: {e}"))
     }
 }
 

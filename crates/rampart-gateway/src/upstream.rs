@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{Start, ToolFilter, UpstreamConfig},
+    config::{Resolved, Start, ToolFilter, UpstreamConfig},
     oauth::TokenCache,
     pin::{self, Pin, PinStore},
 };
@@ -118,9 +118,7 @@ impl UpstreamToolbox {
         base: Option<&Path>,
         pins: Option<Arc<dyn PinStore>>,
     ) -> Result<Self, String> {
-        let (target, mut options) = config.target(base)?;
-        let oauth_secret = config.oauth_secret(base)?;
-        options.clean_env = true;
+        let Resolved { target, options, oauth_secret } = config.resolve(base)?;
         let filter = config.tools.filter()?;
         let inner = Inner {
             name: name.to_owned(),

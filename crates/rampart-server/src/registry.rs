@@ -219,8 +219,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
         // `${VAR}`s must resolve; a relative env_file is checked when the server builds
         // the upstream (it depends on where the configuration file is).
         if upstream.env_file.as_deref().is_none_or(std::path::Path::is_absolute) {
-            upstream.target(None).map_err(|message| upstream_error(&name, message.clone()))?;
-            upstream.oauth_secret(None).map_err(|message| upstream_error(&name, message))?;
+            upstream.resolve(None).map_err(|message| upstream_error(&name, message))?;
         }
     }
     Ok(())
