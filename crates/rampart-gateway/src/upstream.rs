@@ -106,9 +106,11 @@ struct Inner {
 }
 
 impl UpstreamToolbox {
-    /// The toolbox for `[upstreams.NAME]`; nothing starts until it joins a pipeline
-    /// (or, for `start = "eager"`, its tools are first asked for). Paths in the
-    /// configuration are relative to `base` (the configuration file's directory).
+    /// The toolbox for `[upstreams.NAME]`. An eager upstream starts now (so that several
+    /// start side by side, and the first catalog waits for each only as long as it
+    /// takes); a lazy one when it joins a pipeline or is first called. Must run inside a
+    /// Tokio runtime. Paths in the configuration are relative to `base` (the
+    /// configuration file's directory).
     ///
     /// # Errors
     /// A message when `${VAR}`s cannot be expanded or the filters do not compile.
@@ -151,7 +153,11 @@ impl UpstreamToolbox {
             restart: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
         };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        if inner.config.start == Start::Eager {
+            inner.ensure_started();
+        }
+        Ok(Self { inner })
     }
 
     /// Its name in `[upstreams.NAME]`.
