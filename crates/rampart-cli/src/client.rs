@@ -106,7 +106,7 @@ pub(crate) async fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             }
             _ => bail!("the contents are neither text nor a blob"),
         };
-        write_whole(path, &bytes)?;
+        write_whole(path, &bytes, 0o644, Existing::Replace)?;
         eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
     } else if args.client.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -116,16 +116,31 @@ pub(crate) async fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Whether [`write_whole`] may replace a file that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Replace,
+    Refuse,
+}
+
+/// Writes `bytes` to `path` whole or not at all, with permissions `mode`: a temporary
+/// file beside it, synced, then renamed over it (`Existing::Replace`) or linked only
+/// if `path` does not exist yet (`Existing::Refuse`).
+fn write_whole(path: &std::path::Path, bytes: &[u8], mode: u32, existing: Existing) -> anyhow::Result<()> {
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(directory)
         .with_context(|| format!("cannot write in {}", directory.display()))?;
     std::io::Write::write_all(&mut file, bytes)?;
-    file.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    file.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     file.as_file().sync_all()?;
-    file.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    match existing {
+        Existing::Replace => file.persist(path).map(drop),
+        Existing::Refuse => file.persist_noclobber(path).map(drop),
+    }
+    .with_context(|| match existing {
+        Existing::Replace => format!("cannot write {}", path.display()),
+        Existing::Refuse => format!("cannot create {} (it must not exist yet)", path.display()),
+    })
 }
 
 /// `rampart prompts`.
@@ -326,14 +341,8 @@ fn import(file: &std::path::Path, secrets: Option<&std::path::Path>, json: bool)
     if let Some(path) = secrets
         && !imported.secrets.is_empty()
     {
-        use std::{io::Write, os::unix::fs::OpenOptionsExt};
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
-        out.write_all(imported.secrets_dotenv().as_bytes())?;
+        // Secrets: readable by the owner only, never half written, never over a file.
+        write_whole(path, imported.secrets_dotenv().as_bytes(), 0o600, Existing::Refuse)?;
     }
     if json {
         let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
