@@ -228,9 +228,9 @@ impl UpstreamConfig {
             (None, None) => return Err("neither command nor url".into()),
         };
         let oauth_secret = match &self.oauth {
-            Some(oauth) => Some(
-                expand(&oauth.client_secret, &file_vars).map_err(|e| format!("oauth.client_secret: {e}"))?,
-            ),
+            Some(oauth) => {
+                Some(expand(&oauth.client_secret, &file_vars).map_err(|e| format!("oauth.client_secret: {e}"))?)
+            }
             None => None,
         };
         Ok(Resolved { target, options, oauth_secret })

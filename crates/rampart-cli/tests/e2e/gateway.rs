@@ -326,6 +326,14 @@ async fn third_party_servers_behind_rampart_for_the_python_sdk_and_the_inspector
     let (code, stdout) = inspector(&node_bin, &[&base[..], &["--method", "prompts/list"]].concat());
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("everything_simple-prompt"), "{stdout}");
+    let read = ["--method", "resources/read", "--uri", "demo://resource/static/document/features.md"];
+    let (code, stdout) = inspector(&node_bin, &[&base[..], &read].concat());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("Everything Server - Features"), "{stdout}");
+    let get = ["--method", "prompts/get", "--prompt-name", "everything_args-prompt", "--prompt-args", "city=Paris"];
+    let (code, stdout) = inspector(&node_bin, &[&base[..], &get].concat());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("What's weather in Paris?"), "{stdout}");
 
     // A reader sees and calls only what its role grants across upstreams; a denied
     // upstream tool answers like an unknown one, and both are audited with the upstream.
