@@ -220,9 +220,9 @@ impl Toolbox for UpstreamToolbox {
     fn session_closed(&self, session: &str) {
         let inner = &self.inner;
         let mut conns: Vec<Arc<Conn>> = inner.primary.load_full().into_iter().collect();
-        if let Ok(sessions) = inner.sessions.try_lock() {
-            conns.extend(sessions.values().cloned());
-        }
+        // A blocking thread (the trait's contract): waiting for the lock is fine, and
+        // skipping it when busy would keep the ended session's subscriptions.
+        conns.extend(inner.sessions.blocking_lock().values().cloned());
         for conn in conns {
             let mut subscriptions = conn.events.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for subscribers in subscriptions.values_mut() {
