@@ -7,7 +7,9 @@
 #   3. the official MCP conformance suite (active server scenarios) against
 #      `rampart serve --profile conformance`;
 #   4. the same suite (--suite all) directly and through the gateway (a front Rampart
-#      whose only upstream is that server): the results must be identical.
+#      whose only upstream is that server): the results must be identical;
+#   5. the suite's client scenarios against Rampart's own MCP client (the CLI's and the
+#      gateway's), in a loopback-only network namespace.
 # Third-party clients are required here (MCP_TEST_REQUIRE_CLIENTS=1): a test that cannot
 # find one fails instead of skipping.
 set -euo pipefail
@@ -54,3 +56,6 @@ scripts/conformance.sh "$url"
 
 echo "== MCP conformance suite through the gateway" >&2
 scripts/conformance-gateway.sh "$root/target/debug/rampart"
+
+echo "== MCP conformance suite: Rampart's client" >&2
+scripts/conformance-client.sh
