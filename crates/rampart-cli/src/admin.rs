@@ -1,7 +1,7 @@
 //! `token`, `audit` and `policy`: administration on the local store, whether or not a
 //! server is running.
 
-use std::{process::ExitCode, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
@@ -11,9 +11,12 @@ use rampart_core::CallError;
 use rampart_policy::{Access, Request};
 use rampart_server::{CreatedToken, LocalAdmin, TokenInfo, build_policy, open_store, parse_duration, record_from_row};
 use rampart_store::{AuditQuery, Store};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::args::{AuditCommand, ConfigArgs, PolicyCommand, TokenCommand};
+use crate::{
+    args::{AuditCommand, ConfigArgs, PolicyCommand, TokenCommand},
+    output::{Data, Printer, Report, Status, View},
+};
 
 fn config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?.config)
@@ -41,68 +44,58 @@ async fn admin_tool(args: &ConfigArgs, tool: &str, arguments: serde_json::Value)
     output.structured_content.with_context(|| format!("'{tool}' returned no structured result: {text}"))
 }
 
-pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn token(command: TokenCommand) -> anyhow::Result<Report> {
     match command {
         TokenCommand::Create { name, roles, expires, config: args } => {
             let arguments = json!({"name": name, "roles": roles, "expires_in": expires});
             let created = admin_tool(&args, "admin_token_create", arguments).await?;
-            print_created(&serde_json::from_value(created)?, args.json, "created")?;
+            created_report(created, "created")
         }
         TokenCommand::List { config: args } => {
             let listed = admin_tool(&args, "admin_token_list", json!({})).await?;
             let list: Vec<TokenInfo> = serde_json::from_value(listed["tokens"].clone())?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                println!(
-                    "{:<17} {:<20} {:<16} {:<8} {:<25} {:<25} LAST USED",
-                    "ID", "NAME", "ROLES", "STATUS", "CREATED", "EXPIRES"
-                );
-                for t in list {
-                    println!(
-                        "{:<17} {:<20} {:<16} {:<8} {:<25} {:<25} {}",
-                        t.id,
-                        t.name,
+            let never = || "never".to_owned();
+            let rows = list
+                .iter()
+                .map(|t| {
+                    [
+                        t.id.clone(),
+                        t.name.clone(),
                         t.roles.join(","),
-                        t.status,
-                        t.created_at,
-                        t.expires_at.as_deref().unwrap_or("never"),
-                        t.last_used_at.as_deref().unwrap_or("never")
-                    );
-                }
-            }
+                        t.status.to_string(),
+                        t.created_at.clone(),
+                        t.expires_at.clone().unwrap_or_else(never),
+                        t.last_used_at.clone().unwrap_or_else(never),
+                    ]
+                })
+                .collect();
+            let view = View::table(["ID", "NAME", "ROLES", "STATUS", "CREATED", "EXPIRES", "LAST USED"], rows);
+            Ok(Report::new(serde_json::to_value(&list)?, view))
         }
         TokenCommand::Revoke { id, config: args } => {
-            let revoked: TokenInfo =
-                serde_json::from_value(admin_tool(&args, "admin_token_revoke", json!({"id": id})).await?)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&revoked)?);
-            } else {
-                eprintln!("revoked token '{}' ({})", revoked.name, revoked.id);
-            }
+            let revoked = admin_tool(&args, "admin_token_revoke", json!({"id": id})).await?;
+            let info: TokenInfo = serde_json::from_value(revoked.clone())?;
+            let note = format!("revoked token '{}' ({})", info.name, info.id);
+            Ok(Report { data: Data::Pretty(revoked), ..Report::note(note) })
         }
         TokenCommand::Rotate { id, config: args } => {
             let rotated = admin_tool(&args, "admin_token_rotate", json!({"id": id})).await?;
-            print_created(&serde_json::from_value(rotated)?, args.json, "rotated")?;
+            created_report(rotated, "rotated")
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn print_created(created: &CreatedToken, json: bool, verb: &str) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(created)?);
-    } else {
-        let expires = created.info.expires_at.as_deref().unwrap_or("never");
-        eprintln!(
-            "{verb} token '{}' ({}), roles {}, expires {expires}. It is shown only now:",
-            created.info.name,
-            created.info.id,
-            created.info.roles.join(",")
-        );
-        println!("{}", created.token);
-    }
-    Ok(())
+/// A new secret: on stdout alone (for `$(…)`), what it is on stderr.
+fn created_report(created: serde_json::Value, verb: &str) -> anyhow::Result<Report> {
+    let token: CreatedToken = serde_json::from_value(created.clone())?;
+    let expires = token.info.expires_at.as_deref().unwrap_or("never");
+    let note = format!(
+        "{verb} token '{}' ({}), roles {}, expires {expires}. It is shown only now:",
+        token.info.name,
+        token.info.id,
+        token.info.roles.join(",")
+    );
+    Ok(Report::new(created, View::Text(token.token)).with_note(note))
 }
 
 /// Where the audit log is: a JSON-lines file or the store.
@@ -149,14 +142,15 @@ async fn records(source: &AuditSource, query: &AuditQuery) -> anyhow::Result<Vec
     }
 }
 
-fn print_records(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
+/// Audit records: JSON lines for scripts, one line each for people.
+fn records_report(records: &[AuditRecord]) -> anyhow::Result<Report> {
+    let data = records.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
+    let mut text = String::new();
     for record in records {
-        if json {
-            println!("{}", serde_json::to_string(record)?);
-        } else {
+        {
             let e = &record.event;
-            println!(
-                "{:>6} {} {:<18} {:<16} {:<22} {:<5} {:<10} {:>8.1}ms{}",
+            text.push_str(&format!(
+                "{:>6} {} {:<18} {:<16} {:<22} {:<5} {:<10} {:>8.1}ms{}\n",
                 record.seq,
                 e.time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
                 e.principal,
@@ -166,10 +160,10 @@ fn print_records(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
                 e.outcome.as_str(),
                 e.duration_ms(),
                 e.detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
-            );
+            ));
         }
     }
-    Ok(())
+    Ok(Report { data: Data::Lines(data), ..Report::new(Value::Null, View::Text(text)) })
 }
 
 fn since_ms(text: &str) -> anyhow::Result<i64> {
@@ -180,23 +174,24 @@ fn since_ms(text: &str) -> anyhow::Result<i64> {
     Ok(Timestamp::now().as_millisecond() - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))
 }
 
-pub(crate) async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
+/// `rampart audit …`; `tail --follow` prints with `printer` as records arrive.
+pub(crate) async fn audit(command: AuditCommand, printer: &Printer) -> anyhow::Result<Report> {
     match command {
         AuditCommand::Tail { lines, follow, config: args } => {
             let source = audit_source(&config(&args)?)?;
             let tail = records(&source, &AuditQuery { limit: lines, newest_first: true, ..Default::default() }).await?;
-            print_records(&tail, args.json)?;
+            if !follow {
+                return records_report(&tail);
+            }
+            printer.print(&records_report(&tail)?);
             let mut last = tail.last().map_or(0, |r| i64::try_from(r.seq).unwrap_or(i64::MAX));
-            if follow {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    let new =
-                        records(&source, &AuditQuery { after_seq: Some(last), limit: 1000, ..Default::default() })
-                            .await?;
-                    print_records(&new, args.json)?;
-                    if let Some(record) = new.last() {
-                        last = i64::try_from(record.seq).unwrap_or(i64::MAX);
-                    }
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let new =
+                    records(&source, &AuditQuery { after_seq: Some(last), limit: 1000, ..Default::default() }).await?;
+                if let Some(record) = new.last() {
+                    last = i64::try_from(record.seq).unwrap_or(i64::MAX);
+                    printer.print(&records_report(&new)?);
                 }
             }
         }
@@ -204,20 +199,19 @@ pub(crate) async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let source = audit_source(&config(&args)?)?;
             let since_ms = since.as_deref().map(since_ms).transpose()?;
             let query = AuditQuery { principal, tool, since_ms, limit, ..Default::default() };
-            print_records(&records(&source, &query).await?, args.json)?;
+            records_report(&records(&source, &query).await?)
         }
         AuditCommand::Verify { checkpoints, public_key, config: args } => {
             let config = config(&args)?;
             let source = audit_source(&config)?;
-            return crate::verify::verify(&config, &source, checkpoints, public_key, args.json).await;
+            crate::verify::verify(&config, &source, checkpoints, public_key).await
         }
         AuditCommand::Checkpoint { config: args } => {
             let config = config(&args)?;
-            return crate::verify::checkpoint(&config, &audit_source(&config)?, args.json).await;
+            crate::verify::checkpoint(&config, &audit_source(&config)?, args.json).await
         }
-        AuditCommand::PublicKey { config: args } => return crate::verify::public_key(&config(&args)?, args.json),
+        AuditCommand::PublicKey { config: args } => crate::verify::public_key(&config(&args)?),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {
@@ -243,7 +237,7 @@ fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {
     })
 }
 
-pub(crate) async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn policy(command: PolicyCommand) -> anyhow::Result<Report> {
     let PolicyCommand::Explain { token_name, roles, tool, resource, config: args } = command;
     let config = config(&args)?;
     let policy = build_policy(&config)?;
@@ -262,22 +256,14 @@ pub(crate) async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     };
     let explanation = policy.explain(&roles, &request);
     let allowed = explanation.decision.is_allowed();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "principal": principal, "explanation": explanation }))?);
-    } else {
-        println!("principal: {principal}");
-        print!("{explanation}");
-    }
-    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let data = json!({ "principal": principal, "explanation": explanation });
+    let report = Report::new(data, View::Text(format!("principal: {principal}\n{explanation}")));
+    Ok(if allowed { report } else { report.with_status(Status::Failure) })
 }
 
 /// `rampart sandbox check`: which exec sandbox layers this machine enforces.
-pub(crate) fn sandbox_check(json: bool) -> anyhow::Result<ExitCode> {
-    let report = rampart_exec::ExecToolbox::check_sandbox();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(if report.missing(&rampart_exec::Layer::ALL).is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+pub(crate) fn sandbox_check() -> anyhow::Result<Report> {
+    let check = rampart_exec::ExecToolbox::check_sandbox();
+    let report = Report::new(serde_json::to_value(&check)?, View::Text(check.to_string()));
+    Ok(if check.missing(&rampart_exec::Layer::ALL).is_empty() { report } else { report.with_status(Status::Failure) })
 }

@@ -75,6 +75,15 @@ pub(crate) enum Command {
     Prompts(ClientArgs),
     /// Render a prompt: `rampart prompt code_review code=...` (key=value arguments).
     Prompt(PromptArgs),
+    /// An interactive shell on one MCP server (Rampart's by default): every tool and
+    /// command, with completion from the tools' schemas, history and progress.
+    ///
+    /// Type a tool's name and its arguments (`get_current_time timezone=Asia/Tokyo`, or
+    /// its flags, or one JSON object), any command of this CLI (`tools`, `read URI`,
+    /// `token list`, `audit tail`…), or `help`. Tab completes tool names, argument
+    /// names and enum values; Ctrl-C cancels a running call on the server; Ctrl-D exits.
+    /// History is kept per server under $XDG_STATE_HOME/rampart/history.
+    Shell(ClientArgs),
     /// Print a shell completion script: `rampart completions bash > ~/.local/share/bash-completion/completions/rampart`.
     Completions {
         /// The shell.
@@ -242,11 +251,15 @@ pub(crate) struct ConfigCheckArgs {
     pub(crate) strict: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ClientArgs {
     /// Streamable HTTP endpoint of the server, e.g. http://127.0.0.1:8080/mcp.
     #[arg(long, env = "RAMPART_URL", conflicts_with = "stdio")]
     pub(crate) url: Option<String>,
+    /// A server named in the client file ($XDG_CONFIG_HOME/rampart/servers.toml:
+    /// [servers.NAME] with url and token_env, or stdio).
+    #[arg(long, value_name = "NAME", env = "RAMPART_SERVER", conflicts_with = "stdio")]
+    pub(crate) server: Option<String>,
     /// Bearer token sent as Authorization: Bearer <token>.
     #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
@@ -445,4 +458,50 @@ pub(crate) enum SandboxCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// The command's name on the command line, e.g. `serve`.
+    pub(crate) fn name(&self) -> String {
+        format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase()
+    }
+
+    /// The command's `--json` flag, for the commands that have one.
+    pub(crate) fn json_flag(&mut self) -> Option<&mut bool> {
+        match self {
+            Self::Config { command: ConfigCommand::Check(args) } => Some(&mut args.json),
+            Self::Config { command: ConfigCommand::Reload(args) }
+            | Self::Tools(args)
+            | Self::Resources(args)
+            | Self::Prompts(args)
+            | Self::Shell(args) => Some(&mut args.json),
+            Self::Call(CallArgs { client, .. })
+            | Self::Tool(ToolArgs { client, .. })
+            | Self::Read(ReadArgs { client, .. })
+            | Self::Prompt(PromptArgs { client, .. }) => Some(&mut client.json),
+            Self::Token { command } => match command {
+                TokenCommand::Create { config, .. }
+                | TokenCommand::List { config }
+                | TokenCommand::Revoke { config, .. }
+                | TokenCommand::Rotate { config, .. } => Some(&mut config.json),
+            },
+            Self::Audit { command } => match command {
+                AuditCommand::Tail { config, .. }
+                | AuditCommand::Search { config, .. }
+                | AuditCommand::Verify { config, .. }
+                | AuditCommand::Checkpoint { config }
+                | AuditCommand::PublicKey { config } => Some(&mut config.json),
+            },
+            Self::Policy { command: PolicyCommand::Explain { config, .. } } => Some(&mut config.json),
+            Self::Sandbox { command: SandboxCommand::Check { json } } => Some(json),
+            Self::Upstream { command } => match command {
+                UpstreamCommand::List(client)
+                | UpstreamCommand::Show { client, .. }
+                | UpstreamCommand::Approve { client, .. }
+                | UpstreamCommand::Restart { client, .. } => Some(&mut client.json),
+                UpstreamCommand::Import { json, .. } => Some(json),
+            },
+            Self::Serve(_) | Self::Init(_) | Self::HashPassword | Self::Completions { .. } => None,
+        }
+    }
 }

@@ -1,17 +1,26 @@
 //! `tools` and `call`: a client for any MCP server, over HTTP or a stdio child.
 
-use std::process::ExitCode;
-
 use anyhow::{Context, bail};
 use rampart_mcp::{ClientTarget, McpClient};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::{
-    args::{CallArgs, ClientArgs, PromptArgs, ReadArgs, ToolArgs, UpstreamCommand},
-    display, tool_command,
+    args::{CallArgs, ClientArgs, Command, ConfigCommand, PromptArgs, ReadArgs, ToolArgs, UpstreamCommand},
+    display,
+    output::{Data, Report, Status, View},
+    progress::CallProgress,
+    tool_command,
 };
 
-fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
+pub(crate) fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
+    if let Some(name) = &args.server {
+        let servers = named_servers()?;
+        let server = servers.get(name).with_context(|| {
+            let names: Vec<&String> = servers.keys().collect();
+            format!("no server named '{name}' in {} (it names {names:?})", servers_file().display())
+        })?;
+        return target(&server.client_args(args)?);
+    }
     match (&args.url, &args.stdio) {
         (Some(url), None) => Ok(ClientTarget::Http { url: url.clone(), token: args.token.clone() }),
         (None, Some(command)) => {
@@ -21,25 +30,153 @@ fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
             }
             Ok(ClientTarget::Stdio { command, show_stderr: args.verbose })
         }
-        (None, None) => {
-            bail!("say where the server is: --url http://127.0.0.1:8080/mcp (or RAMPART_URL), or --stdio \"COMMAND\"")
-        }
+        (None, None) => bail!(
+            "say where the server is: --url http://127.0.0.1:8080/mcp (or RAMPART_URL), --stdio \"COMMAND\", or \
+             --server NAME (from {})",
+            servers_file().display()
+        ),
         (Some(_), Some(_)) => bail!("give either --url or --stdio, not both"),
     }
 }
 
-pub(crate) async fn tools(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let client = McpClient::connect(&target(&args)?).await?;
-    let tools = client.list_tools().await;
-    client.close().await;
-    let tools = tools?;
-    if args.json {
-        let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
-        println!("{}", serde_json::to_string_pretty(&raw)?);
-    } else {
-        print!("{}", display::tools_table(&tools));
+/// The client file: `$XDG_CONFIG_HOME/rampart/servers.toml` (`~/.config/…` by default).
+pub(crate) fn servers_file() -> std::path::PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".config")))
+        .unwrap_or_default()
+        .join("rampart/servers.toml")
+}
+
+/// A server of the client file, `[servers.NAME]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NamedServer {
+    /// Streamable HTTP endpoint.
+    url: Option<String>,
+    /// The environment variable holding its bearer token (never the token itself).
+    token_env: Option<String>,
+    /// Or a command speaking MCP on stdio.
+    stdio: Option<String>,
+}
+
+impl NamedServer {
+    /// `current` pointed at this server.
+    pub(crate) fn client_args(&self, current: &ClientArgs) -> anyhow::Result<ClientArgs> {
+        let token = match &self.token_env {
+            Some(var) => Some(std::env::var(var).with_context(|| format!("token_env: {var} is not set"))?),
+            None => None,
+        };
+        match (&self.url, &self.stdio) {
+            (Some(_), None) | (None, Some(_)) => Ok(ClientArgs {
+                url: self.url.clone(),
+                stdio: self.stdio.clone(),
+                server: None,
+                token,
+                ..current.clone()
+            }),
+            _ => bail!("a server of {} needs exactly one of url or stdio", servers_file().display()),
+        }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The servers of the client file (none when it does not exist).
+///
+/// # Errors
+/// The file cannot be read or is not valid.
+pub(crate) fn named_servers() -> anyhow::Result<std::collections::BTreeMap<String, NamedServer>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        servers: std::collections::BTreeMap<String, NamedServer>,
+    }
+    let path = servers_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Ok(toml::from_str::<File>(&text).with_context(|| format!("{} is not valid", path.display()))?.servers)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The client arguments of `command` when it talks to a server (`tools`, `call`, `tool`,
+/// `resources`, `read`, `prompts`, `prompt`, `upstream list|show|approve|restart`,
+/// `config reload`): such a command runs on a connection ([`run`]).
+pub(crate) fn client_args(command: &Command) -> Option<&ClientArgs> {
+    match command {
+        Command::Tools(args) | Command::Resources(args) | Command::Prompts(args) => Some(args),
+        Command::Call(CallArgs { client, .. })
+        | Command::Tool(ToolArgs { client, .. })
+        | Command::Read(ReadArgs { client, .. })
+        | Command::Prompt(PromptArgs { client, .. }) => Some(client),
+        Command::Upstream { command } => match command {
+            UpstreamCommand::List(client)
+            | UpstreamCommand::Show { client, .. }
+            | UpstreamCommand::Approve { client, .. }
+            | UpstreamCommand::Restart { client, .. } => Some(client),
+            UpstreamCommand::Import { .. } => None,
+        },
+        Command::Config { command: ConfigCommand::Reload(args) } => Some(args),
+        _ => None,
+    }
+}
+
+/// Connects to the server `args` name.
+///
+/// # Errors
+/// Where the server is not said, or it cannot be reached (in words a person can act on).
+pub(crate) async fn connect(args: &ClientArgs) -> anyhow::Result<McpClient> {
+    Ok(McpClient::connect(&target(args)?).await?)
+}
+
+/// Runs a client command (see [`client_args`]) on a connected server.
+///
+/// # Errors
+/// The server's JSON-RPC errors, bad arguments; a tool's own error is a report (exit 1).
+pub(crate) async fn run(command: Command, client: &McpClient) -> anyhow::Result<Report> {
+    match command {
+        Command::Tools(_) => {
+            let tools = client.list_tools().await?;
+            let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
+            Ok(Report::new(json!(raw), display::tools_table(&tools)))
+        }
+        Command::Call(args) => {
+            let arguments = arguments(args.args.as_deref(), &args.pairs)?;
+            call_tool(client, &args.tool, arguments, Show::Structured, args.client.json).await
+        }
+        Command::Tool(args) => tool(client, &args.words, args.client.json).await,
+        Command::Resources(_) => {
+            let resources = list_or_empty(client, "resources/list", "resources").await?;
+            let templates = list_or_empty(client, "resources/templates/list", "resourceTemplates").await?;
+            let view = display::resources_table(&resources, &templates);
+            Ok(Report::new(json!({ "resources": resources, "resourceTemplates": templates }), view))
+        }
+        Command::Read(args) => read(client, &args.uri, args.save.as_deref()).await,
+        Command::Prompts(_) => {
+            let prompts = list_or_empty(client, "prompts/list", "prompts").await?;
+            let view = display::prompts_table(&prompts);
+            Ok(Report::new(json!(prompts), view))
+        }
+        Command::Prompt(args) => {
+            let mut arguments = Map::new();
+            for pair in &args.pairs {
+                let (key, value) =
+                    pair.split_once('=').with_context(|| format!("argument '{pair}' is not key=value"))?;
+                arguments.insert(key.to_owned(), Value::String(value.to_owned()));
+            }
+            let result = client.request("prompts/get", json!({ "name": args.name, "arguments": arguments })).await?;
+            let view = display::prompt_messages(&result);
+            Ok(Report::new(result, view))
+        }
+        Command::Upstream { command } => upstream(client, command).await,
+        Command::Config { command: ConfigCommand::Reload(args) } => {
+            call_tool(client, "admin_config_reload", Map::new(), Show::Structured, args.json).await
+        }
+        _ => bail!("this command does not talk to a server"),
+    }
 }
 
 /// Builds the arguments object: `--args` JSON first, then `key=value` (string) and
@@ -74,48 +211,6 @@ async fn list_or_empty(client: &McpClient, method: &str, key: &str) -> anyhow::R
     }
 }
 
-/// `rampart resources`: resources and resource templates.
-pub(crate) async fn resources(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let client = McpClient::connect(&target(&args)?).await?;
-    let resources = list_or_empty(&client, "resources/list", "resources").await;
-    let templates = list_or_empty(&client, "resources/templates/list", "resourceTemplates").await;
-    client.close().await;
-    let (resources, templates) = (resources?, templates?);
-    if args.json {
-        let all = serde_json::json!({ "resources": resources, "resourceTemplates": templates });
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
-        print!("{}", display::resources_table(&resources, &templates));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `rampart read URI [--save FILE]`.
-pub(crate) async fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    let client = McpClient::connect(&target(&args.client)?).await?;
-    let result = client.request("resources/read", serde_json::json!({ "uri": args.uri })).await;
-    client.close().await;
-    let result = result?;
-    if let Some(path) = &args.save {
-        let contents = result["contents"].get(0).context("the server returned no contents")?;
-        let bytes = match (contents["text"].as_str(), contents["blob"].as_str()) {
-            (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some(blob)) => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.decode(blob).context("the blob is not base64")?
-            }
-            _ => bail!("the contents are neither text nor a blob"),
-        };
-        write_whole(path, &bytes, 0o644, Existing::Replace)?;
-        eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
-    } else if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        print!("{}", display::resource_contents(&result));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Whether [`write_whole`] may replace a file that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Existing {
@@ -143,134 +238,109 @@ fn write_whole(path: &std::path::Path, bytes: &[u8], mode: u32, existing: Existi
     })
 }
 
-/// `rampart prompts`.
-pub(crate) async fn prompts(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let client = McpClient::connect(&target(&args)?).await?;
-    let prompts = list_or_empty(&client, "prompts/list", "prompts").await;
-    client.close().await;
-    let prompts = prompts?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&prompts)?);
-    } else {
-        print!("{}", display::prompts_table(&prompts));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `rampart prompt NAME key=value…`.
-pub(crate) async fn prompt(args: PromptArgs) -> anyhow::Result<ExitCode> {
-    let mut arguments = Map::new();
-    for pair in &args.pairs {
-        let (key, value) = pair.split_once('=').with_context(|| format!("argument '{pair}' is not key=value"))?;
-        arguments.insert(key.to_owned(), Value::String(value.to_owned()));
-    }
-    let client = McpClient::connect(&target(&args.client)?).await?;
-    let result = client.request("prompts/get", serde_json::json!({ "name": args.name, "arguments": arguments })).await;
-    client.close().await;
-    let result = result?;
-    if args.client.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        print!("{}", display::prompt_messages(&result));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `rampart completions SHELL`.
-pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<Report> {
     let mut command = <crate::args::Cli as clap::CommandFactory>::command();
-    // Into memory first: clap_complete panics when its writer fails (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "rampart", &mut script);
-    match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    let script = String::from_utf8(script).context("the completion script is not UTF-8")?;
+    Ok(Report { data: Data::None, ..Report::new(Value::Null, View::Text(script)) })
+}
+
+/// `rampart read URI [--save FILE]`.
+async fn read(client: &McpClient, uri: &str, save: Option<&std::path::Path>) -> anyhow::Result<Report> {
+    let result = client.request("resources/read", json!({ "uri": uri })).await?;
+    let Some(path) = save else {
+        let view = display::resource_contents(&result);
+        return Ok(Report::new(result, view));
+    };
+    let contents = result["contents"].get(0).context("the server returned no contents")?;
+    let bytes = match (contents["text"].as_str(), contents["blob"].as_str()) {
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(blob)) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(blob).context("the blob is not base64")?
+        }
+        _ => bail!("the contents are neither text nor a blob"),
+    };
+    write_whole(path, &bytes, 0o644, Existing::Replace)?;
+    let saved = json!({ "uri": uri, "file": path.display().to_string(), "bytes": bytes.len() });
+    Ok(Report {
+        data: Data::Pretty(saved),
+        ..Report::note(format!("wrote {} bytes to {}", bytes.len(), path.display()))
+    })
 }
 
 /// `rampart tool [NAME [FLAGS…]]`: the tools of the server, or one called with flags
 /// built from its input schema.
-pub(crate) async fn tool(args: ToolArgs) -> anyhow::Result<ExitCode> {
-    let client = McpClient::connect(&target(&args.client)?).await?;
-    let tools = match client.list_tools().await {
-        Ok(tools) => tools,
-        Err(error) => {
-            client.close().await;
-            return Err(error.into());
-        }
-    };
-    let Some((name, flags)) = args.words.split_first() else {
-        client.close().await;
-        if args.client.json {
-            let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
-            println!("{}", serde_json::to_string_pretty(&raw)?);
-        } else {
-            print!("{}", display::tools_table(&tools));
-            println!("\n`rampart tool NAME --help` shows a tool's flags.");
-        }
-        return Ok(ExitCode::SUCCESS);
+pub(crate) async fn tool(client: &McpClient, words: &[String], json: bool) -> anyhow::Result<Report> {
+    let tools = client.list_tools().await?;
+    let Some((name, flags)) = words.split_first() else {
+        let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
+        return Ok(Report::new(json!(raw), display::tools_grouped(&tools))
+            .with_note("`rampart tool NAME --help` shows a tool's flags."));
     };
     let Some(tool) = tool_command::find(&tools, name) else {
-        client.close().await;
         bail!("this server has no tool '{name}' (or it is not granted to you); `rampart tool` lists them");
     };
     let matches = match tool_command::command(tool).try_get_matches_from(flags) {
         Ok(matches) => matches,
-        Err(error) => {
-            client.close().await;
-            // --help prints and succeeds; a bad flag prints what is wrong and fails,
-            // before anything is sent.
-            let _ = error.print();
-            return Ok(if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        // --help shows and succeeds; a bad flag says what is wrong and fails, before
+        // anything is sent.
+        Err(error) if error.use_stderr() => {
+            return Ok(Report::note(error.render().to_string().trim_end()).with_status(Status::Usage));
+        }
+        Err(help) => {
+            return Ok(Report { data: Data::None, ..Report::new(Value::Null, View::Text(help.render().to_string())) });
         }
     };
     let arguments = tool_command::arguments(tool, &matches);
-    let result = call_interruptible(&client, &tool.name, arguments).await;
-    client.close().await;
-    match result {
-        Err(rampart_mcp::ClientError::Cancelled) => Ok(interrupted()),
-        result => show_result(result?, args.client.json, Show::Structured),
-    }
-}
-
-pub(crate) async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let arguments = arguments(args.args.as_deref(), &args.pairs)?;
-    call_tool(&args.client, &args.tool, arguments, Show::Structured).await
+    call_tool(client, &tool.name, arguments, Show::Structured, json).await
 }
 
 /// Which part of a result a person is shown (`--json` prints it whole either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Show {
-    /// The structured content when there is some (what `rampart call` prints).
+pub(crate) enum Show {
+    /// The structured content when there is some (what `rampart call` shows).
     Structured,
     /// The text the tool wrote for people (status lines, diffs).
     Text,
 }
 
-/// Calls `tool` on the server of `client` and shows its result: on stdout, or on stderr
-/// with exit status 1 when the tool reported an error.
-async fn call_tool(
-    client: &ClientArgs,
+/// Calls `tool` with a progress display (unless `json`); Ctrl-C cancels the call on the
+/// server. A tool's error result is a report with exit status 1.
+pub(crate) async fn call_tool(
+    client: &McpClient,
     tool: &str,
     arguments: Map<String, Value>,
     show: Show,
-) -> anyhow::Result<ExitCode> {
-    let json = client.json;
-    let client = McpClient::connect(&target(client)?).await?;
-    let result = call_interruptible(&client, tool, arguments).await;
-    client.close().await;
-    match result {
-        Err(rampart_mcp::ClientError::Cancelled) => Ok(interrupted()),
-        result => show_result(result?, json, show),
+    json: bool,
+) -> anyhow::Result<Report> {
+    let result = match call_interruptible(client, tool, arguments, !json).await {
+        Err(rampart_mcp::ClientError::Cancelled) => {
+            return Ok(
+                Report::note("interrupted: the call was cancelled on the server").with_status(Status::Interrupted)
+            );
+        }
+        result => result?,
+    };
+    let mut report = Report::tool_result(result.clone());
+    if show == Show::Text
+        && let Some(mut text_only) = result.as_object().cloned()
+    {
+        text_only.remove("structuredContent");
+        report.view = View::ToolResult(Value::Object(text_only));
     }
+    Ok(report)
 }
 
-/// Calls `tool`; Ctrl-C (SIGINT) cancels the call on the server (MCP
-/// `notifications/cancelled`) instead of leaving it running there.
+/// Calls `tool`, drawing its progress on stderr when `progress`; Ctrl-C (SIGINT) cancels
+/// the call on the server (MCP `notifications/cancelled`) instead of leaving it running.
 async fn call_interruptible(
     client: &McpClient,
     tool: &str,
     arguments: Map<String, Value>,
+    progress: bool,
 ) -> Result<Value, rampart_mcp::ClientError> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_interrupt = cancel.clone();
@@ -279,61 +349,34 @@ async fn call_interruptible(
             on_interrupt.cancel();
         }
     });
-    let result = client.call_tool_with(tool, arguments, None, &cancel).await;
+    let (updates, _display) = CallProgress::start(tool, progress);
+    let result = client.call_tool_with(tool, arguments, updates, &cancel).await;
     watcher.abort();
     result
 }
 
-/// Exit status after Ctrl-C (128 + SIGINT), the call cancelled on the server.
-fn interrupted() -> ExitCode {
-    eprintln!("interrupted: the call was cancelled on the server");
-    ExitCode::from(130)
-}
-
-/// Prints a tool result: on stdout, or on stderr with exit status 1 when the tool
-/// reported an error.
-fn show_result(mut result: Value, json: bool, show: Show) -> anyhow::Result<ExitCode> {
-    let is_error = result["isError"].as_bool().unwrap_or(false);
-    if show == Show::Text
-        && !json
-        && let Some(result) = result.as_object_mut()
-    {
-        result.remove("structuredContent");
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else if is_error {
-        eprint!("{}", display::call_result(&result));
-    } else {
-        print!("{}", display::call_result(&result));
-    }
-    Ok(if is_error { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// `rampart upstream …`: the running server's `admin_upstream_*` tools, or an offline
-/// import.
-pub(crate) async fn upstream(command: UpstreamCommand) -> anyhow::Result<ExitCode> {
+/// `rampart upstream list|show|approve|restart`: the running server's `admin_upstream_*`
+/// tools.
+async fn upstream(client: &McpClient, command: UpstreamCommand) -> anyhow::Result<Report> {
     let upstream = |name: String| Map::from_iter([("upstream".to_owned(), Value::String(name))]);
-    match command {
-        UpstreamCommand::List(client) => call_tool(&client, "admin_upstream_list", Map::new(), Show::Text).await,
-        UpstreamCommand::Show { name, client } => {
-            call_tool(&client, "admin_upstream_show", upstream(name), Show::Text).await
-        }
-        UpstreamCommand::Restart { name, client } => {
-            call_tool(&client, "admin_upstream_restart", upstream(name), Show::Text).await
-        }
+    let (tool, arguments, json) = match command {
+        UpstreamCommand::List(args) => ("admin_upstream_list", Map::new(), args.json),
+        UpstreamCommand::Show { name, client } => ("admin_upstream_show", upstream(name), client.json),
+        UpstreamCommand::Restart { name, client } => ("admin_upstream_restart", upstream(name), client.json),
         UpstreamCommand::Approve { name, tool, client } => {
             let mut arguments = upstream(name);
             if let Some(tool) = tool {
                 arguments.insert("tool".into(), Value::String(tool));
             }
-            call_tool(&client, "admin_upstream_approve", arguments, Show::Text).await
+            ("admin_upstream_approve", arguments, client.json)
         }
-        UpstreamCommand::Import { file, secrets, json } => import(&file, secrets.as_deref(), json),
-    }
+        UpstreamCommand::Import { .. } => bail!("upstream import runs offline"),
+    };
+    call_tool(client, tool, arguments, Show::Text, json).await
 }
 
-fn import(file: &std::path::Path, secrets: Option<&std::path::Path>, json: bool) -> anyhow::Result<ExitCode> {
+/// `rampart upstream import FILE [--secrets FILE]`: offline.
+pub(crate) fn import(file: &std::path::Path, secrets: Option<&std::path::Path>) -> anyhow::Result<Report> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let env_file = secrets.map(|path| path.display().to_string());
     let imported = rampart_gateway::import::import(&text, env_file.as_deref())
@@ -344,36 +387,26 @@ fn import(file: &std::path::Path, secrets: Option<&std::path::Path>, json: bool)
         // Secrets: readable by the owner only, never half written, never over a file.
         write_whole(path, imported.secrets_dotenv().as_bytes(), 0o600, Existing::Refuse)?;
     }
-    if json {
-        let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
-        let report = serde_json::json!({
-            "toml": imported.toml, "upstreams": imported.upstreams, "warnings": imported.warnings, "secrets": names,
-        });
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", imported.toml);
-        for warning in &imported.warnings {
-            eprintln!("warning: {warning}");
-        }
-        if !imported.secrets.is_empty() {
-            let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
-            match secrets {
-                Some(path) => eprintln!("wrote {} secret(s) to {}: {}", names.len(), path.display(), names.join(", ")),
-                None => eprintln!(
-                    "note: {} secret(s) were replaced by ${{VAR}} references ({}); set them in the environment, or \
-                     run again with --secrets FILE to write them to a dotenv file",
-                    names.len(),
-                    names.join(", ")
-                ),
-            }
-        }
+    let names: Vec<&str> = imported.secrets.iter().map(|(name, _)| name.as_str()).collect();
+    let data = json!({
+        "toml": imported.toml, "upstreams": imported.upstreams, "warnings": imported.warnings, "secrets": names,
+    });
+    let mut report = Report::new(data, View::Text(imported.toml.clone()));
+    for warning in &imported.warnings {
+        report = report.with_note(format!("warning: {warning}"));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `rampart config reload`: calls the running server's `admin_config_reload` tool.
-pub(crate) async fn config_reload(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    call_tool(&args, "admin_config_reload", Map::new(), Show::Structured).await
+    if !names.is_empty() {
+        report = report.with_note(match secrets {
+            Some(path) => format!("wrote {} secret(s) to {}: {}", names.len(), path.display(), names.join(", ")),
+            None => format!(
+                "note: {} secret(s) were replaced by ${{VAR}} references ({}); set them in the environment, or run \
+                 again with --secrets FILE to write them to a dotenv file",
+                names.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -1,15 +1,20 @@
 //! `rampart`: the server (`serve`), its set-up (`init`, `config check`, `hash-password`),
-//! and a client for any MCP server (`tools`, `call`).
+//! administration (`token`, `audit`, `policy`), and a client for any MCP server (`tools`,
+//! `tool`, `call`, `resources`, `read`, `prompts`, `prompt`, `shell`).
 //!
-//! Data goes to stdout, everything else (logs, banner, errors) to stderr. Exit status:
-//! 0 success, 1 the tool reported an error (`isError`), 2 usage, configuration,
-//! connection or protocol error.
+//! Every command returns a report that one printer ([`output`]) renders: data on stdout
+//! (JSON under `--json`), everything else (notes, progress, errors) on stderr. Exit
+//! status: 0 success, 1 the tool reported an error (`isError`), 2 usage, configuration,
+//! connection or protocol error, 130 interrupted (the call cancelled on the server).
 
 mod admin;
 mod args;
 mod client;
 mod display;
+mod output;
+mod progress;
 mod setup;
+mod shell;
 mod tool_command;
 mod verify;
 
@@ -17,47 +22,56 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, ConfigCommand};
+use crate::{
+    args::{Cli, Command, ConfigCommand},
+    output::{Printer, Report},
+};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return output::error(&anyhow::anyhow!("cannot start the async runtime: {error}")),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => setup::serve(args).await,
-            Command::Init(args) => setup::init(&args),
-            Command::Config { command: ConfigCommand::Check(args) } => setup::config_check(&args),
-            Command::Config { command: ConfigCommand::Reload(args) } => client::config_reload(args).await,
-            Command::HashPassword => setup::hash_password(),
-            Command::Token { command } => admin::token(command).await,
-            Command::Audit { command } => admin::audit(command).await,
-            Command::Policy { command } => admin::policy(command).await,
-            Command::Sandbox { command: args::SandboxCommand::Check { json } } => admin::sandbox_check(json),
-            Command::Tools(args) => client::tools(args).await,
-            Command::Call(args) => client::call(args).await,
-            Command::Tool(args) => client::tool(args).await,
-            Command::Resources(args) => client::resources(args).await,
-            Command::Read(args) => client::read(args).await,
-            Command::Prompts(args) => client::prompts(args).await,
-            Command::Prompt(args) => client::prompt(args).await,
-            Command::Completions { shell } => client::completions(shell),
-            Command::Upstream { command } => client::upstream(command).await,
+    let printer = Printer::new(cli.command.json_flag().is_some_and(|json| *json));
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(setup::serve(args)).unwrap_or_else(|error| output::error(&error)),
+        // The shell reads lines on this thread and runs each command on the runtime.
+        Command::Shell(args) => shell::run(args, runtime.handle()).unwrap_or_else(|error| output::error(&error)),
+        command => match runtime.block_on(run(command, &printer)) {
+            Ok(report) => printer.print(&report),
+            Err(error) => output::error(&error),
+        },
+    }
+}
+
+/// Runs one command of the table (the command line's and the shell's), connecting to
+/// the server first when it is a client command.
+///
+/// # Errors
+/// Usage, configuration, connection or protocol errors (exit status 2).
+async fn run(command: Command, printer: &Printer) -> anyhow::Result<Report> {
+    if let Some(args) = client::client_args(&command) {
+        let client = client::connect(args).await?;
+        let report = client::run(command, &client).await;
+        client.close().await;
+        return report;
+    }
+    match command {
+        Command::Init(args) => setup::init(&args),
+        Command::Config { command: ConfigCommand::Check(args) } => setup::config_check(&args),
+        Command::HashPassword => setup::hash_password(),
+        Command::Token { command } => admin::token(command).await,
+        Command::Audit { command } => admin::audit(command, printer).await,
+        Command::Policy { command } => admin::policy(command).await,
+        Command::Sandbox { command: args::SandboxCommand::Check { .. } } => admin::sandbox_check(),
+        Command::Completions { shell } => client::completions(shell),
+        Command::Upstream { command: args::UpstreamCommand::Import { file, secrets, .. } } => {
+            client::import(&file, secrets.as_deref())
         }
-    });
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
+        other => anyhow::bail!("`{}` cannot run here", other.name()),
     }
 }

@@ -6,7 +6,10 @@ use anyhow::{Context, bail};
 use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, LogFormat, load};
 use serde_json::json;
 
-use crate::args::{ConfigCheckArgs, InitArgs, LogFormatArg, ProfileArg, ServeArgs, TransportArg};
+use crate::{
+    args::{ConfigCheckArgs, InitArgs, LogFormatArg, ProfileArg, ServeArgs, TransportArg},
+    output::{Report, View},
+};
 
 /// The environment variables, for `rampart serve --help`.
 pub(crate) fn environment_help() -> String {
@@ -97,7 +100,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn init(args: &InitArgs) -> anyhow::Result<Report> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
@@ -114,35 +117,34 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         Err(error) => return Err(error).with_context(|| format!("cannot create {}", args.path.display())),
     };
     file.write_all(EXAMPLE_CONFIG.as_bytes()).and_then(|()| file.sync_all())?;
-    eprintln!("wrote {}; check it with `rampart config check --config {}`", args.path.display(), args.path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Report::note(format!(
+        "wrote {}; check it with `rampart config check --config {}`",
+        args.path.display(),
+        args.path.display()
+    )))
 }
 
-pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<Report> {
     let Loaded { config, file } =
         load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
     let warnings = rampart_server::validate(&config)?;
-    for warning in &warnings {
-        eprintln!("warning: {warning}");
-    }
     if args.strict && !warnings.is_empty() {
-        bail!("{} warning(s), and --strict treats them as errors", warnings.len());
-    }
-    match &file {
-        Some(file) => eprintln!("configuration OK ({})", file.display()),
-        None => eprintln!("configuration OK (no file: defaults, environment)"),
+        let list: String = warnings.iter().map(|w| format!("\n  warning: {w}")).collect();
+        bail!("{} warning(s), and --strict treats them as errors:{list}", warnings.len());
     }
     let mut config = config;
     rampart_gateway::config::mask_secrets(&mut config.upstreams);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&config)?);
-    } else {
-        print!("{}", toml::to_string(&config)?);
+    let mut report = Report::new(serde_json::to_value(&config)?, View::Text(toml::to_string(&config)?));
+    for warning in &warnings {
+        report = report.with_note(format!("warning: {warning}"));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(report.with_note(match &file {
+        Some(file) => format!("configuration OK ({})", file.display()),
+        None => "configuration OK (no file: defaults, environment)".to_owned(),
+    }))
 }
 
-pub(crate) fn hash_password() -> anyhow::Result<ExitCode> {
+pub(crate) fn hash_password() -> anyhow::Result<Report> {
     let mut password = String::new();
     std::io::stdin().read_to_string(&mut password)?;
     let password = password.strip_suffix('\n').unwrap_or(&password);
@@ -151,6 +153,5 @@ pub(crate) fn hash_password() -> anyhow::Result<ExitCode> {
         bail!("no password on stdin; try: printf '%s' 'my password' | rampart hash-password");
     }
     let hash = rampart_auth::hash_password(password).map_err(anyhow::Error::msg)?;
-    println!("{hash}");
-    Ok(ExitCode::SUCCESS)
+    Ok(Report::new(json!({ "hash": hash }), View::Text(hash)))
 }

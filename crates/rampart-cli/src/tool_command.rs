@@ -64,10 +64,45 @@ fn kind_of(schema: &Value) -> Kind {
     }
 }
 
-fn enum_values(schema: &Value) -> Option<Vec<String>> {
+pub(crate) fn enum_values(schema: &Value) -> Option<Vec<String>> {
     let values = schema.get("enum").or_else(|| schema["items"].get("enum"))?.as_array()?;
     let values: Vec<String> = values.iter().filter_map(Value::as_str).map(str::to_owned).collect();
     (!values.is_empty()).then_some(values)
+}
+
+/// `key=value` words (the shell's form, as in `rampart call`) as the tool's flags:
+/// `timezone=UTC` → `--timezone UTC`, so that both forms are checked by the same clap
+/// command. Words already flags (`--x`) pass through; `key:=JSON` is `key=JSON`.
+///
+/// # Errors
+/// A word that is neither `key=value` nor a flag, or a key that is not an argument of
+/// the tool (naming the ones it has).
+pub(crate) fn pairs_to_flags(tool: &ToolInfo, words: &[String]) -> anyhow::Result<Vec<String>> {
+    let properties = tool.raw["inputSchema"]["properties"].as_object();
+    let mut flags = Vec::new();
+    for word in words {
+        if word.starts_with('-') {
+            flags.push(word.clone());
+            continue;
+        }
+        let Some((key, value)) = word.split_once('=') else {
+            anyhow::bail!("'{word}' is not key=value; `help {}` lists the arguments", tool.name);
+        };
+        let key = key.strip_suffix(':').unwrap_or(key);
+        let Some((name, schema)) =
+            properties.and_then(|p| p.iter().find(|(name, _)| *name == key || kebab(name) == kebab(key)))
+        else {
+            let known: Vec<&String> = properties.map(|p| p.keys().collect()).unwrap_or_default();
+            anyhow::bail!("'{}' has no argument '{key}' (it has: {known:?})", tool.name);
+        };
+        if kind_of(schema) == Kind::Boolean {
+            flags.push(format!("--{}={value}", kebab(name)));
+        } else {
+            flags.push(format!("--{}", kebab(name)));
+            flags.push(value.to_owned());
+        }
+    }
+    Ok(flags)
 }
 
 /// The clap command of `tool`, named `rampart tool NAME`.

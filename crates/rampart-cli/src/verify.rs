@@ -2,10 +2,7 @@
 //! checked against its chain, its stored columns and its signed checkpoints, and the
 //! signed head an operator keeps elsewhere.
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rampart_audit::{
@@ -17,7 +14,10 @@ use rampart_server::{RowProblem, check_columns, push_row, record_from_row};
 use rampart_store::AuditQuery;
 use serde_json::{Value, json};
 
-use crate::admin::AuditSource;
+use crate::{
+    admin::AuditSource,
+    output::{Data, Report, Status, View},
+};
 
 /// Rows read per query while verifying the store.
 const PAGE: i64 = 1000;
@@ -110,8 +110,7 @@ pub(crate) async fn verify(
     source: &AuditSource,
     checkpoints: Option<PathBuf>,
     public_key: Option<PathBuf>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Report> {
     let mut check = checkpoint_check(config, checkpoints, public_key)?;
     let mut verifier = Verifier::new();
     if let Some((_, key)) = &check.public_key {
@@ -121,14 +120,14 @@ pub(crate) async fn verify(
                 verifier = verifier.with_checkpoints(verified);
             }
             Err(error @ CheckpointError::Io { .. }) => return Err(error.into()),
-            Err(refused) => return Ok(report(&check, Err(Problem::Checkpoints(refused.to_string())), json)),
+            Err(refused) => return Ok(report(&check, Err(Problem::Checkpoints(refused.to_string())))),
         }
     }
     let outcome = match verify_records(source, &mut verifier).await? {
         Ok(()) => verifier.finish().map_err(|error| Problem::Log(error.to_string())),
         Err(problem) => Err(Problem::Log(problem)),
     };
-    Ok(report(&check, outcome, json))
+    Ok(report(&check, outcome))
 }
 
 /// Why a verification failed.
@@ -170,71 +169,66 @@ async fn verify_records(source: &AuditSource, verifier: &mut Verifier) -> anyhow
     Ok(Ok(()))
 }
 
-fn report(check: &CheckpointCheck, outcome: Result<VerifySummary, Problem>, json: bool) -> ExitCode {
+fn report(check: &CheckpointCheck, outcome: Result<VerifySummary, Problem>) -> Report {
     match outcome {
         Ok(summary) => {
-            if json {
-                println!(
-                    "{}",
-                    json!({
-                        "intact": true,
-                        "records": summary.records,
-                        "last_seq": summary.last.seq,
-                        "last_hash": summary.last.hash,
-                        "checkpoints": check.to_json(Some(&summary)),
-                    })
-                );
-            } else {
-                println!(
-                    "audit log intact: {} records, last seq {} hash {}",
-                    summary.records, summary.last.seq, summary.last.hash
-                );
-                println!("{}", check.describe(&summary));
-            }
-            ExitCode::SUCCESS
+            let data = json!({
+                "intact": true,
+                "records": summary.records,
+                "last_seq": summary.last.seq,
+                "last_hash": summary.last.hash,
+                "checkpoints": check.to_json(Some(&summary)),
+            });
+            let text = format!(
+                "audit log intact: {} records, last seq {} hash {}\n{}",
+                summary.records,
+                summary.last.seq,
+                summary.last.hash,
+                check.describe(&summary)
+            );
+            Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(text)) }
         }
         Err(problem) => {
             let (headline, problem) = match problem {
                 Problem::Log(problem) => ("audit log TAMPERED", problem),
                 Problem::Checkpoints(problem) => ("audit checkpoints REFUSED", problem),
             };
-            if json {
-                println!("{}", json!({ "intact": false, "error": problem, "checkpoints": check.to_json(None) }));
-            } else {
-                println!("{headline}: {problem}");
+            let data = json!({ "intact": false, "error": problem, "checkpoints": check.to_json(None) });
+            Report {
+                data: Data::Lines(vec![data]),
+                ..Report::new(Value::Null, View::Text(format!("{headline}: {problem}")))
             }
-            ExitCode::from(1)
+            .with_status(Status::Failure)
         }
     }
 }
 
 /// `rampart audit checkpoint`: the log's head, signed now with the configured key.
-pub(crate) async fn checkpoint(config: &Config, source: &AuditSource, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn checkpoint(config: &Config, source: &AuditSource, json: bool) -> anyhow::Result<Report> {
     let signer = signer(&config.audit_signing_key())?;
     let last = last_record(source).await?.context("the audit log is empty: there is no head to sign")?;
     let checkpoint = Checkpoint::sign(&signer, &ChainHead::of(&last), jiff::Timestamp::now());
-    if !json {
-        eprintln!(
+    let line = checkpoint.json_line();
+    let data = serde_json::from_str(&line).unwrap_or(Value::String(line.clone()));
+    let report = Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(line)) };
+    Ok(if json {
+        report
+    } else {
+        report.with_note(format!(
             "signed head: record {} hash {} (key id {}); keep this line where the log's writers cannot change it, \
              and check the log against it with `rampart audit verify --checkpoints FILE`:",
             checkpoint.seq, checkpoint.hash, checkpoint.key_id
-        );
-    }
-    println!("{}", checkpoint.json_line());
-    Ok(ExitCode::SUCCESS)
+        ))
+    })
 }
 
 /// `rampart audit public-key`: the PEM that verifies the checkpoints.
-pub(crate) fn public_key(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn public_key(config: &Config) -> anyhow::Result<Report> {
     let path = config.audit_signing_key();
     let key = signer(&path)?.public_key().clone();
-    if json {
-        let file = public_key_path(&path);
-        println!("{}", json!({ "key_id": key.key_id(), "public_key": key.to_pem(), "file": file }));
-    } else {
-        print!("{}", key.to_pem());
-    }
-    Ok(ExitCode::SUCCESS)
+    let file = public_key_path(&path);
+    let data = json!({ "key_id": key.key_id(), "public_key": key.to_pem(), "file": file });
+    Ok(Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(key.to_pem())) })
 }
 
 /// The configured signing key; never generated here (the server does, on its first run).
