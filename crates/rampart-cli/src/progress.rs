@@ -52,10 +52,12 @@ async fn draw(tool: String, mut updates: UnboundedReceiver<Value>, shown: Arc<Mu
         let total = params["total"].as_f64();
         let mut shown = shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let bar = shown.get_or_insert_with(|| new_bar(&tool, total));
-        if let Some(total) = total {
-            bar.set_length(whole(total));
+        // Bars count in thousandths of the total: the specification allows fractions
+        // (seconds, bytes) as well as steps.
+        match total {
+            Some(total) if total > 0.0 => bar.set_position(whole(progress / total * 1000.0)),
+            _ => bar.set_position(whole(progress)),
         }
-        bar.set_position(whole(progress));
         if let Some(message) = params["message"].as_str() {
             bar.set_message(message.to_owned());
         }
@@ -64,8 +66,8 @@ async fn draw(tool: String, mut updates: UnboundedReceiver<Value>, shown: Arc<Mu
 
 fn new_bar(tool: &str, total: Option<f64>) -> ProgressBar {
     let bar = match total {
-        Some(total) => ProgressBar::with_draw_target(Some(whole(total)), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({eta} left) {wide_msg}")
+        Some(_) => ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% ({eta} left) {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         ),

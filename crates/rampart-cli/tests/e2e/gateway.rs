@@ -22,14 +22,14 @@ use crate::{
 /// `tests/clients/fixture_upstream.py` on 127.0.0.1: streamable HTTP, recording request
 /// headers and call events in `dir`, serving `echo` with the description in
 /// `dir/description.txt`. Stops by itself after 110 s; killed by PID on drop.
-struct Fixture {
+pub(crate) struct Fixture {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     port: u16,
 }
 
 impl Fixture {
-    fn start(python: &Path, dir: &Path, port: u16) -> Self {
+    pub(crate) fn start(python: &Path, dir: &Path, port: u16) -> Self {
         Self::start_with(python, dir, port, &[])
     }
 
@@ -74,7 +74,7 @@ fn npm_bin(name: &str) -> PathBuf {
 }
 
 /// The parts these tests need, or `None` after saying loudly why they are skipped.
-fn clients() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn clients() -> Option<(PathBuf, PathBuf)> {
     let (Some(python), Some(node_bin)) = (python(), node_bin()) else {
         skip("gateway upstreams", "tests/clients (npm servers, Python venv) is not installed");
         return None;

@@ -18,6 +18,7 @@ mod live_catalog;
 mod one_way_in;
 mod real_clients;
 mod security;
+mod shell;
 mod shutdown;
 mod sql;
 mod stdio;
