@@ -67,14 +67,23 @@ pub(crate) enum Command {
     /// `rampart tool NAME --help` shows the tool's description, its flags, their defaults
     /// and allowed values. Server options (--url, --token, --stdio, --json) go before NAME.
     Tool(ToolArgs),
-    /// List the resources of an MCP server (Rampart or any other).
+    /// List the resources and resource templates of an MCP server (= `resource list`).
     Resources(ClientArgs),
-    /// Read a resource: `rampart read test://static-text [--save FILE]`.
-    Read(ReadArgs),
-    /// List the prompts of an MCP server.
+    /// Resources: `rampart resource read test://static-text [--save FILE]`, `resource list`.
+    Resource {
+        #[command(subcommand)]
+        command: ResourceCommand,
+    },
+    /// List the prompts of an MCP server (= `prompt list`).
     Prompts(ClientArgs),
-    /// Render a prompt: `rampart prompt code_review code=...` (key=value arguments).
-    Prompt(PromptArgs),
+    /// Prompts: `rampart prompt get code_review code=...`, `prompt list`.
+    Prompt {
+        #[command(subcommand)]
+        command: PromptCommand,
+    },
+    /// Ask the server to complete an argument of a prompt or a resource template (MCP
+    /// `completion/complete`): `rampart complete prompt code_review language py`.
+    Complete(CompleteArgs),
     /// An interactive shell on one MCP server (Rampart's by default): every tool and
     /// command, with completion from the tools' schemas, history and progress.
     ///
@@ -89,6 +98,14 @@ pub(crate) enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Candidates for the word being completed, for the completion scripts (tool names
+    /// and flags from the cached tool list of the server the words name).
+    #[command(name = "__complete", hide = true)]
+    DynamicComplete {
+        /// The words typed before the one being completed, after `rampart`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
     /// The MCP servers mounted behind a running Rampart ([upstreams.NAME], the gateway).
     ///
@@ -274,6 +291,49 @@ pub(crate) struct ClientArgs {
     pub(crate) json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ResourceCommand {
+    /// Read a resource: text printed, a blob described (or written with --save FILE).
+    Read(ReadArgs),
+    /// The resources and resource templates.
+    List(ClientArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PromptCommand {
+    /// Render a prompt with key=value arguments.
+    Get(PromptArgs),
+    /// The prompts, with their arguments (* = required).
+    List(ClientArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum CompleteRef {
+    /// A prompt, by name (`ref/prompt`).
+    Prompt,
+    /// A resource template, by URI template (`ref/resource`).
+    Resource,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompleteArgs {
+    /// What the argument belongs to.
+    #[arg(value_enum)]
+    pub(crate) kind: CompleteRef,
+    /// The prompt's name or the resource template's URI template.
+    pub(crate) reference: String,
+    /// The argument to complete.
+    pub(crate) argument: String,
+    /// What is typed so far [default: empty].
+    #[arg(default_value = "")]
+    pub(crate) value: String,
+    /// Arguments already given (context.arguments), key=value; repeatable.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub(crate) context: Vec<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ReadArgs {
     /// The resource's URI.
@@ -300,6 +360,10 @@ pub(crate) struct PromptArgs {
 pub(crate) struct ToolArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+    /// Write the images, audio and blobs of the result to this directory (named
+    /// TOOL-N.EXT) instead of describing them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) save: Option<PathBuf>,
     /// The tool's name (as listed or in kebab-case, e.g. get-current-time), then its
     /// flags; `rampart tool NAME --help` lists them.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "NAME [FLAGS]")]
@@ -316,6 +380,10 @@ pub(crate) struct CallArgs {
     /// All arguments as one JSON object (merged under the key=value pairs).
     #[arg(long, value_name = "JSON")]
     pub(crate) args: Option<String>,
+    /// Write the images, audio and blobs of the result to this directory (named
+    /// TOOL-N.EXT) instead of describing them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) save: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
 }
@@ -477,8 +545,13 @@ impl Command {
             | Self::Shell(args) => Some(&mut args.json),
             Self::Call(CallArgs { client, .. })
             | Self::Tool(ToolArgs { client, .. })
-            | Self::Read(ReadArgs { client, .. })
-            | Self::Prompt(PromptArgs { client, .. }) => Some(&mut client.json),
+            | Self::Complete(CompleteArgs { client, .. })
+            | Self::Resource {
+                command: ResourceCommand::Read(ReadArgs { client, .. }) | ResourceCommand::List(client),
+            }
+            | Self::Prompt { command: PromptCommand::Get(PromptArgs { client, .. }) | PromptCommand::List(client) } => {
+                Some(&mut client.json)
+            }
             Self::Token { command } => match command {
                 TokenCommand::Create { config, .. }
                 | TokenCommand::List { config }
@@ -501,7 +574,11 @@ impl Command {
                 | UpstreamCommand::Restart { client, .. } => Some(&mut client.json),
                 UpstreamCommand::Import { json, .. } => Some(json),
             },
-            Self::Serve(_) | Self::Init(_) | Self::HashPassword | Self::Completions { .. } => None,
+            Self::Serve(_)
+            | Self::Init(_)
+            | Self::HashPassword
+            | Self::Completions { .. }
+            | Self::DynamicComplete { .. } => None,
         }
     }
 }

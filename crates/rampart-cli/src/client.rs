@@ -1,15 +1,18 @@
 //! `tools` and `call`: a client for any MCP server, over HTTP or a stdio child.
 
 use anyhow::{Context, bail};
-use rampart_mcp::{ClientTarget, McpClient};
+use rampart_mcp::{ClientTarget, McpClient, ToolInfo};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    args::{CallArgs, ClientArgs, Command, ConfigCommand, PromptArgs, ReadArgs, ToolArgs, UpstreamCommand},
+    args::{
+        CallArgs, ClientArgs, Command, CompleteArgs, CompleteRef, ConfigCommand, PromptArgs, PromptCommand, ReadArgs,
+        ResourceCommand, ToolArgs, UpstreamCommand,
+    },
     display,
     output::{Data, Report, Status, View},
     progress::CallProgress,
-    tool_command,
+    tool_cache, tool_command,
 };
 
 pub(crate) fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
@@ -110,8 +113,13 @@ pub(crate) fn client_args(command: &Command) -> Option<&ClientArgs> {
         Command::Tools(args) | Command::Resources(args) | Command::Prompts(args) => Some(args),
         Command::Call(CallArgs { client, .. })
         | Command::Tool(ToolArgs { client, .. })
-        | Command::Read(ReadArgs { client, .. })
-        | Command::Prompt(PromptArgs { client, .. }) => Some(client),
+        | Command::Complete(CompleteArgs { client, .. })
+        | Command::Resource {
+            command: ResourceCommand::Read(ReadArgs { client, .. }) | ResourceCommand::List(client),
+        }
+        | Command::Prompt { command: PromptCommand::Get(PromptArgs { client, .. }) | PromptCommand::List(client) } => {
+            Some(client)
+        }
         Command::Upstream { command } => match command {
             UpstreamCommand::List(client)
             | UpstreamCommand::Show { client, .. }
@@ -138,29 +146,42 @@ pub(crate) async fn connect(args: &ClientArgs) -> anyhow::Result<McpClient> {
 /// The server's JSON-RPC errors, bad arguments; a tool's own error is a report (exit 1).
 pub(crate) async fn run(command: Command, client: &McpClient) -> anyhow::Result<Report> {
     match command {
-        Command::Tools(_) => {
+        Command::Tools(args) => {
             let tools = client.list_tools().await?;
+            tool_cache::store(&args, &tools);
             let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
             Ok(Report::new(json!(raw), display::tools_table(&tools)))
         }
         Command::Call(args) => {
             let arguments = arguments(args.args.as_deref(), &args.pairs)?;
-            call_tool(client, &args.tool, arguments, Show::Structured, args.client.json).await
+            let report = call_tool(client, &args.tool, arguments, Show::Structured, args.client.json).await?;
+            save_media(report, &args.tool, args.save.as_deref())
         }
-        Command::Tool(args) => tool(client, &args.words, args.client.json).await,
-        Command::Resources(_) => {
+        Command::Tool(args) => {
+            let tools = client.list_tools().await?;
+            tool_cache::store(&args.client, &tools);
+            let report = tool(client, &tools, &args.words, args.client.json).await?;
+            match args.words.first() {
+                Some(name) => save_media(report, name, args.save.as_deref()),
+                None => Ok(report),
+            }
+        }
+        Command::Resource { command: ResourceCommand::List(_) } | Command::Resources(_) => {
             let resources = list_or_empty(client, "resources/list", "resources").await?;
             let templates = list_or_empty(client, "resources/templates/list", "resourceTemplates").await?;
             let view = display::resources_table(&resources, &templates);
             Ok(Report::new(json!({ "resources": resources, "resourceTemplates": templates }), view))
         }
-        Command::Read(args) => read(client, &args.uri, args.save.as_deref()).await,
-        Command::Prompts(_) => {
+        Command::Resource { command: ResourceCommand::Read(args) } => {
+            read(client, &args.uri, args.save.as_deref()).await
+        }
+        Command::Complete(args) => complete(client, &args).await,
+        Command::Prompt { command: PromptCommand::List(_) } | Command::Prompts(_) => {
             let prompts = list_or_empty(client, "prompts/list", "prompts").await?;
             let view = display::prompts_table(&prompts);
             Ok(Report::new(json!(prompts), view))
         }
-        Command::Prompt(args) => {
+        Command::Prompt { command: PromptCommand::Get(args) } => {
             let mut arguments = Map::new();
             for pair in &args.pairs {
                 let (key, value) =
@@ -238,13 +259,101 @@ fn write_whole(path: &std::path::Path, bytes: &[u8], mode: u32, existing: Existi
     })
 }
 
-/// `rampart completions SHELL`.
+/// `rampart completions SHELL`: clap's script for the commands and flags, and a hook
+/// that completes `rampart tool`'s tool names, flags and enum values from the server's
+/// cached tool list (`rampart __complete`).
 pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<Report> {
     let mut command = <crate::args::Cli as clap::CommandFactory>::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "rampart", &mut script);
-    let script = String::from_utf8(script).context("the completion script is not UTF-8")?;
+    let mut script = String::from_utf8(script).context("the completion script is not UTF-8")?;
+    script.push_str(match shell {
+        clap_complete::Shell::Bash => BASH_TOOL_HOOK,
+        clap_complete::Shell::Zsh => ZSH_TOOL_HOOK,
+        clap_complete::Shell::Fish => FISH_TOOL_HOOK,
+        _ => "",
+    });
     Ok(Report { data: Data::None, ..Report::new(Value::Null, View::Text(script)) })
+}
+
+const BASH_TOOL_HOOK: &str = r#"
+# `rampart tool`: tool names, flags and values from the server's cached tool list.
+_rampart_with_tools() {
+    if [[ ${COMP_CWORD} -ge 2 && ${COMP_WORDS[1]} == tool ]]; then
+        local IFS=$'\n'
+        COMPREPLY=( $(rampart __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) )
+        [[ ${#COMPREPLY[@]} -gt 0 ]] && return 0
+    fi
+    _rampart "$@"
+}
+complete -F _rampart_with_tools -o bashdefault -o default rampart
+"#;
+
+const ZSH_TOOL_HOOK: &str = r#"
+# `rampart tool`: tool names, flags and values from the server's cached tool list.
+_rampart_with_tools() {
+    if [[ ${words[2]} == tool && CURRENT -gt 2 ]]; then
+        local -a candidates
+        candidates=(${(f)"$(rampart __complete ${words[2,CURRENT]} 2>/dev/null)"})
+        if (( ${#candidates} )); then compadd -Q -- $candidates; return; fi
+    fi
+    _rampart "$@"
+}
+compdef _rampart_with_tools rampart
+"#;
+
+const FISH_TOOL_HOOK: &str = r#"
+# `rampart tool`: tool names, flags and values from the server's cached tool list.
+complete -c rampart -n '__fish_seen_subcommand_from tool' -f -a '(rampart __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null)'
+"#;
+
+/// `rampart __complete WORDS… PARTIAL`: the candidates for PARTIAL after `rampart WORDS`
+/// (for `tool`: tool names, then the tool's flags, or the values of an enum flag), one
+/// per line, from the cached tool list (refreshed, within three seconds, when there is
+/// none). Anything else completes to nothing: the static script handles it.
+pub(crate) async fn dynamic_complete(words: &[String]) -> Report {
+    let candidates = match words.split_last() {
+        Some((partial, before)) => tool_candidates(before, partial).await,
+        None => Vec::new(),
+    };
+    let text = candidates.iter().map(|c| format!("{c}\n")).collect();
+    Report { data: Data::None, ..Report::new(Value::Null, View::Text(text)) }
+}
+
+async fn tool_candidates(before: &[String], partial: &str) -> Vec<String> {
+    let argv = std::iter::once("rampart".to_owned()).chain(before.iter().cloned());
+    let Ok(crate::args::Cli { command: Command::Tool(args) }) =
+        <crate::args::Cli as clap::Parser>::try_parse_from(argv)
+    else {
+        return Vec::new();
+    };
+    let tools = match tool_cache::load(&args.client, None) {
+        Some(tools) => tools,
+        None => {
+            let fetched = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+                let client = connect(&args.client).await.ok()?;
+                let tools = client.list_tools().await.ok();
+                client.close().await;
+                tools
+            })
+            .await;
+            let Ok(Some(tools)) = fetched else { return Vec::new() };
+            tool_cache::store(&args.client, &tools);
+            tools
+        }
+    };
+    let candidates: Vec<String> = match args.words.split_first() {
+        None if partial.starts_with('-') => return Vec::new(),
+        None => tools
+            .iter()
+            .map(|t| if partial.contains('-') { tool_command::kebab(&t.name) } else { t.name.clone() })
+            .collect(),
+        Some((name, flags)) => {
+            let Some(tool) = tool_command::find(&tools, name) else { return Vec::new() };
+            tool_command::completions(tool, flags)
+        }
+    };
+    candidates.into_iter().filter(|c| c.starts_with(partial)).collect()
 }
 
 /// `rampart read URI [--save FILE]`.
@@ -271,16 +380,111 @@ async fn read(client: &McpClient, uri: &str, save: Option<&std::path::Path>) -> 
     })
 }
 
+/// `rampart complete prompt|resource REF ARGUMENT [VALUE]`: the server's suggestions
+/// (MCP 2025-11-25 "Completion": `completion/complete`), one per line.
+async fn complete(client: &McpClient, args: &CompleteArgs) -> anyhow::Result<Report> {
+    let reference = match args.kind {
+        CompleteRef::Prompt => json!({ "type": "ref/prompt", "name": args.reference }),
+        CompleteRef::Resource => json!({ "type": "ref/resource", "uri": args.reference }),
+    };
+    let mut params = json!({ "ref": reference, "argument": { "name": args.argument, "value": args.value } });
+    if !args.context.is_empty() {
+        let mut context = Map::new();
+        for pair in &args.context {
+            let (key, value) = pair.split_once('=').with_context(|| format!("--context '{pair}' is not key=value"))?;
+            context.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+        params["context"] = json!({ "arguments": context });
+    }
+    let result = client.request("completion/complete", params).await?;
+    let completion = &result["completion"];
+    let mut text: String = completion["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|v| format!("{v}\n"))
+        .collect();
+    if completion["hasMore"] == true {
+        let total = completion["total"].as_u64().map_or_else(String::new, |t| format!(" of {t}"));
+        text.push_str(&format!("(more{total}: type more of the value)\n"));
+    }
+    Ok(Report::new(completion.clone(), View::Text(text)))
+}
+
+/// Writes the images, audio and blobs of a tool result to `dir` (`TOOL-N.EXT`), a note
+/// for each; without `dir`, the report as it is.
+fn save_media(report: Report, tool: &str, dir: Option<&std::path::Path>) -> anyhow::Result<Report> {
+    use base64::Engine;
+    let Some(dir) = dir else { return Ok(report) };
+    let View::ToolResult(mut result) = report.view.clone() else { return Ok(report) };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut notes = Vec::new();
+    for (n, block) in result["content"].as_array_mut().into_iter().flatten().enumerate() {
+        let (data, mime) = match block["type"].as_str() {
+            Some("image" | "audio") => (block["data"].as_str(), block["mimeType"].as_str()),
+            Some("resource") => (block["resource"]["blob"].as_str(), block["resource"]["mimeType"].as_str()),
+            _ => continue,
+        };
+        let Some(data) = data else { continue };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .with_context(|| format!("content block {n} is not base64"))?;
+        let path = dir.join(format!("{}-{n}.{}", tool_command::kebab(tool), extension(mime.unwrap_or_default())));
+        write_whole(&path, &bytes, 0o644, Existing::Replace)?;
+        notes.push(format!("wrote {} bytes to {}", bytes.len(), path.display()));
+        // People see where it went; --json keeps the result as the server sent it.
+        *block = json!({ "type": "text", "text": format!("[{} saved to {}]", mime.unwrap_or("blob"), path.display()) });
+    }
+    let report = Report { view: View::ToolResult(result), ..report };
+    Ok(notes.into_iter().fold(report, Report::with_note))
+}
+
+/// A file extension for a MIME type.
+fn extension(mime: &str) -> &'static str {
+    match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/svg+xml" => "svg",
+        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+        "audio/mpeg" => "mp3",
+        "audio/ogg" => "ogg",
+        "application/pdf" => "pdf",
+        "application/json" => "json",
+        m if m.starts_with("text/") => "txt",
+        _ => "bin",
+    }
+}
+
+/// `rampart tool NAME --help` from the cached tool list, without connecting; `None` when
+/// it is not that, or the cache has no fresh entry for the tool.
+pub(crate) fn tool_help_from_cache(args: &ToolArgs) -> Option<Report> {
+    let (name, flags) = args.words.split_first()?;
+    if !flags.iter().any(|f| f == "--help" || f == "-h") {
+        return None;
+    }
+    let tools = tool_cache::load(&args.client, Some(tool_cache::FRESH_FOR))?;
+    let tool = tool_command::find(&tools, name)?;
+    let help = tool_command::command(tool).render_long_help().to_string();
+    Some(Report { data: Data::None, ..Report::new(Value::Null, View::Text(help)) })
+}
+
 /// `rampart tool [NAME [FLAGS…]]`: the tools of the server, or one called with flags
 /// built from its input schema.
-pub(crate) async fn tool(client: &McpClient, words: &[String], json: bool) -> anyhow::Result<Report> {
-    let tools = client.list_tools().await?;
+pub(crate) async fn tool(
+    client: &McpClient,
+    tools: &[ToolInfo],
+    words: &[String],
+    json: bool,
+) -> anyhow::Result<Report> {
     let Some((name, flags)) = words.split_first() else {
         let raw: Vec<&Value> = tools.iter().map(|t| &t.raw).collect();
-        return Ok(Report::new(json!(raw), display::tools_grouped(&tools))
+        return Ok(Report::new(json!(raw), display::tools_grouped(tools))
             .with_note("`rampart tool NAME --help` shows a tool's flags."));
     };
-    let Some(tool) = tool_command::find(&tools, name) else {
+    let Some(tool) = tool_command::find(tools, name) else {
         bail!("this server has no tool '{name}' (or it is not granted to you); `rampart tool` lists them");
     };
     let matches = match tool_command::command(tool).try_get_matches_from(flags) {

@@ -15,6 +15,7 @@ mod output;
 mod progress;
 mod setup;
 mod shell;
+mod tool_cache;
 mod tool_command;
 mod verify;
 
@@ -54,6 +55,11 @@ fn main() -> ExitCode {
 /// # Errors
 /// Usage, configuration, connection or protocol errors (exit status 2).
 async fn run(command: Command, printer: &Printer) -> anyhow::Result<Report> {
+    if let Command::Tool(args) = &command
+        && let Some(help) = client::tool_help_from_cache(args)
+    {
+        return Ok(help);
+    }
     if let Some(args) = client::client_args(&command) {
         let client = client::connect(args).await?;
         let report = client::run(command, &client).await;
@@ -69,6 +75,7 @@ async fn run(command: Command, printer: &Printer) -> anyhow::Result<Report> {
         Command::Policy { command } => admin::policy(command).await,
         Command::Sandbox { command: args::SandboxCommand::Check { .. } } => admin::sandbox_check(),
         Command::Completions { shell } => client::completions(shell),
+        Command::DynamicComplete { words } => Ok(client::dynamic_complete(&words).await),
         Command::Upstream { command: args::UpstreamCommand::Import { file, secrets, .. } } => {
             client::import(&file, secrets.as_deref())
         }

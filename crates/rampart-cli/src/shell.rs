@@ -64,6 +64,8 @@ struct Catalog {
 
 struct Session {
     client: Arc<McpClient>,
+    /// Where the server is (the key of its tool cache).
+    args: ClientArgs,
     label: String,
     catalog: Arc<RwLock<Catalog>>,
     /// Set by a `list_changed` notification: the catalog is read again before the next line.
@@ -169,7 +171,15 @@ impl Session {
         let history = history_file(&key);
         let catalog = Arc::default();
         let editor = editor(&history, &catalog, &client, runtime, printer);
-        let session = Self { client, label: format!("{label}>"), catalog, stale, notices, editor: Reedline::create() };
+        let session = Self {
+            client,
+            args: args.clone(),
+            label: format!("{label}>"),
+            catalog,
+            stale,
+            notices,
+            editor: Reedline::create(),
+        };
         let session = match editor {
             Ok(editor) => Self { editor, ..session },
             Err(error) => {
@@ -184,6 +194,7 @@ impl Session {
     /// Reads the tools and prompts again (after a `list_changed`, or at the start).
     async fn refresh(&self) {
         let tools = self.client.list_tools().await.unwrap_or_default();
+        crate::tool_cache::store(&self.args, &tools);
         let prompts = self.client.list_all("prompts/list", "prompts").await.unwrap_or_default();
         *self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Catalog { tools, prompts };
     }
@@ -228,7 +239,7 @@ impl Session {
             let words = shlex::split(rest).context("unbalanced quotes")?;
             let mut flags = vec![name];
             flags.extend(tool_command::pairs_to_flags(tool, &words)?);
-            return client::tool(&self.client, &flags, json).await;
+            return client::tool(&self.client, &tools, &flags, json).await;
         }
         if NOT_IN_SHELL.contains(&first) {
             anyhow::bail!("`{first}` is not available in the shell; run `rampart {first}` from a terminal");

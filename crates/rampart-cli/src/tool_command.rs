@@ -105,6 +105,20 @@ pub(crate) fn pairs_to_flags(tool: &ToolInfo, words: &[String]) -> anyhow::Resul
     Ok(flags)
 }
 
+/// What may come next after `flags` on `rampart tool NAME`: the values of an enum (or
+/// boolean) flag just typed, else the flags not given yet.
+pub(crate) fn completions(tool: &ToolInfo, flags: &[String]) -> Vec<String> {
+    let properties = tool.raw["inputSchema"]["properties"].as_object();
+    let flag_of = |name: &String| format!("--{}", kebab(name));
+    if let Some(last) = flags.last()
+        && let Some((_, schema)) = properties.into_iter().flatten().find(|(name, _)| flag_of(name) == *last)
+        && let Some(values) = enum_values(schema)
+    {
+        return values;
+    }
+    properties.into_iter().flatten().map(|(name, _)| flag_of(name)).filter(|flag| !flags.contains(flag)).collect()
+}
+
 /// The clap command of `tool`, named `rampart tool NAME`.
 pub(crate) fn command(tool: &ToolInfo) -> Command {
     let schema = &tool.raw["inputSchema"];

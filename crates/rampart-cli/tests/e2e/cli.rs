@@ -197,30 +197,42 @@ fn every_tool_of_rampart_and_of_server_everything_is_a_command_with_flags() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no tool 'no-such-tool'"), "{stderr}");
 
-    // server-everything over stdio: every tool it lists, called with flags only.
+    // server-everything over stdio and over streamable HTTP: every tool it lists, called
+    // with flags only.
     let everything = crate::real_clients::workspace().join("tests/clients/node_modules/.bin/mcp-server-everything");
     if !everything.exists() {
         return crate::support::skip("server-everything", "tests/clients/node_modules is missing");
     }
     let stdio = everything.to_str().unwrap();
-    let (code, stdout, stderr) = run(&["tool", "--stdio", stdio, "--json"], &[], None);
-    assert_eq!(code, 0, "{stderr}");
-    let tools: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    assert!(tools.len() >= 10, "{stdout}");
     let (code, _, stderr) =
         run(&["tool", "--stdio", stdio, "get-annotated-message", "--message-type", "bogus"], &[], None);
     assert_eq!(code, 2);
     assert!(stderr.contains("[possible values: error, success, debug]"), "{stderr}");
+    let http = crate::gateway::EverythingHttp::start("streamableHttp", "/mcp");
+    for target in [["--stdio", stdio], ["--url", http.url.as_str()]] {
+        let tool_errors = every_tool_with_flags(&target);
+        // With made-up values a tool may refuse them (a URL to fetch, a resource id); most run.
+        assert!(tool_errors.len() <= 2, "{target:?}: {} tools failed: {tool_errors:#?}", tool_errors.len());
+    }
+}
+
+/// Calls every tool of the server `target` names with flags made from its schema; the
+/// tools that reported an error.
+fn every_tool_with_flags(target: &[&str; 2]) -> Vec<String> {
+    let (code, stdout, stderr) = run(&["tool", target[0], target[1], "--json"], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let tools: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(tools.len() >= 10, "{stdout}");
     let mut tool_errors = Vec::new();
     for tool in &tools {
         let name = tool["name"].as_str().unwrap();
-        let mut words = vec!["tool".to_owned(), "--stdio".into(), stdio.into(), name.to_owned()];
+        let mut words = vec!["tool".to_owned(), target[0].into(), target[1].into(), name.to_owned()];
         let required: Vec<&str> = tool["inputSchema"]["required"]
             .as_array()
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         if !required.is_empty() {
-            let (code, help, _) = run(&["tool", "--stdio", stdio, name, "--help"], &[], None);
+            let (code, help, _) = run(&["tool", target[0], target[1], name, "--help"], &[], None);
             assert_eq!(code, 0, "{name}: {help}");
             let properties = tool["inputSchema"]["properties"].as_object().cloned().unwrap_or_default();
             for (property, schema) in properties.iter().filter(|(p, _)| required.contains(&p.as_str())) {
@@ -240,10 +252,8 @@ fn every_tool_of_rampart_and_of_server_everything_is_a_command_with_flags() {
             tool_errors.push(format!("{name}: {stderr}"));
         }
     }
-    // With made-up values a tool may refuse them (a URL to fetch, a resource id); most run.
-    assert!(tool_errors.len() <= 2, "{} tools failed: {tool_errors:#?}", tool_errors.len());
+    tool_errors
 }
-
 #[test]
 fn resources_and_prompts_on_the_command_line() {
     let server = Server::open(&["--profile", "conformance"]);
@@ -251,30 +261,45 @@ fn resources_and_prompts_on_the_command_line() {
     let (code, stdout, stderr) = run(&["resources"], &env, None);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("test://static-text") && stdout.contains("test://template/{id}/data"), "{stdout}");
-    let (code, stdout, _) = run(&["read", "test://static-text"], &env, None);
+    let (code, stdout, _) = run(&["resource", "read", "test://static-text"], &env, None);
     assert_eq!(code, 0);
     assert!(!stdout.trim().is_empty(), "{stdout}");
-    let (code, stdout, _) = run(&["read", "test://static-binary"], &env, None);
+    let (code, stdout, _) = run(&["resource", "read", "test://static-binary"], &env, None);
     assert_eq!(code, 0);
     assert!(stdout.contains("image/png") && stdout.contains("--save FILE"), "a blob is described: {stdout}");
     let dir = TempDir::new("read-save");
     let saved = dir.0.join("image.png");
-    let (code, _, stderr) = run(&["read", "test://static-binary", "--save", saved.to_str().unwrap()], &env, None);
+    let (code, _, stderr) =
+        run(&["resource", "read", "test://static-binary", "--save", saved.to_str().unwrap()], &env, None);
     assert_eq!(code, 0, "{stderr}");
     assert!(std::fs::read(&saved).unwrap().starts_with(b"\x89PNG"), "the blob decoded");
-    let (code, _, stderr) = run(&["read", "test://nothing-here"], &env, None);
+    let (code, _, stderr) = run(&["resource", "read", "test://nothing-here"], &env, None);
     assert_eq!(code, 2);
     assert!(stderr.contains("Resource not found"), "{stderr}");
 
     let (code, stdout, _) = run(&["prompts"], &env, None);
     assert_eq!(code, 0);
     assert!(stdout.contains("test_prompt_with_arguments(arg1*, arg2*)"), "{stdout}");
-    let (code, stdout, stderr) = run(&["prompt", "test_prompt_with_arguments", "arg1=alpha", "arg2=beta"], &env, None);
+    let (code, stdout, stderr) =
+        run(&["prompt", "get", "test_prompt_with_arguments", "arg1=alpha", "arg2=beta"], &env, None);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("user: ") && stdout.contains("alpha") && stdout.contains("beta"), "{stdout}");
     let (code, stdout, _) = run(&["prompts", "--json"], &env, None);
     assert_eq!(code, 0);
     assert!(serde_json::from_str::<Value>(&stdout).unwrap().as_array().is_some_and(|p| p.len() >= 4), "{stdout}");
+
+    // MCP completion of a prompt argument, asked of the server.
+    let (code, stdout, stderr) = run(&["complete", "prompt", "test_prompt_with_arguments", "arg1", "pa"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["paris", "park", "party"]);
+
+    // Images of a tool result written to a directory, not described.
+    let media = TempDir::new("save-media");
+    let (code, stdout, stderr) = run(&["tool", "--save", media.0.to_str().unwrap(), "test-image-content"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("wrote ") && !stdout.contains("about"), "{stdout}\n{stderr}");
+    let image = media.0.join("test-image-content-0.png");
+    assert!(std::fs::read(&image).unwrap().starts_with(b"\x89PNG"), "{}", image.display());
 
     for (shell, marker) in [("bash", "_rampart()"), ("zsh", "#compdef rampart"), ("fish", "complete -c rampart")] {
         let (code, stdout, _) = run(&["completions", shell], &[], None);
@@ -285,4 +310,59 @@ fn resources_and_prompts_on_the_command_line() {
             &stdout[..200.min(stdout.len())]
         );
     }
+}
+
+#[test]
+fn tool_names_and_flags_complete_from_the_cached_tool_list_even_with_the_server_gone() {
+    let cache = TempDir::new("tool-cache");
+    let cache_home = cache.0.to_str().unwrap();
+    let server = Server::start(&["--auth-key", "cache-key-1"]);
+    let url = server.url.clone();
+    let env = [("RAMPART_URL", url.as_str()), ("RAMPART_TOKEN", "cache-key-1"), ("XDG_CACHE_HOME", cache_home)];
+    let (code, _, stderr) = run(&["tool"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    drop(server.stop());
+
+    // `--help` from the cache: no connection needed.
+    let (code, stdout, stderr) = run(&["tool", "convert-time", "--help"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("--source-timezone <TEXT>"), "{stdout}");
+
+    // The completion hook of the bash script, as bash runs it on Tab.
+    let (code, script, _) = run(&["completions", "bash"], &[], None);
+    assert_eq!(code, 0);
+    let complete = |words: &str, cword: usize| {
+        let program = format!(
+            "source /dev/stdin; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _rampart_with_tools rampart \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .args(["-c", &program])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    std::path::Path::new(crate::support::BIN).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes())?;
+                drop(child.stdin.take());
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(complete("rampart tool get_cu", 2), ["get_current_time"]);
+    assert_eq!(complete("rampart tool convert-", 2), ["convert-time"], "kebab-case typed, kebab-case offered");
+    let flags = complete("rampart tool convert_time --", 3);
+    for flag in ["--source-timezone", "--time", "--target-timezone"] {
+        assert!(flags.contains(&flag.to_owned()), "{flags:?}");
+    }
+    assert!(complete("rampart to", 1).contains(&"tool".to_owned()), "the static part still works");
 }

@@ -641,13 +641,13 @@ fn bad_upstream_tables_are_refused_naming_the_upstream() {
 /// `mcp-server-everything streamableHttp` (or `sse`, the legacy HTTP+SSE transport) on a
 /// free loopback port (its listen is forced onto 127.0.0.1 by
 /// `tests/clients/loopback.cjs`); killed by PID on drop.
-struct EverythingHttp {
+pub(crate) struct EverythingHttp {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl EverythingHttp {
-    fn start(mode: &str, path: &str) -> Self {
+    pub(crate) fn start(mode: &str, path: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let preload = format!("--require {}", workspace().join("tests/clients/loopback.cjs").display());
         let mut child = Command::new(npm_bin("mcp-server-everything"))
