@@ -528,6 +528,22 @@ pub(crate) enum SandboxCommand {
     },
 }
 
+impl ToolArgs {
+    /// Moves a `--json` typed among the tool's flags (`rampart tool NAME … --json`) to
+    /// Rampart's own flag: people put it last. (A tool argument called `json` is then set
+    /// with `--json=VALUE` or in the shell as `json=VALUE`.)
+    pub(crate) fn take_json(&mut self) {
+        if let Some(flags) = self.words.get_mut(1..)
+            && flags.iter().any(|word| word == "--json")
+        {
+            self.client.json = true;
+            let name = self.words.remove(0);
+            self.words.retain(|word| word != "--json");
+            self.words.insert(0, name);
+        }
+    }
+}
+
 impl Command {
     /// The command's name on the command line, e.g. `serve`.
     pub(crate) fn name(&self) -> String {

@@ -33,6 +33,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
+    if let Command::Tool(args) = &mut cli.command {
+        args.take_json();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return output::error(&anyhow::anyhow!("cannot start the async runtime: {error}")),

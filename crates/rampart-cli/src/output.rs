@@ -207,8 +207,16 @@ impl Printer {
     fn table(&self, columns: &[String], rows: &[Vec<String>]) -> String {
         let mut table = Table::new();
         table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Dynamic);
-        if let Some(width) = self.width {
-            table.set_width(width);
+        match self.width {
+            Some(width) => {
+                table.set_width(width);
+            }
+            // A terminal that reports no usable width (some pseudo-terminals say 0):
+            // lines as long as they are, rather than a column per letter.
+            None if table.width().is_some_and(|width| width < 40) => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
+            }
+            None => {}
         }
         let heading = |c: &String| {
             let cell = Cell::new(c);
@@ -218,8 +226,12 @@ impl Printer {
         for row in rows {
             table.add_row(row);
         }
-        // comfy-table pads each cell by one space; people and `cut` prefer none at the edge.
-        table.lines().map(|line| format!("{}\n", line.trim_end().strip_prefix(' ').unwrap_or(&line))).collect()
+        // No padding at the left edge, two spaces between columns.
+        let last = columns.len().saturating_sub(1);
+        for (index, column) in table.column_iter_mut().enumerate() {
+            column.set_padding((0, if index == last { 0 } else { 2 }));
+        }
+        table.lines().map(|line| format!("{}\n", line.trim_end())).collect()
     }
 
     fn tool_result(&self, result: &Value) -> String {
@@ -254,6 +266,9 @@ pub(crate) fn cell(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Array(items) if items.iter().all(|v| !v.is_object() && !v.is_array()) => {
+            items.iter().map(cell).collect::<Vec<_>>().join(", ")
+        }
         other => other.to_string(),
     }
 }

@@ -97,7 +97,7 @@ pub(crate) fn run(args: ClientArgs, runtime: &Handle) -> anyhow::Result<ExitCode
         if session.stale.swap(false, Ordering::Relaxed) {
             runtime.block_on(session.refresh());
         }
-        let prompt = ShellPrompt(format!("{} ", session.label));
+        let prompt = ShellPrompt(format!("{}> ", session.label));
         reading.store(true, Ordering::Relaxed);
         let signal = session.editor.read_line(&prompt);
         reading.store(false, Ordering::Relaxed);
@@ -171,15 +171,7 @@ impl Session {
         let history = history_file(&key);
         let catalog = Arc::default();
         let editor = editor(&history, &catalog, &client, runtime, printer);
-        let session = Self {
-            client,
-            args: args.clone(),
-            label: format!("{label}>"),
-            catalog,
-            stale,
-            notices,
-            editor: Reedline::create(),
-        };
+        let session = Self { client, args: args.clone(), label, catalog, stale, notices, editor: Reedline::create() };
         let session = match editor {
             Ok(editor) => Self { editor, ..session },
             Err(error) => {
@@ -236,7 +228,9 @@ impl Session {
                 let Value::Object(arguments) = arguments else { anyhow::bail!("the arguments must be a JSON object") };
                 return client::call_tool(&self.client, &name, arguments, client::Show::Structured, json).await;
             }
-            let words = shlex::split(rest).context("unbalanced quotes")?;
+            let mut words = shlex::split(rest).context("unbalanced quotes")?;
+            let json = json || words.iter().any(|w| w == "--json");
+            words.retain(|w| w != "--json");
             let mut flags = vec![name];
             flags.extend(tool_command::pairs_to_flags(tool, &words)?);
             return client::tool(&self.client, &tools, &flags, json).await;
@@ -420,7 +414,7 @@ fn help(tools: &[ToolInfo], topic: &str) -> Report {
     let builtins = BUILTINS.iter().map(|(name, what)| [(*name).to_owned(), (*what).to_owned()]).collect();
     let commands = Cli::command()
         .get_subcommands()
-        .filter(|c| !NOT_IN_SHELL.contains(&c.get_name()))
+        .filter(|c| !NOT_IN_SHELL.contains(&c.get_name()) && !c.is_hide_set())
         .map(|c| [c.get_name().to_owned(), c.get_about().map(|a| first_line(&a.to_string())).unwrap_or_default()])
         .collect();
     let view = View::Stack(vec![
@@ -510,9 +504,12 @@ impl ShellCompleter {
                 candidates.extend(catalog.tools.iter().map(|t| (t.name.clone(), first_line(&t.description), true)));
                 candidates.extend(BUILTINS.iter().map(|(n, w)| ((*n).to_owned(), (*w).to_owned(), true)));
                 candidates.extend(
-                    Cli::command().get_subcommands().filter(|c| !NOT_IN_SHELL.contains(&c.get_name())).map(|c| {
-                        (c.get_name().to_owned(), c.get_about().map(|a| a.to_string()).unwrap_or_default(), true)
-                    }),
+                    Cli::command()
+                        .get_subcommands()
+                        .filter(|c| !NOT_IN_SHELL.contains(&c.get_name()) && !c.is_hide_set())
+                        .map(|c| {
+                            (c.get_name().to_owned(), c.get_about().map(|a| a.to_string()).unwrap_or_default(), true)
+                        }),
                 );
             }
             ["describe" | "help"] => {

@@ -175,7 +175,8 @@ async fn ctrl_c_in_the_shell_cancels_the_call_on_the_server_and_the_shell_goes_o
         std::fs::read_to_string(&events).unwrap_or_default().contains("\"started\"")
     })
     .await;
-    // The progress bar shows while the call runs.
+    // The server's log message and the progress bar show while the call runs.
+    until(&mut pty, "[info] slow: sleeping 20 s");
     until(&mut pty, "%");
     pty.send("\x03").unwrap(); // Ctrl-C
     until(&mut pty, "cancelled on the server");
