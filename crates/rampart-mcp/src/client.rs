@@ -39,6 +39,9 @@ use crate::wire::from_json;
 pub const SAFE_INHERITED_ENV: &[&str] =
     &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME"];
 
+/// How long an HTTP server has to answer `initialize` (connection included).
+const HTTP_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where the server is.
 #[derive(Debug, Clone)]
 pub enum ClientTarget {
@@ -442,13 +445,16 @@ impl McpClient {
                 let streamable = if options.legacy_sse {
                     Err(("known to speak the legacy HTTP+SSE transport".to_owned(), true))
                 } else {
-                    match handler().serve(transport).await {
-                        Ok(service) => Ok(service),
-                        Err(error) => {
+                    // A server that accepts the connection and never answers must not
+                    // hold the caller forever.
+                    match tokio::time::timeout(HTTP_HANDSHAKE_TIMEOUT, handler().serve(transport)).await {
+                        Ok(Ok(service)) => Ok(service),
+                        Ok(Err(error)) => {
                             let failure = crate::explain::http_failure(url, &error);
                             drop(error);
                             Err(failure.explain().await)
                         }
+                        Err(_) => Err((crate::explain::handshake_timeout(url, HTTP_HANDSHAKE_TIMEOUT), false)),
                     }
                 };
                 match streamable {

@@ -1,6 +1,6 @@
 //! Why a connection failed, in words a person can act on: the error chains of rmcp,
 //! reqwest, hyper and the OS become "connection refused: is a server listening on …?",
-//! "the server wants credentials (HTTP 401) …" — never a library's type names.
+//! "the server wants valid credentials (HTTP 401) …" — never a library's type names.
 
 use std::error::Error;
 
@@ -13,6 +13,13 @@ pub(crate) struct HttpFailure {
     /// The request could not be sent (rmcp keeps the HTTP client's cause out of the
     /// chain): ask the network why.
     probe: bool,
+    https: bool,
+}
+
+/// The words for a server that took the connection but did not answer `initialize` in
+/// `waited`.
+pub(crate) fn handshake_timeout(url: &str, waited: std::time::Duration) -> String {
+    format!("no answer from {url} in {} s (timeout): is it an MCP server, and is it overloaded?", waited.as_secs())
 }
 
 /// Reads the chain of `error`, a failed connection to `url`.
@@ -23,14 +30,14 @@ pub(crate) fn http_failure(url: &str, error: &(dyn Error + 'static)) -> HttpFail
         .unwrap_or_else(|| url.to_owned());
     let (message, answered) = from_chain(url, &host, error);
     let probe = error.to_string().contains("error sending request");
-    HttpFailure { host, message, answered, probe }
+    HttpFailure { host, message, answered, probe, https: url.starts_with("https://") }
 }
 
 impl HttpFailure {
     /// What went wrong, and whether a server answered at all (an HTTP status): only then
     /// is another transport worth trying.
     pub(crate) async fn explain(self) -> (String, bool) {
-        let Self { host, message, answered, probe } = self;
+        let Self { host, message, answered, probe, https } = self;
         if !probe {
             return (message, answered);
         }
@@ -46,6 +53,17 @@ impl HttpFailure {
                 return (io.to_string(), false);
             }
             Err(_) => return (format!("no answer from {host} in time (timeout)"), false),
+            // Something listens, yet the request could not be sent: over https, that is
+            // the TLS handshake.
+            Ok(Ok(_)) if https => {
+                return (
+                    format!(
+                        "TLS handshake with {host} failed: does it serve https (a plain-HTTP server is reached with \
+                         http://), with a certificate this machine trusts?"
+                    ),
+                    false,
+                );
+            }
             Ok(Ok(_)) => {}
         }
         (message, answered)
@@ -140,8 +158,8 @@ fn legacy_may_answer(status: u16) -> bool {
 
 fn status_failure(url: &str, status: u16) -> String {
     match status {
-        401 => "the server wants credentials (HTTP 401): pass --token or set RAMPART_TOKEN (for an upstream: its \
-                headers or oauth)"
+        401 => "the server wants valid credentials (HTTP 401): pass --token or set RAMPART_TOKEN, and check that \
+                the token is current (not revoked or expired); for an upstream: its headers or oauth"
             .into(),
         403 => "the server refused these credentials (HTTP 403)".into(),
         404 => format!("no MCP endpoint at {url} (HTTP 404): is the path right? Rampart serves /mcp"),
@@ -180,7 +198,7 @@ mod tests {
         assert_eq!(message, "command not found: mcp-server-nope (is it installed, and on PATH?)");
         let unauthorized = std::io::Error::other("Auth required");
         let (message, answered) = from_chain("http://h/mcp", "h:80", &unauthorized);
-        assert!(message.starts_with("the server wants credentials (HTTP 401)"), "{message}");
+        assert!(message.starts_with("the server wants valid credentials (HTTP 401)"), "{message}");
         assert!(!answered, "401 is not a legacy server's answer");
     }
 }

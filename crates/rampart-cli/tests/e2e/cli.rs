@@ -131,6 +131,14 @@ fn a_server_that_is_not_there_is_named_in_words() {
     let (code, _, stderr) = run(&["tools", "--stdio", "rampart-no-such-program --x"], &[], None);
     assert_eq!(code, 2);
     assert!(stderr.contains("command not found: rampart-no-such-program"), "{stderr}");
+
+    // https:// to a plain-HTTP server: the TLS handshake, in words.
+    let server = Server::open(&[]);
+    let https = server.url.replace("http://", "https://");
+    let (code, _, stderr) = run(&["tools", "--url", &https], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("TLS handshake with 127.0.0.1:") && stderr.contains("http://"), "{stderr}");
+    assert!(!stderr.contains("rmcp::") && !stderr.contains("reqwest"), "no library names: {stderr}");
 }
 
 #[test]
