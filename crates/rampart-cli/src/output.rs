@@ -277,6 +277,19 @@ fn is_row(value: &Value) -> bool {
     value.as_object().is_some_and(|o| o.values().all(|v| !v.is_object() && !v.is_array()))
 }
 
+/// `key  value` pairs of `value`: nested objects as `key.inner` (a few levels), anything
+/// else as one cell.
+fn flatten(key: &str, value: &Value, pairs: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() && key.matches('.').count() < 3 => {
+            for (inner, value) in map {
+                flatten(&format!("{key}.{inner}"), value, pairs);
+            }
+        }
+        other => pairs.push((key.to_owned(), cell(other))),
+    }
+}
+
 /// Structured content for people: a list of flat objects is a table, an object a panel
 /// (its lists of flat objects as tables below it), anything else indented JSON.
 pub(crate) fn structured_view(value: &Value) -> View {
@@ -301,7 +314,7 @@ pub(crate) fn structured_view(value: &Value) -> View {
                     Value::Array(items) if !items.is_empty() && items.iter().all(is_row) => {
                         below.push(View::Section(format!("{key}:"), Box::new(structured_view(value))));
                     }
-                    other => pairs.push((key.clone(), cell(other))),
+                    other => flatten(key, other, &mut pairs),
                 }
             }
             if below.is_empty() {
@@ -388,7 +401,8 @@ mod tests {
 
     #[test]
     fn structured_results_are_panels_and_tables() {
-        let time = json!({"timezone": "Asia/Tokyo", "datetime": "2026-12-05T21:00:00+09:00", "is_dst": false});
+        let time = json!({"timezone": "Asia/Tokyo", "datetime": "2026-12-05T21:00:00+09:00", "is_dst": false,
+            "source": {"timezone": "UTC", "tags": ["a", "b"]}});
         insta::assert_snapshot!("panel", plain().render(&View::ToolResult(json!({"structuredContent": time}))));
         let rows =
             json!({"database": "main", "rows": [{"id": 1, "name": "ada"}, {"id": 2, "name": null, "extra": "x"}]});

@@ -17,6 +17,7 @@ mod limits;
 mod live_catalog;
 mod one_way_in;
 mod real_clients;
+mod rendered;
 mod security;
 mod shell;
 mod shutdown;
