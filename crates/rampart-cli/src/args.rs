@@ -93,6 +93,18 @@ pub(crate) enum Command {
     /// names and enum values; Ctrl-C cancels a running call on the server; Ctrl-D exits.
     /// History is kept per server under $XDG_STATE_HOME/rampart/history.
     Shell(ClientArgs),
+    /// Ask an LLM agent (any OpenAI-compatible API) a question it answers with the tools
+    /// of MCP servers: `rampart chat --once "What time is it in Tokyo?"`.
+    ///
+    /// The model sees every tool of the servers (named SERVER__TOOL when there are several)
+    /// and calls them through this client, up to --max-steps requests per question. A tool
+    /// that is not read-only runs only after you say yes (--yes allows all; --read-only
+    /// offers only read-only tools). The answer is streamed on stdout, tool calls and
+    /// their results are shown on stderr (--verbose in full), --json prints the transcript
+    /// as JSON lines. Without --once: a conversation (/tools, /reset, /save FILE, /exit;
+    /// Ctrl-C cancels a turn). Exit status with --once: 0 answered, 1 no answer (step
+    /// limit), 2 configuration, connection or model API error.
+    Chat(ChatArgs),
     /// Print a shell completion script: `rampart completions bash > ~/.local/share/bash-completion/completions/rampart`.
     Completions {
         /// The shell.
@@ -287,6 +299,55 @@ pub(crate) struct ClientArgs {
     #[arg(long, short)]
     pub(crate) verbose: bool,
     /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// An MCP server over streamable HTTP; repeatable [default: RAMPART_URL, else
+    /// http://127.0.0.1:8080/mcp].
+    #[arg(long = "url", value_name = "URL")]
+    pub(crate) urls: Vec<String>,
+    /// An MCP server started as a child speaking stdio; repeatable.
+    #[arg(long = "stdio", value_name = "COMMAND")]
+    pub(crate) stdios: Vec<String>,
+    /// A server named in the client file ([servers.NAME]); repeatable.
+    #[arg(long = "server", value_name = "NAME")]
+    pub(crate) servers: Vec<String>,
+    /// Bearer token for the --url servers.
+    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The model, e.g. gpt-4o-mini or llama3.1 [env: RAMPART_LLM_MODEL, or [llm] model].
+    #[arg(long, env = "RAMPART_LLM_MODEL")]
+    pub(crate) model: Option<String>,
+    /// The OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama [default:
+    /// https://api.openai.com/v1, or [llm] base_url].
+    #[arg(long, env = "RAMPART_LLM_BASE_URL", value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// The environment variable holding the API key [default: OPENAI_API_KEY, or [llm]
+    /// api_key_env].
+    #[arg(long, env = "RAMPART_LLM_API_KEY_ENV", value_name = "VAR")]
+    pub(crate) api_key_env: Option<String>,
+    /// A system message opening the conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) system: Option<String>,
+    /// Requests to the model per question, at most (each may call tools).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) max_steps: usize,
+    /// Ask this one question, print the answer and exit.
+    #[arg(long, value_name = "QUESTION")]
+    pub(crate) once: Option<String>,
+    /// Run tools that may change things without asking.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Offer the model only the tools annotated read-only.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Show each tool result in full (and the stdio servers' stderr).
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    /// Print the transcript as JSON lines.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -590,6 +651,7 @@ impl Command {
                 | UpstreamCommand::Restart { client, .. } => Some(&mut client.json),
                 UpstreamCommand::Import { json, .. } => Some(json),
             },
+            Self::Chat(args) => Some(&mut args.json),
             Self::Serve(_)
             | Self::Init(_)
             | Self::HashPassword

@@ -84,25 +84,61 @@ impl NamedServer {
     }
 }
 
+/// `[llm]` of the client file: the model API `rampart chat` talks to.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LlmSettings {
+    /// e.g. `http://127.0.0.1:11434/v1` (Ollama) or `https://api.openai.com/v1`.
+    pub(crate) base_url: Option<String>,
+    pub(crate) model: Option<String>,
+    /// The environment variable holding the API key (never the key itself).
+    pub(crate) api_key_env: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    #[serde(default)]
+    servers: std::collections::BTreeMap<String, NamedServer>,
+    #[serde(default)]
+    llm: LlmSettings,
+}
+
+fn client_file() -> anyhow::Result<ClientFile> {
+    let path = servers_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Ok(toml::from_str::<ClientFile>(&text).with_context(|| format!("{} is not valid", path.display()))?)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(ClientFile { servers: Default::default(), llm: LlmSettings::default() })
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `[llm]` of the client file (empty when there is none).
+///
+/// # Errors
+/// The file cannot be read or is not valid.
+pub(crate) fn llm_settings() -> anyhow::Result<LlmSettings> {
+    Ok(client_file()?.llm)
+}
+
+/// Writes `bytes` to `path` whole or not at all (mode 0644), replacing it.
+///
+/// # Errors
+/// The directory is not writable.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_whole(path, bytes, 0o644, Existing::Replace)
+}
+
 /// The servers of the client file (none when it does not exist).
 ///
 /// # Errors
 /// The file cannot be read or is not valid.
 pub(crate) fn named_servers() -> anyhow::Result<std::collections::BTreeMap<String, NamedServer>> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        servers: std::collections::BTreeMap<String, NamedServer>,
-    }
-    let path = servers_file();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            Ok(toml::from_str::<File>(&text).with_context(|| format!("{} is not valid", path.display()))?.servers)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
-    }
+    Ok(client_file()?.servers)
 }
 
 /// The client arguments of `command` when it talks to a server (`tools`, `call`, `tool`,

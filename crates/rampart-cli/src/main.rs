@@ -9,6 +9,7 @@
 
 mod admin;
 mod args;
+mod chat;
 mod client;
 mod display;
 mod output;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     let printer = Printer::new(cli.command.json_flag().is_some_and(|json| *json));
     match cli.command {
         Command::Serve(args) => runtime.block_on(setup::serve(args)).unwrap_or_else(|error| output::error(&error)),
+        Command::Chat(args) => runtime.block_on(chat::run(args)).unwrap_or_else(|error| output::error(&error)),
         // The shell reads lines on this thread and runs each command on the runtime.
         Command::Shell(args) => shell::run(args, runtime.handle()).unwrap_or_else(|error| output::error(&error)),
         command => match runtime.block_on(run(command, &printer)) {
@@ -81,6 +83,15 @@ async fn run(command: Command, printer: &Printer) -> anyhow::Result<Report> {
         Command::DynamicComplete { words } => Ok(client::dynamic_complete(&words).await),
         Command::Upstream { command: args::UpstreamCommand::Import { file, secrets, .. } } => {
             client::import(&file, secrets.as_deref())
+        }
+        // Inside the shell: a conversation on the shell's terminal.
+        Command::Chat(args) => {
+            let code = chat::run(args).await?;
+            Ok(Report::note("").with_status(if code == std::process::ExitCode::SUCCESS {
+                output::Status::Success
+            } else {
+                output::Status::Failure
+            }))
         }
         other => anyhow::bail!("`{}` cannot run here", other.name()),
     }

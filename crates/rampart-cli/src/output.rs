@@ -167,6 +167,17 @@ impl Printer {
         report.status.into()
     }
 
+    /// Text as it arrives (a model's answer, token by token), on stdout at once.
+    pub(crate) fn stream(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    }
+
+    /// One compact JSON value on a line of stdout (a transcript's events).
+    pub(crate) fn json_line(&self, value: &Value) {
+        self.stream(&format!("{value}\n"));
+    }
+
     /// What [`Printer::print`] writes: (stdout, stderr).
     pub(crate) fn render_report(&self, report: &Report) -> (String, String) {
         let mut err: String = report.notes.iter().map(|note| format!("{note}\n")).collect();
@@ -354,6 +365,11 @@ pub(crate) fn content_block(block: &Value) -> String {
         }
         _ => format!("{block}\n"),
     }
+}
+
+/// A line for people on stderr (what is going on, not data).
+pub(crate) fn note(text: &str) {
+    eprintln!("{text}");
 }
 
 /// Shows an error the one way errors are shown (`error: …` with its causes) on stderr;

@@ -256,6 +256,17 @@ impl Session {
         if let Some(flag) = command.json_flag() {
             *flag |= json;
         }
+        // `chat` with no server named talks to the shell's server.
+        if let crate::args::Command::Chat(chat) = &mut command
+            && chat.urls.is_empty()
+            && chat.stdios.is_empty()
+            && chat.servers.is_empty()
+        {
+            chat.urls.extend(self.args.url.clone());
+            chat.stdios.extend(self.args.stdio.clone());
+            chat.servers.extend(self.args.server.clone());
+            chat.token = chat.token.take().or_else(|| self.args.token.clone());
+        }
         if client::client_args(&command).is_some() {
             // The shell's connection, not a new one (any --url or --stdio given is ignored).
             return client::run(command, &self.client).await;

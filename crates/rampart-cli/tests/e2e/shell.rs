@@ -12,10 +12,10 @@ use crate::{
     support::{BIN, Server, TempDir},
 };
 
-type Pty = expectrl::session::OsSession;
+pub(crate) type Pty = expectrl::session::OsSession;
 
 /// `rampart ARGS` in a 120×40 pseudo-terminal, its history and client file under `home`.
-fn spawn(args: &[&str], home: &Path, env: &[(&str, &str)]) -> Pty {
+pub(crate) fn spawn(args: &[&str], home: &Path, env: &[(&str, &str)]) -> Pty {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -36,12 +36,12 @@ fn spawn(args: &[&str], home: &Path, env: &[(&str, &str)]) -> Pty {
 }
 
 /// Waits for the shell's prompt (its server's label, then `>`).
-fn prompt(pty: &mut Pty, label: &str) {
+pub(crate) fn prompt(pty: &mut Pty, label: &str) {
     until(pty, &format!("{label}>"));
 }
 
 /// Types `keys` one by one, as a person does: reedline sees each key event.
-fn type_keys(pty: &mut Pty, keys: &str) {
+pub(crate) fn type_keys(pty: &mut Pty, keys: &str) {
     for c in keys.chars() {
         pty.send(c.to_string()).unwrap();
         std::thread::sleep(Duration::from_millis(15));
@@ -51,7 +51,7 @@ fn type_keys(pty: &mut Pty, keys: &str) {
 /// Reads what the terminal shows until `needle`, and returns it. Like a terminal
 /// emulator, it answers the line editor's cursor-position queries (`ESC [6n`), which
 /// would otherwise wait for a reply that never comes.
-fn until(pty: &mut Pty, needle: &str) -> String {
+pub(crate) fn until(pty: &mut Pty, needle: &str) -> String {
     // Anchored, so that only the first of them matches: expectrl consumes the output up
     // to the last match of a pattern.
     let pattern = format!("(?s)^.*?({}|\\x1b\\[6n|\\x1b\\[c)", regex_escape(needle));
@@ -84,7 +84,7 @@ fn regex_escape(text: &str) -> String {
         .collect()
 }
 
-fn exits(pty: &mut Pty) {
+pub(crate) fn exits(pty: &mut Pty) {
     for _ in 0..100 {
         match pty.get_process().status() {
             Ok(WaitStatus::Exited(_, code)) => {
