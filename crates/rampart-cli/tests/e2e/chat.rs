@@ -419,3 +419,25 @@ fn a_conversation_keeps_its_context_lists_the_tools_and_saves_the_transcript() {
     assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(lines.contains("Second answer."), "{lines}");
 }
+
+#[test]
+fn chat_in_the_shell_talks_to_the_shell_s_server() {
+    use crate::shell::{exits, prompt, spawn, type_keys, until};
+    let server = Server::open(&[]);
+    let model = ModelFixture::start(vec![
+        Reply::Calls(vec![("system_health", json!({}))]),
+        Reply::Text("The server is healthy."),
+    ]);
+    let home = TempDir::new("chat-in-shell");
+    let label = server.url.trim_start_matches("http://").to_owned();
+    let mut pty = spawn(&["shell", "--url", &server.url], &home.0, &[]);
+    prompt(&mut pty, &label);
+    type_keys(&mut pty, &format!("chat --base-url {} --model fixture-model --once \"is it up?\"\r", model.base_url));
+    until(&mut pty, "The server is healthy.");
+    prompt(&mut pty, &label);
+    expectrl::Expect::send(&mut pty, "\x04").unwrap();
+    exits(&mut pty);
+    let offered = model.seen()[0].1["tools"].to_string();
+    assert!(offered.contains("\"system_health\""), "the shell's server, not namespaced: {offered}");
+    assert_eq!(tool_messages(&model.seen()[1].1).len(), 1);
+}
