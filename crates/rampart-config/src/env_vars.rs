@@ -73,6 +73,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvVarKind::String,
         "separate unauthenticated /metrics address",
     ),
+    key(
+        "RAMPART_LEGACY_SSE",
+        "server.legacy_sse",
+        EnvVarKind::Bool,
+        "also serve the legacy HTTP+SSE transport at /sse (default true)",
+    ),
+    key(
+        "RAMPART_WEBSOCKET",
+        "server.websocket",
+        EnvVarKind::Bool,
+        "also serve MCP over WebSocket at /ws (default true)",
+    ),
     key("RAMPART_TOOLS", "tools.enabled", EnvVarKind::List, "enabled toolboxes, comma-separated"),
     key("RAMPART_DATA_DIR", "store.data_dir", EnvVarKind::String, "directory of the embedded SQLite database"),
     key(

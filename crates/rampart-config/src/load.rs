@@ -84,7 +84,29 @@ pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
     figment = figment.merge(Layer { name: "environment", dict: env_layer(&env)? });
     figment = figment.merge(Layer { name: "command-line flags", dict: flags_layer(&options.overrides)? });
     let config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
+    check_legacy_paths(&config.server)?;
     Ok(Loaded { config, file })
+}
+
+/// The legacy HTTP+SSE paths: absolute, distinct, and none of the server's own routes.
+fn check_legacy_paths(server: &crate::ServerConfig) -> Result<(), ConfigError> {
+    let taken = ["/", "/mcp", "/ws", "/healthz", "/readyz", "/metrics"];
+    for (key, path) in [
+        ("server.legacy_sse_path", &server.legacy_sse_path),
+        ("server.legacy_messages_path", &server.legacy_messages_path),
+    ] {
+        if !path.starts_with('/') || path.contains(['?', '#', '{', '}']) || taken.contains(&path.trim_end_matches('/'))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{key} = \"{path}\": a path of its own starting with / (not {})",
+                taken.join(", ")
+            )));
+        }
+    }
+    if server.legacy_sse_path.trim_end_matches('/') == server.legacy_messages_path.trim_end_matches('/') {
+        return Err(ConfigError::Invalid("server.legacy_sse_path and server.legacy_messages_path must differ".into()));
+    }
+    Ok(())
 }
 
 fn config_file(explicit: Option<PathBuf>, env: &[(String, String)]) -> Result<Option<PathBuf>, ConfigError> {

@@ -157,6 +157,16 @@ pub struct ServerConfig {
     /// Serve `/metrics` on this separate address, without authentication. Default: on
     /// the main address, behind authentication.
     pub metrics_listen: Option<SocketAddr>,
+    /// Also serve the legacy HTTP+SSE transport (MCP 2024-11-05) for clients that only
+    /// speak it, behind the same authentication and checks as `/mcp`. Default `true`.
+    pub legacy_sse: bool,
+    /// Where its event streams open (`GET`). Default `/sse`.
+    pub legacy_sse_path: String,
+    /// Where its messages are POSTed (`?session_id=…`). Default `/messages`.
+    pub legacy_messages_path: String,
+    /// Also serve MCP over WebSocket at `/ws` (subprotocol `mcp`), behind the same
+    /// authentication and Host/Origin checks. Default `true`.
+    pub websocket: bool,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +183,10 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             session_idle_secs: 300,
             metrics_listen: None,
+            legacy_sse: true,
+            legacy_sse_path: "/sse".into(),
+            legacy_messages_path: "/messages".into(),
+            websocket: true,
         }
     }
 }
@@ -527,6 +541,14 @@ session_idle_secs = 300
 # Serve /metrics on a separate address without authentication (default: /metrics on the
 # main address, behind authentication).
 # metrics_listen = "127.0.0.1:9090"
+# The legacy HTTP+SSE transport (MCP 2024-11-05) for older clients: GET /sse opens a
+# stream, messages are POSTed to /messages?session_id=... Same authentication as /mcp.
+legacy_sse = true
+legacy_sse_path = "/sse"
+legacy_messages_path = "/messages"
+# MCP over WebSocket at /ws (subprotocol "mcp"; browsers may send their token as the
+# subprotocol "bearer.TOKEN"). Same authentication and Origin checks as /mcp.
+websocket = true
 
 [auth]
 # Static bearer key; prefer RAMPART_AUTH_KEY or --auth-key over writing it here.

@@ -60,6 +60,10 @@ pub enum Transport {
     Stdio,
     /// Streamable HTTP (MCP 2025-06-18 and later, including stateless 2026-07-28).
     StreamableHttp,
+    /// The legacy HTTP+SSE transport (MCP 2024-11-05): `GET /sse`, `POST /messages`.
+    HttpSse,
+    /// MCP over WebSocket at `/ws` (subprotocol `mcp`).
+    WebSocket,
     /// A `rampart` command on the server's machine (`rampart token create`, the first-run
     /// admin token): the local operator calling a tool through the pipeline directly.
     Cli,

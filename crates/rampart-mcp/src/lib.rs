@@ -5,19 +5,23 @@
 //! Keeping rmcp here means SDK churn touches one crate; everything else speaks
 //! `rampart-core` types.
 
+mod channel;
 mod client;
 mod explain;
 mod handler;
 mod legacy_sse;
+mod legacy_sse_server;
 mod peer;
 mod session;
 mod transport;
 mod wire;
 
+pub use channel::{ChannelSession, spawn_session};
 pub use client::{
     ClientError, ClientEvents, ClientTarget, ConnectOptions, McpClient, SAFE_INHERITED_ENV, ServerNotice, ToolInfo,
 };
 pub use handler::{McpHandler, ServerIdentity};
+pub use legacy_sse_server::{Delivery, LegacySse, SseOptions};
 pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};
 

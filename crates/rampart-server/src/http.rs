@@ -78,6 +78,10 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// Counts responses still being sent, for shutdown.
     pub responses: ResponsesInFlight,
+    /// The legacy HTTP+SSE transport's paths (stream, messages), when it is served.
+    pub legacy_sse: Option<(String, String)>,
+    /// Serve MCP over WebSocket at `/ws`.
+    pub websocket: bool,
 }
 
 /// The number of HTTP responses the server has started and not finished sending (body
@@ -158,38 +162,94 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
         read_timeout: state.body_read_timeout,
         guard: state.guard.clone(),
     };
+    let mcp_body_limits = body_limits.clone();
     let binding = SessionBinding {
         owners: state.handler.session_owners(),
         live: sessions.clone(),
         guard: state.guard.clone(),
         sessions: state.http.sessions,
     };
-    let scrape = MetricsSource { guard: state.guard.clone(), sessions };
+    let legacy = state.legacy_sse.as_ref().map(|(sse_path, messages_path)| {
+        let options = rampart_mcp::SseOptions { shutdown: state.http.shutdown.clone(), ..Default::default() };
+        let sessions = rampart_mcp::LegacySse::new(state.handler.clone(), options);
+        (sessions, sse_path.clone(), messages_path.clone())
+    });
+    let scrape = MetricsSource {
+        guard: state.guard.clone(),
+        sessions,
+        legacy: legacy.as_ref().map(|(sessions, ..)| sessions.clone()),
+    };
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(body_limits, crate::jsonrpc::validate))
+        .layer(middleware::from_fn_with_state(mcp_body_limits, crate::jsonrpc::validate))
         .layer(middleware::from_fn_with_state(binding, bind_sessions));
     let mut protected = mcp;
+    if let Some((sessions, sse_path, messages_path)) = legacy {
+        protected = protected.merge(legacy_router(&state, sessions, &sse_path, &messages_path, body_limits));
+    }
     if state.metrics_on_main {
         protected = protected.route("/metrics", get(metrics).with_state(scrape.clone()));
     }
     let protected =
         protected.layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate));
+    let mut transports = vec!["streamable_http"];
+    if state.legacy_sse.is_some() {
+        transports.push("http_sse");
+    }
+    let mut websocket: Router = Router::new();
+    if state.websocket {
+        transports.push("websocket");
+        let route = crate::websocket::WebSocketRoute {
+            handler: state.handler.clone(),
+            shutdown: state.http.shutdown.clone(),
+            max_message_bytes: state.http.max_body_bytes,
+        };
+        websocket = Router::new()
+            .route("/ws", get(crate::websocket::upgrade))
+            .with_state(route)
+            .layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate))
+            .layer(middleware::from_fn(crate::websocket::token_from_subprotocol));
+    }
     let app = Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
-        .route("/readyz", get(ready).with_state((state.store.clone(), state.pipeline.clone())))
+        .route("/readyz", get(ready).with_state((state.store.clone(), state.pipeline.clone(), transports)))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata).with_state(state.credentials.clone()))
         .route(
             "/.well-known/oauth-protected-resource/{*path}",
             get(resource_metadata).with_state(state.credentials.clone()),
         )
         .merge(protected)
+        .merge(websocket)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
         .layer(middleware::from_fn(request_span))
         .layer(middleware::from_fn_with_state(state.responses.clone(), track_response));
     (app, scrape)
+}
+
+/// `GET {sse_path}` and `POST {messages_path}` (with or without a trailing `/`, as SDKs
+/// of that era wrote it), their bodies checked like those of `/mcp`.
+fn legacy_router(
+    state: &AppState,
+    sessions: rampart_mcp::LegacySse,
+    sse_path: &str,
+    messages_path: &str,
+    body_limits: BodyLimits,
+) -> Router {
+    let routes = crate::legacy_sse::LegacyRoutes {
+        sessions,
+        messages_path: messages_path.to_owned(),
+        guard: state.guard.clone(),
+        max_body_bytes: state.http.max_body_bytes,
+    };
+    let messages = messages_path.trim_end_matches('/');
+    Router::new()
+        .route(sse_path, get(crate::legacy_sse::open))
+        .route(messages, axum::routing::post(crate::legacy_sse::message))
+        .route(&format!("{messages}/"), axum::routing::post(crate::legacy_sse::message))
+        .layer(middleware::from_fn_with_state(body_limits, crate::jsonrpc::validate))
+        .with_state(routes)
 }
 
 async fn health() -> Json<Value> {
@@ -199,7 +259,7 @@ async fn health() -> Json<Value> {
 /// Readiness: one entry per backing service (the store, and whatever the toolboxes
 /// report: SQL databases, gateway upstreams). A down service makes the status `degraded`
 /// and the response 503; the server keeps serving what it can.
-async fn ready(State((store, pipeline)): State<(Store, Arc<Pipeline>)>) -> Response {
+async fn ready(State((store, pipeline, transports)): State<(Store, Arc<Pipeline>, Vec<&'static str>)>) -> Response {
     let limit = std::time::Duration::from_secs(3);
     let store_status = match tokio::time::timeout(limit, store.ping()).await {
         Ok(Ok(())) => json!({ "status": "ok", "backend": format!("{:?}", store.backend()).to_lowercase() }),
@@ -226,6 +286,7 @@ async fn ready(State((store, pipeline)): State<(Store, Arc<Pipeline>)>) -> Respo
         "status": if degraded { "degraded" } else { "ok" },
         "version": rampart_core::VERSION,
         "services": services,
+        "transports": transports,
     });
     let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()
@@ -244,11 +305,14 @@ async fn resource_metadata(State(credentials): State<Arc<Credentials>>) -> Respo
 pub struct MetricsSource {
     guard: Arc<SecurityGuard>,
     sessions: SessionCount,
+    /// Legacy HTTP+SSE sessions, counted with the streamable HTTP ones.
+    legacy: Option<rampart_mcp::LegacySse>,
 }
 
 async fn metrics(State(source): State<MetricsSource>) -> Response {
     let queue = source.guard.audit().map_or(0, |audit| audit.queue_depth());
-    let text = source.guard.metrics().render(source.sessions.get().await, queue);
+    let sessions = source.sessions.get().await + source.legacy.as_ref().map_or(0, rampart_mcp::LegacySse::count);
+    let text = source.guard.metrics().render(sessions, queue);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 

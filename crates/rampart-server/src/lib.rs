@@ -11,6 +11,7 @@ mod guard;
 mod http;
 mod jsonrpc;
 mod jwt;
+mod legacy_sse;
 mod limits;
 mod listener;
 mod metrics;
@@ -24,6 +25,7 @@ mod setup;
 mod tls;
 mod tokens;
 mod upstreams;
+mod websocket;
 
 pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push_row, record_from_row};
 pub use auth::Credentials;

@@ -7,10 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, body::Body, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -29,7 +26,9 @@ pub(crate) async fn serve(
     header_read_timeout: Duration,
     tls: Option<TlsAcceptor>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Each connection holds a clone of `alive`; once they are all dropped, `gone` ends.
+    let (alive, mut gone) = tokio::sync::mpsc::channel::<()>(1);
+    let graceful = Graceful { stop: stop.clone(), alive };
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -53,7 +52,7 @@ pub(crate) async fn serve(
             spawn_connection(&graceful, TokioIo::new(stream), service, header_read_timeout, remote);
             continue;
         };
-        let watcher = graceful.watcher();
+        let watcher = graceful.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(header_read_timeout, tls.accept(stream)).await;
             let stream = match handshake {
@@ -72,13 +71,46 @@ pub(crate) async fn serve(
             let service = request_service(app, remote, identity);
             let mut builder = http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %remote, "connection ended with an error");
-            }
+            let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            watcher.drive(connection, remote).await;
         });
     }
-    graceful.shutdown().await;
+    drop(graceful);
+    let _ = gone.recv().await;
+}
+
+/// Connections that finish their request in flight and close once `stop` fires.
+#[derive(Clone)]
+struct Graceful {
+    stop: CancellationToken,
+    alive: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Graceful {
+    /// Runs `connection` (HTTP/1.1 with upgrades, for WebSocket) to its end; when `stop`
+    /// fires first, lets it finish what it is answering, then closes it. (hyper-util's
+    /// `GracefulShutdown` does not take upgradeable connections.)
+    async fn drive<I, S, B>(self, connection: http1::UpgradeableConnection<I, S>, remote: SocketAddr)
+    where
+        S: hyper::service::HttpService<Incoming, ResBody = B>,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        B: hyper::body::Body + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut connection = std::pin::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            () = self.stop.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, %remote, "connection ended with an error");
+        }
+        drop(self.alive);
+    }
 }
 
 /// The per-connection service: the app, with the remote address and the client
@@ -103,7 +135,7 @@ fn request_service(
 }
 
 fn spawn_connection<S>(
-    graceful: &GracefulShutdown,
+    graceful: &Graceful,
     io: TokioIo<tokio::net::TcpStream>,
     service: S,
     header_read_timeout: Duration,
@@ -119,10 +151,6 @@ fn spawn_connection<S>(
 {
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-    let connection = graceful.watch(builder.serve_connection(io, service));
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, %remote, "connection ended with an error");
-        }
-    });
+    let connection = builder.serve_connection(io, service).with_upgrades();
+    tokio::spawn(graceful.clone().drive(connection, remote));
 }

@@ -65,6 +65,11 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         guard: built.guard.clone(),
         metrics_on_main: config.server.metrics_listen.is_none(),
         responses: ResponsesInFlight::default(),
+        legacy_sse: config
+            .server
+            .legacy_sse
+            .then(|| (config.server.legacy_sse_path.clone(), config.server.legacy_messages_path.clone())),
+        websocket: config.server.websocket,
     };
     let responses = state.responses.clone();
     let (app, metrics) = router(state);
@@ -170,6 +175,16 @@ pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerErr
                 &built,
                 &format!("streamable HTTP at {scheme}://{}/mcp ({mode}{mtls})", running.local_addr),
             );
+            if config.server.legacy_sse {
+                eprintln!(
+                    "  legacy:    HTTP+SSE at {scheme}://{}{} (2024-11-05 clients; messages to {})",
+                    running.local_addr, config.server.legacy_sse_path, config.server.legacy_messages_path
+                );
+            }
+            if config.server.websocket {
+                let ws = if config.tls.is_some() { "wss" } else { "ws" };
+                eprintln!("  websocket: {ws}://{}/ws (subprotocol mcp)", running.local_addr);
+            }
             match running.metrics_addr {
                 Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),
                 None => eprintln!("  metrics:   http://{}/metrics (authenticated)", running.local_addr),

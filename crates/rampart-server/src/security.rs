@@ -44,6 +44,8 @@ pub(crate) fn transport_name(transport: Transport) -> &'static str {
     match transport {
         Transport::Stdio => "stdio",
         Transport::StreamableHttp => "streamable_http",
+        Transport::HttpSse => "http_sse",
+        Transport::WebSocket => "websocket",
         Transport::Cli => "cli",
     }
 }
