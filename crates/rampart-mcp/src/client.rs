@@ -427,6 +427,12 @@ impl McpClient {
         let mut pid = None;
         let mut legacy_sse = false;
         let service = match target {
+            ClientTarget::Http { url, token } if url.starts_with("ws://") || url.starts_with("wss://") => {
+                let pair = crate::websocket_client::connect(url, token.as_deref(), &options.headers)
+                    .await
+                    .map_err(&connect_error)?;
+                handler().serve(pair).await.map_err(|error| connect_error(error.to_string()))?
+            }
             ClientTarget::Http { url, token } => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 if let Some(token) = token {

@@ -14,6 +14,7 @@ mod legacy_sse_server;
 mod peer;
 mod session;
 mod transport;
+mod websocket_client;
 mod wire;
 
 pub use channel::{ChannelSession, spawn_session};

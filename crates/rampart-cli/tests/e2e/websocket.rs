@@ -177,3 +177,17 @@ async fn the_upgrade_is_authenticated_origin_checked_and_bounded() {
     let socket = connect(&server, &[("Authorization", bearer.as_str()), ("Sec-WebSocket-Protocol", "mcp")]).await;
     assert!(socket.is_ok());
 }
+
+#[test]
+fn rampart_s_own_client_speaks_websocket_urls() {
+    let server = Server::start(&["--auth-key", KEY]);
+    let url = ws_url(&server);
+    let env = [("RAMPART_TOKEN", KEY)];
+    let (code, stdout, stderr) =
+        crate::support::run(&["call", "get_current_time", "timezone=Asia/Tokyo", "--url", &url, "--json"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+09:00"), "{stdout}");
+    let (code, _, stderr) = crate::support::run(&["tools", "--url", &url], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("HTTP 401") && stderr.contains("--token"), "{stderr}");
+}
