@@ -194,6 +194,16 @@ pub(crate) enum TransportArg {
     Http,
     /// MCP on stdin/stdout.
     Stdio,
+    /// MCP over D-Bus (org.rampart.Mcp1; callers mapped by [dbus.users.UID]).
+    Dbus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BusArg {
+    /// The user's session bus.
+    Session,
+    /// The system bus.
+    System,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -213,6 +223,9 @@ pub(crate) struct ServeArgs {
     /// Transport (server.transport) [default: http].
     #[arg(long, value_enum)]
     pub(crate) transport: Option<TransportArg>,
+    /// The bus of --transport dbus (dbus.bus) [default: session].
+    #[arg(long, value_enum)]
+    pub(crate) bus: Option<BusArg>,
     /// HTTP listen address (server.listen) [default: 127.0.0.1:8080].
     #[arg(long)]
     pub(crate) listen: Option<SocketAddr>,

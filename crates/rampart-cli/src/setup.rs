@@ -7,7 +7,7 @@ use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, LogFormat, l
 use serde_json::json;
 
 use crate::{
-    args::{ConfigCheckArgs, InitArgs, LogFormatArg, ProfileArg, ServeArgs, TransportArg},
+    args::{BusArg, ConfigCheckArgs, InitArgs, LogFormatArg, ProfileArg, ServeArgs, TransportArg},
     output::{Report, View},
 };
 
@@ -26,8 +26,12 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
         let name = match transport {
             TransportArg::Http => "http",
             TransportArg::Stdio => "stdio",
+            TransportArg::Dbus => "dbus",
         };
         overrides.push(("server.transport", json!(name)));
+    }
+    if let Some(bus) = args.bus {
+        overrides.push(("dbus.bus", json!(if bus == BusArg::System { "system" } else { "session" })));
     }
     if let Some(listen) = args.listen {
         overrides.push(("server.listen", json!(listen.to_string())));

@@ -26,6 +26,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[stdio]`: who the caller is on stdio.
     pub stdio: StdioConfig,
+    /// `[dbus]`: the D-Bus transport's bus and its allowed Unix users.
+    pub dbus: DbusConfig,
     /// `[roles.NAME]`: roles, added to the built-in `public`, `reader`, `writer`, `admin`.
     pub roles: PolicyConfig,
     /// `[limits]`: rate limits, caps and timeouts.
@@ -116,6 +118,38 @@ pub enum TransportKind {
     Http,
     /// MCP on stdin/stdout.
     Stdio,
+    /// MCP over D-Bus (`org.rampart.Mcp1` on the bus of `[dbus] bus`).
+    Dbus,
+}
+
+/// `[dbus]`: the D-Bus transport (`server.transport = "dbus"`). Callers are the Unix users
+/// the bus daemon vouches for; only those listed in `users` may call (deny by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbusConfig {
+    /// `session` (default) or `system`.
+    pub bus: DbusBus,
+    /// `[dbus.users.UID] roles = [...]`: the roles of the principal `uid:UID`.
+    pub users: std::collections::BTreeMap<String, DbusUser>,
+}
+
+/// Which message bus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbusBus {
+    /// The user's session bus (`DBUS_SESSION_BUS_ADDRESS`).
+    #[default]
+    Session,
+    /// The system bus (its policy must let Rampart own `org.rampart.Mcp1`).
+    System,
+}
+
+/// One Unix user allowed on the D-Bus transport.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbusUser {
+    /// Role names, e.g. `["reader"]`.
+    pub roles: Vec<String>,
 }
 
 /// A named set of extra fixtures.

@@ -21,6 +21,9 @@ pub enum PrincipalKind {
     Jwt,
     /// A TLS client certificate (mutual TLS).
     ClientCertificate,
+    /// A local Unix user, as the D-Bus daemon vouches for a connection
+    /// (`GetConnectionUnixUser`).
+    UnixUser,
 }
 
 /// An authenticated identity: a stable id, how it was established, and its roles.
@@ -64,6 +67,8 @@ pub enum Transport {
     HttpSse,
     /// MCP over WebSocket at `/ws` (subprotocol `mcp`).
     WebSocket,
+    /// MCP over D-Bus (`org.rampart.Mcp1`).
+    Dbus,
     /// A `rampart` command on the server's machine (`rampart token create`, the first-run
     /// admin token): the local operator calling a tool through the pipeline directly.
     Cli,

@@ -33,6 +33,9 @@ pub enum ServerError {
     /// The store cannot be opened.
     #[error("store: {0}")]
     Store(String),
+    /// The D-Bus transport could not start (no bus, name taken).
+    #[error("D-Bus: {0}")]
+    Dbus(String),
     /// TLS cannot be set up.
     #[error("{0}")]
     Tls(String),

@@ -5,6 +5,7 @@
 
 mod admin;
 mod audit_store;
+mod dbus;
 mod auth;
 mod error;
 mod guard;

@@ -151,6 +151,7 @@ pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerErr
     let transport = match config.server.transport {
         TransportKind::Http => Transport::StreamableHttp,
         TransportKind::Stdio => Transport::Stdio,
+        TransportKind::Dbus => Transport::Dbus,
     };
     let built = build(&config, transport, options).await?;
     let shutdown = CancellationToken::new();
@@ -160,6 +161,17 @@ pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerErr
         TransportKind::Stdio => {
             banner(&config, &built, "stdio (MCP on stdin/stdout)");
             serve_stdio(built.handler.clone(), shutdown).await?;
+        }
+        TransportKind::Dbus => {
+            let bus = format!("{:?}", config.dbus.bus).to_lowercase();
+            banner(
+                &config,
+                &built,
+                &format!("D-Bus: {} at {} on the {bus} bus", crate::dbus::BUS_NAME, crate::dbus::OBJECT_PATH),
+            );
+            crate::dbus::serve_dbus(&config.dbus, built.handler.clone(), built.guard.clone(), shutdown)
+                .await
+                .map_err(|error| ServerError::Dbus(error.to_string()))?;
         }
         TransportKind::Http => {
             let running = start_http(&config, &built).await?;
@@ -313,6 +325,19 @@ fn banner(config: &Config, built: &Built, transport: &str) {
             format!("stdio caller '{}' (roles {})", config.stdio.principal, config.stdio.roles.join(","))
         }
         TransportKind::Http => built.credentials.mode(),
+        TransportKind::Dbus => {
+            let users: Vec<String> = config
+                .dbus
+                .users
+                .iter()
+                .map(|(uid, user)| format!("uid {uid} ({})", user.roles.join(",")))
+                .collect();
+            if users.is_empty() {
+                "the bus's Unix user of each connection; none allowed ([dbus.users.UID] roles = [...])".to_owned()
+            } else {
+                format!("the bus's Unix user of each connection: {}", users.join(", "))
+            }
+        }
     };
     let commit = if config.audit.synchronous { "synchronous" } else { "asynchronous" };
     let fail = format!("{:?}", config.audit.on_failure).to_lowercase();

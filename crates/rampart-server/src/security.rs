@@ -46,6 +46,7 @@ pub(crate) fn transport_name(transport: Transport) -> &'static str {
         Transport::StreamableHttp => "streamable_http",
         Transport::HttpSse => "http_sse",
         Transport::WebSocket => "websocket",
+        Transport::Dbus => "dbus",
         Transport::Cli => "cli",
     }
 }

@@ -9,6 +9,7 @@ mod audit_checkpoints;
 mod bad_input;
 mod chat;
 mod cli;
+mod dbus;
 mod exec;
 mod fs;
 mod gateway;
