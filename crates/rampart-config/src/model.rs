@@ -730,6 +730,14 @@ body_read_timeout_secs = 30
 principal = "local"
 roles = ["admin"]
 
+# The D-Bus transport (server.transport = "dbus", or --transport dbus): org.rampart.Mcp1
+# on the session or system bus. Callers are the Unix users the bus vouches for; only the
+# users listed here may call, as principal uid:UID with these roles.
+# [dbus]
+# bus = "session"
+# [dbus.users.1000]
+# roles = ["reader"]
+
 # Roles: deny by default. Built in: public (system_health), reader (read-only tools),
 # writer (reader + write tools), admin (everything). A [roles.NAME] table with a built-in
 # name adds to it. Resource scopes are typed: fs paths, commands, databases, HTTP APIs.
