@@ -104,7 +104,9 @@ impl Mcp1 {
         parts.extensions.insert(BoundSession(sender.clone()));
         match session.deliver.deliver(message.as_bytes(), parts) {
             Ok(()) => {}
-            Err(Delivery::Invalid(error)) => return Err(McpError::InvalidMessage(format!("not one JSON-RPC message: {error}"))),
+            Err(Delivery::Invalid(error)) => {
+                return Err(McpError::InvalidMessage(format!("not one JSON-RPC message: {error}")));
+            }
             Err(Delivery::Busy) => return Err(McpError::InvalidMessage("too many messages in flight; retry".into())),
             Err(Delivery::Unknown | Delivery::Foreign) => return Err(McpError::Failed("the session ended".into())),
         }

@@ -5,8 +5,8 @@
 
 mod admin;
 mod audit_store;
-mod dbus;
 mod auth;
+mod dbus;
 mod error;
 mod guard;
 mod http;

@@ -326,12 +326,8 @@ fn banner(config: &Config, built: &Built, transport: &str) {
         }
         TransportKind::Http => built.credentials.mode(),
         TransportKind::Dbus => {
-            let users: Vec<String> = config
-                .dbus
-                .users
-                .iter()
-                .map(|(uid, user)| format!("uid {uid} ({})", user.roles.join(",")))
-                .collect();
+            let users: Vec<String> =
+                config.dbus.users.iter().map(|(uid, user)| format!("uid {uid} ({})", user.roles.join(","))).collect();
             if users.is_empty() {
                 "the bus's Unix user of each connection; none allowed ([dbus.users.UID] roles = [...])".to_owned()
             } else {
