@@ -251,3 +251,25 @@ async fn a_thousand_streams_opened_and_dropped_leave_nothing_behind() {
     );
     assert!(third < first + 2 * 1024, "RSS grew from {first} KiB to {third} KiB over two rounds of 1,000 streams");
 }
+
+#[tokio::test]
+async fn readyz_lists_the_transports_and_each_can_be_turned_off() {
+    let client = reqwest::Client::new();
+    let ready = |base: String| {
+        let client = client.clone();
+        async move { client.get(format!("{base}/readyz")).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let server = Server::start(&["--auth-key", KEY]);
+    let transports = ready(server.base.clone()).await["transports"].clone();
+    assert_eq!(transports, json!(["streamable_http", "http_sse", "websocket"]));
+
+    let server = Server::start_with_env(
+        &["--auth-key", KEY],
+        &[("RAMPART_LEGACY_SSE", "false"), ("RAMPART_WEBSOCKET", "false")],
+    );
+    assert_eq!(ready(server.base.clone()).await["transports"], json!(["streamable_http"]));
+    let sse = client.get(format!("{}/sse", server.base)).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(sse.status(), 404, "no legacy SSE when turned off");
+    let ws = client.get(format!("{}/ws", server.base)).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(ws.status(), 404, "no WebSocket when turned off");
+}
