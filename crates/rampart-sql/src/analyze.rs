@@ -16,14 +16,16 @@
 
 mod deny;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::ops::ControlFlow;
 
 use sqlparser::{
     ast::{
-        BinaryOperator, Expr, LimitClause, ObjectName, ObjectNamePart, Query, Select, Statement, TableFactor, Value,
-        Visit, Visitor,
+        BinaryOperator, Expr, LimitClause, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor,
+        Value, Visit, Visitor,
     },
     dialect::{Dialect as ParserDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
     parser::{Parser, ParserOptions},
@@ -70,6 +72,14 @@ pub(crate) enum Rejection {
         /// sqlparser's message.
         message: String,
     },
+    /// A statement text over [`MAX_STATEMENT_BYTES`].
+    #[error("the statement is {bytes} bytes, over the limit of {limit} bytes")]
+    TooLong {
+        /// The text's length.
+        bytes: usize,
+        /// [`MAX_STATEMENT_BYTES`].
+        limit: usize,
+    },
     /// Nothing but whitespace, comments or semicolons.
     #[error("no statement found")]
     Empty,
@@ -87,6 +97,14 @@ pub(crate) enum Rejection {
     /// A clause that writes or locks (`SELECT INTO`, `FOR UPDATE`, `:=`).
     #[error("{0} is not allowed in a read-only query")]
     Clause(&'static str),
+    /// `TABLE name` as a query body: sqlparser (0.63, `parse_as_table`) reads the three
+    /// tokens after `TABLE` whatever they are, so the two after a lone name vanish
+    /// (`SELECT 1 UNION TABLE t; VACUUM` parses as one statement): what would run is not
+    /// what was sent.
+    #[error(
+        "the TABLE name shorthand is not supported (the parser misreads what follows it): write SELECT * FROM name"
+    )]
+    TableShorthand,
     /// `EXPLAIN ANALYZE` executes the statement it explains.
     #[error("EXPLAIN ANALYZE runs the statement it explains, so it is not allowed in a read-only query")]
     ExplainAnalyze,
@@ -102,6 +120,11 @@ pub(crate) enum Rejection {
     SessionControl(String),
 }
 
+/// The longest statement text analysed, bytes: far above what a person or an agent writes,
+/// and what bounds the depth of a parsed tree, hence the stack its analysis needs
+/// ([`with_stack`]).
+pub(crate) const MAX_STATEMENT_BYTES: usize = 256 * 1024;
+
 /// Checks that `text` is one read-only statement and returns the SQL to run: the statement
 /// re-rendered from its tree, with a `LIMIT` of `row_cap` when it is a query without a
 /// smaller literal limit.
@@ -109,14 +132,16 @@ pub(crate) enum Rejection {
 /// # Errors
 /// A [`Rejection`] saying what was found.
 pub(crate) fn read_only(dialect: Dialect, text: &str, row_cap: u64) -> Result<String, Rejection> {
-    let mut statement = single(dialect, text)?;
-    if let ControlFlow::Break(rejection) = statement.visit(&mut ReadOnlyCheck) {
-        return Err(rejection);
-    }
-    if let Statement::Query(query) = &mut statement {
-        cap_rows(query, row_cap);
-    }
-    Ok(statement.to_string())
+    with_stack(text, || {
+        let mut statement = single(dialect, text)?;
+        if let ControlFlow::Break(rejection) = statement.visit(&mut ReadOnlyCheck) {
+            return Err(rejection);
+        }
+        if let Statement::Query(query) = &mut statement {
+            cap_rows(query, row_cap);
+        }
+        Ok(statement.to_string())
+    })
 }
 
 /// Checks that `text` is one statement that may run in `sql_execute`'s own transaction
@@ -125,22 +150,50 @@ pub(crate) fn read_only(dialect: Dialect, text: &str, row_cap: u64) -> Result<St
 /// # Errors
 /// A [`Rejection`] saying what was found.
 pub(crate) fn writable(dialect: Dialect, text: &str) -> Result<String, Rejection> {
-    let statement = single(dialect, text)?;
-    if is_session_control(&statement) {
-        return Err(Rejection::SessionControl(kind(&statement)));
+    with_stack(text, || {
+        let statement = single(dialect, text)?;
+        if is_session_control(&statement) {
+            return Err(Rejection::SessionControl(kind(&statement)));
+        }
+        if let Statement::Call(function) = &statement {
+            check_name(&function.name, false)?;
+        }
+        if let ControlFlow::Break(rejection) = statement.visit(&mut FunctionCheck { read_only: false }) {
+            return Err(rejection);
+        }
+        Ok(statement.to_string())
+    })
+}
+
+/// Stack per byte of statement text. A chain of operators or set operations (`1+1+…`,
+/// `… UNION SELECT …`) parses into a tree one level deeper per link, and rendering,
+/// walking and dropping the tree recurse once per level: measured, at most ~50 bytes of
+/// stack per byte of text (`+1`: two bytes, ~100 bytes of stack per level, debug build).
+const STACK_PER_BYTE: usize = 128;
+
+/// Stack for everything else: the parser's frames (sqlparser grows its own stack when it
+/// recurses, and limits nesting to 50) and the checks'.
+const STACK_BASE: usize = 256 * 1024;
+
+/// Runs `analyse` (parse, check, render and drop the tree of `text`) with enough stack for
+/// the deepest tree `text` can parse into: on the caller's stack when enough of it is left
+/// (any ordinary statement on a tokio worker's 2 MiB), else on a fresh stack of that size
+/// (`stacker`; at most 32 MiB for the longest text, its pages touched only as used).
+/// Without it a 200 KB statement overflowed the stack, which aborts the process.
+fn with_stack<T>(text: &str, analyse: impl FnOnce() -> T) -> T {
+    if text.len() > MAX_STATEMENT_BYTES {
+        return analyse(); // refused before parsing
     }
-    if let Statement::Call(function) = &statement {
-        check_name(&function.name, false)?;
-    }
-    if let ControlFlow::Break(rejection) = statement.visit(&mut FunctionCheck { read_only: false }) {
-        return Err(rejection);
-    }
-    Ok(statement.to_string())
+    let needed = STACK_BASE + text.len() * STACK_PER_BYTE;
+    stacker::maybe_grow(needed, needed, analyse)
 }
 
 /// Parses `text` into exactly one statement. Escapes stay as written (`unescape = false`) so
 /// that re-rendering reproduces MySQL's backslash escapes exactly.
 fn single(dialect: Dialect, text: &str) -> Result<Statement, Rejection> {
+    if text.len() > MAX_STATEMENT_BYTES {
+        return Err(Rejection::TooLong { bytes: text.len(), limit: MAX_STATEMENT_BYTES });
+    }
     let options = ParserOptions::new().with_unescape(false);
     let mut statements = Parser::new(dialect.parser())
         .with_options(options)
@@ -284,7 +337,9 @@ impl Visitor for ReadOnlyCheck {
     }
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Rejection> {
-        if query.locks.is_empty() {
+        if table_shorthand(&query.body) {
+            ControlFlow::Break(Rejection::TableShorthand)
+        } else if query.locks.is_empty() {
             ControlFlow::Continue(())
         } else {
             ControlFlow::Break(Rejection::Clause("FOR UPDATE / FOR SHARE (row locking)"))
@@ -320,12 +375,30 @@ struct FunctionCheck {
 impl Visitor for FunctionCheck {
     type Break = Rejection;
 
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Rejection> {
+        if table_shorthand(&query.body) {
+            ControlFlow::Break(Rejection::TableShorthand)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Rejection> {
         check_expr(expr, self.read_only)
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Rejection> {
         check_table_factor(factor, self.read_only)
+    }
+}
+
+/// Whether `body` is, or combines, `TABLE name` ([`Rejection::TableShorthand`]); queries
+/// nested in it are visited on their own.
+fn table_shorthand(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Table(_) => true,
+        SetExpr::SetOperation { left, right, .. } => table_shorthand(left) || table_shorthand(right),
+        _ => false,
     }
 }
 

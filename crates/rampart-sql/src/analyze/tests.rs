@@ -197,3 +197,45 @@ fn writes_take_one_statement_without_session_control_or_file_access() {
     check_write(S, "ATTACH DATABASE '/tmp/x.db' AS x", Err("ATTACH DATABASE is not allowed"));
     check_write(S, "PRAGMA writable_schema = 1", Err("PRAGMA is not allowed"));
 }
+
+/// Found by the property tests (`props.rs`): a long chain of operators or set operations
+/// parses into a tree as deep as the chain, and rendering, walking and dropping that tree
+/// recurse once per level. `SELECT 1+1+…` of 60 KB (well under the 4 MiB body limit)
+/// overflowed a 2 MiB stack (a tokio worker's, and a test thread's), which aborts the
+/// whole server.
+#[test]
+fn long_operator_chains_neither_overflow_the_stack_nor_pass_the_length_limit() {
+    use Dialect::{MySql as M, Postgres as P, Sqlite as S};
+    let sum = format!("SELECT 1{}", "+1".repeat(30_000));
+    assert!(read_only(S, &sum, CAP).is_ok_and(|sql| sql.ends_with("+ 1 LIMIT 11")));
+    let unions = format!("SELECT 1{}", " UNION SELECT 1".repeat(10_000));
+    assert!(read_only(P, &unions, CAP).is_ok());
+    let ands = format!("UPDATE t SET a = 1 WHERE 1{}", " AND 1".repeat(25_000));
+    assert!(writable(M, &ands).is_ok());
+    let too_long = format!("SELECT 1{}", "+1".repeat(MAX_STATEMENT_BYTES / 2));
+    for dialect in [P, M, S] {
+        let refused = Err(Rejection::TooLong { bytes: too_long.len(), limit: MAX_STATEMENT_BYTES });
+        assert_eq!(read_only(dialect, &too_long, CAP), refused);
+        assert_eq!(writable(dialect, &too_long), refused);
+    }
+}
+
+/// Found by the property tests (`props.rs`): sqlparser reads `TABLE name` (a query body in
+/// a set operation or after WITH) by taking the next three tokens whatever they are, so
+/// the two after a lone name vanished: `SELECT 1 UNION TABLE t; VACUUM` was accepted as one
+/// statement, `SELECT 1 UNION TABLE t`, and `INSERT INTO x TABLE t; COMMIT` as the INSERT
+/// alone. What ran was what had been checked, but not what was sent; the shorthand is
+/// refused instead.
+#[test]
+fn the_table_shorthand_is_refused_because_the_parser_drops_what_follows_it() {
+    use Dialect::{MySql as M, Postgres as P, Sqlite as S};
+    let shorthand = "TABLE name";
+    for dialect in [P, M, S] {
+        check(dialect, "SELECT 1 UNION TABLE t; VACUUM", Err(shorthand));
+        check(dialect, "WITH c AS (SELECT 1) TABLE t ; COMMIT", Err(shorthand));
+        check(dialect, "SELECT 1 UNION TABLE s.t", Err(shorthand));
+        assert!(read_only(dialect, "SELECT * FROM (SELECT 1 UNION TABLE t) AS x", CAP).is_err());
+    }
+    check_write(M, "INSERT INTO x TABLE t; COMMIT", Err(shorthand));
+    check_write(S, "INSERT INTO x SELECT 1 UNION TABLE t; DELETE", Err(shorthand));
+}
