@@ -12,9 +12,9 @@ use rampart_core::{CallContext, Caller, CompletionRef, LogLevel, Pipeline, Princ
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, CustomRequest,
+        CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
         ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
         Tool, UnsubscribeRequestParams,
     },
@@ -355,7 +355,60 @@ impl ServerHandler for McpHandler {
         self.threshold.set(level);
         Ok(())
     }
+
+    /// rmcp hands over as a custom request both a method it does not know and a method it
+    /// knows whose `params` do not match that method's schema (its message type is an
+    /// untagged union): the first is -32601 Method not found, the second -32602 Invalid
+    /// params (JSON-RPC 2.0 §5.1), not "method not found" for `tools/call`.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let method = request.method;
+        if CLIENT_REQUESTS.contains(&method.as_str()) {
+            let message = format!("Invalid params: the parameters of {method} do not match its MCP schema");
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, format!("Method not found: {method}"), None))
+    }
 }
+
+/// The methods of rmcp's `ClientRequest` union (other than its custom fallback): the
+/// requests whose parameters rmcp reads into a type, named by rmcp's own constants.
+const CLIENT_REQUESTS: &[&str] = {
+    use rmcp::model::{
+        CallToolRequestMethod, CancelTaskMethod, CompleteRequestMethod, ConstString, DiscoverRequestMethod,
+        GetPromptRequestMethod, GetSkillRequestMethod, GetTaskMethod, InitializeResultMethod, ListPromptsRequestMethod,
+        ListResourceTemplatesRequestMethod, ListResourcesRequestMethod, ListSkillsRequestMethod,
+        ListToolsRequestMethod, PingRequestMethod, ReadResourceDirectoryRequestMethod, ReadResourceRequestMethod,
+        SetLevelRequestMethod, SubscribeRequestMethod, SubscriptionsListenRequestMethod, UnsubscribeRequestMethod,
+        UpdateTaskMethod,
+    };
+    &[
+        PingRequestMethod::VALUE,
+        InitializeResultMethod::VALUE,
+        DiscoverRequestMethod::VALUE,
+        CompleteRequestMethod::VALUE,
+        SetLevelRequestMethod::VALUE,
+        GetPromptRequestMethod::VALUE,
+        ListPromptsRequestMethod::VALUE,
+        ListResourcesRequestMethod::VALUE,
+        ListResourceTemplatesRequestMethod::VALUE,
+        ReadResourceRequestMethod::VALUE,
+        SubscriptionsListenRequestMethod::VALUE,
+        SubscribeRequestMethod::VALUE,
+        UnsubscribeRequestMethod::VALUE,
+        CallToolRequestMethod::VALUE,
+        ListToolsRequestMethod::VALUE,
+        GetTaskMethod::VALUE,
+        UpdateTaskMethod::VALUE,
+        CancelTaskMethod::VALUE,
+        ListSkillsRequestMethod::VALUE,
+        GetSkillRequestMethod::VALUE,
+        ReadResourceDirectoryRequestMethod::VALUE,
+    ]
+};
 
 fn from_json_level(value: &Value) -> Result<LogLevel, ErrorData> {
     serde_json::from_value(value.clone())

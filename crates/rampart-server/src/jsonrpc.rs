@@ -8,8 +8,18 @@
 //! | not JSON | 400 | -32700 Parse error |
 //! | a batch (array); MCP 2025-06-18 removed batching | 400 | -32600 |
 //! | not an object, or `jsonrpc` is not `"2.0"` | 400 | -32600 |
+//! | not one of request, notification, response (see below) | 400 | -32600 |
+//! | `params` an array, or `params._meta` not an object | 400 | -32602 |
 //!
-//! Valid bodies are passed on unchanged (JSON-RPC 2.0 §4, §5.1; MCP 2025-11-25 "Base
+//! The envelope is checked whole, so that nothing rmcp cannot read reaches it (rmcp answers
+//! such a body with a plain-text 415): a request has a string `method`, an `id` that is a
+//! string or an integer (MCP: not null; rmcp: within `i64`) and, if any, object `params`
+//! (`null` counts as none);
+//! a notification is the same without `id`; a response has such an `id` and exactly one
+//! of `result` and `error`, an error being an object with an integer `code` (`i32`) and a
+//! string `message`. The refusal echoes the `id` when it is usable, else `null`.
+//!
+//! Valid bodies are passed on unchanged (JSON-RPC 2.0 §4, §5, §5.1; MCP 2025-11-25 "Base
 //! Protocol").
 
 use std::{sync::Arc, time::Duration};
@@ -56,11 +66,63 @@ fn check(body: &[u8]) -> Result<(), HttpRefusal> {
         }
         _ => return Err(refuse(-32600, "Invalid Request: expected a JSON-RPC object", Value::Null)),
     };
-    let id = object.get("id").cloned().unwrap_or(Value::Null);
+    let id = object.get("id").filter(|id| is_id(id)).cloned().unwrap_or(Value::Null);
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(refuse(-32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"", id));
     }
-    Ok(())
+    envelope(&object).map_err(|(code, message)| refuse(code, message, id))
+}
+
+/// A usable `id`: a string or an integer (MCP forbids `null`; rmcp reads an `i64`).
+fn is_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64()
+}
+
+/// Checks that `object` is a request, a notification or a response; `Err` is the
+/// JSON-RPC code and message.
+fn envelope(object: &serde_json::Map<String, Value>) -> Result<(), (i64, &'static str)> {
+    if object.get("id").is_some_and(|id| !is_id(id)) {
+        return Err((-32600, "Invalid Request: \"id\" must be a string or an integer"));
+    }
+    match (object.get("method"), object.get("result"), object.get("error")) {
+        (Some(method), None, None) => request(method, object.get("params")),
+        (None, Some(_), None) if object.contains_key("id") => Ok(()),
+        (None, None, Some(error)) if object.contains_key("id") => match error {
+            Value::Object(error)
+                if error.get("code").and_then(Value::as_i64).is_some_and(|code| i32::try_from(code).is_ok())
+                    && error.get("message").is_some_and(Value::is_string) =>
+            {
+                Ok(())
+            }
+            _ => Err((
+                -32600,
+                "Invalid Request: \"error\" must be an object with an integer \"code\" and a string \"message\"",
+            )),
+        },
+        (None, Some(_), None) | (None, None, Some(_)) => Err((-32600, "Invalid Request: a response needs an \"id\"")),
+        (None, None, None) => Err((
+            -32600,
+            "Invalid Request: expected a \"method\" (request, notification) or a \"result\" or \"error\" (response)",
+        )),
+        _ => Err((-32600, "Invalid Request: \"method\", \"result\" and \"error\" exclude each other")),
+    }
+}
+
+/// The `method` and `params` of a request or notification.
+fn request(method: &Value, params: Option<&Value>) -> Result<(), (i64, &'static str)> {
+    if !method.is_string() {
+        return Err((-32600, "Invalid Request: \"method\" must be a string"));
+    }
+    match params {
+        // rmcp reads `null` as no parameters, and some clients send it.
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(params)) => match params.get("_meta") {
+            Some(meta) if !meta.is_object() => Err((-32602, "Invalid params: \"_meta\" must be an object")),
+            _ => Ok(()),
+        },
+        Some(Value::Array(_)) => Err((-32602, "Invalid params: MCP parameters are an object, not an array")),
+        Some(_) => Err((-32600, "Invalid Request: \"params\" must be an object")),
+    }
 }
 
 pub(crate) async fn validate(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
@@ -123,3 +185,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props;
