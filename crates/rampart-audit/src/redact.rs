@@ -21,8 +21,9 @@ pub const MIN_SECRET_CHARS: usize = 4;
 
 /// Object keys naming a secret, lower case without separators. A key matches when its
 /// separator-free lower-case form ends with one, or when its first words (split at `-`,
-/// `_`, `.`, spaces and camelCase humps) spell one: `x-api-key`, `db_password`,
-/// `accessToken`, `password_hash`, `csrftoken`, but not `max_tokens` or `tokenizer`.
+/// `_`, `.`, spaces and camelCase humps) spell one, a number at its end aside:
+/// `x-api-key`, `db_password`, `accessToken`, `password_hash`, `csrftoken`, `token_2`, but
+/// not `max_tokens` or `tokenizer`.
 const KEY_TERMS: &[&str] = &[
     "authorization",
     "password",
@@ -37,6 +38,15 @@ const KEY_TERMS: &[&str] = &[
     "cookie",
     "credential",
     "credentials",
+    // Plurals, where unambiguous (`tokens` is not: `max_tokens` counts them).
+    "passwords",
+    "passphrases",
+    "secrets",
+    "apikeys",
+    "privatekeys",
+    "accesskeys",
+    "secretkeys",
+    "cookies",
 ];
 
 /// Keys that name a secret only when they are the whole key (`auth`, but not `author`).
@@ -219,10 +229,14 @@ fn redact_whole(value: &mut Value) {
 /// Whether an object key names a secret. Case, `-`, `_`, `.` and camelCase do not
 /// matter; the key matches when it ends with, or its leading words spell, one of
 /// `authorization`, `password`, `passwd`, `passphrase`, `secret`, `token`, `api key`,
-/// `private key`, `access key`, `secret key`, `cookie`, `credential(s)`; or when it is
-/// exactly `auth`, `pass` or `pwd`. So `x-api-key`, `db_password`, `accessToken`,
-/// `Set-Cookie`, `password_hash` match; `max_tokens`, `tokenizer`, `author` do not.
+/// `private key`, `access key`, `secret key`, `cookie`, `credential(s)` (or a plural of
+/// one, except `tokens`); or when it is exactly `auth`, `pass` or `pwd`; a number at the
+/// end is ignored. So `x-api-key`, `db_password`, `accessToken`, `Set-Cookie`,
+/// `password_hash`, `password2`, `api_keys` match; `max_tokens`, `tokenizer`, `author` do
+/// not.
 pub fn is_secret_key(key: &str) -> bool {
+    // A number after the term does not make it another word: `password2`, `token_2`.
+    let key = key.trim_end_matches(|c: char| c.is_ascii_digit() || !c.is_alphanumeric());
     let (joined, word_ends) = split_words(key);
     if EXACT_KEYS.contains(&joined.as_str()) || KEY_TERMS.iter().any(|term| joined.ends_with(term)) {
         return true;
@@ -262,5 +276,7 @@ fn split_words(key: &str) -> (String, Vec<usize>) {
     (joined, ends)
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;
