@@ -249,7 +249,11 @@ async fn a_thousand_streams_opened_and_dropped_leave_nothing_behind() {
     eprintln!(
         "legacy SSE, 1,000 streams opened and dropped per round: RSS {first} KiB after the first, {third} KiB after the third"
     );
-    assert!(third < first + 2 * 1024, "RSS grew from {first} KiB to {third} KiB over two rounds of 1,000 streams");
+    // Sessions are checked exactly above; memory only against a leak's order of size: a
+    // stream that left its session behind (channels, rmcp state: tens of KiB) would grow
+    // RSS by far more than 16 MiB over 2,000 streams, while the allocator's own
+    // fluctuation on a busy machine is a few MiB.
+    assert!(third < first + 16 * 1024, "RSS grew from {first} KiB to {third} KiB over two rounds of 1,000 streams");
 }
 
 #[tokio::test]
