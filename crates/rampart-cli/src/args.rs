@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit status: 0 success; 1 the tool reported an error; 2 usage, configuration, connection or protocol error.
+Exit status: 0 success; 1 the tool reported an error; 2 usage, configuration, connection or protocol error;
+130 interrupted (Ctrl-C: the call was cancelled on the server).
 Configuration precedence: flags > RAMPART_* environment (and ./.env) > rampart.toml > defaults.";
 
 /// Rampart: a secure MCP server and gateway.
@@ -19,7 +20,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve MCP over streamable HTTP (default, 127.0.0.1:8080/mcp) or stdio.
+    /// Serve MCP over streamable HTTP (default, 127.0.0.1:8080/mcp, with legacy SSE at /sse
+    /// and WebSocket at /ws), stdio, or D-Bus.
     Serve(ServeArgs),
     /// Write a commented example rampart.toml.
     Init(InitArgs),
