@@ -11,7 +11,7 @@ use rampart_core::CallError;
 use rampart_policy::{Access, Request};
 use rampart_server::{CreatedToken, LocalAdmin, TokenInfo, build_policy, open_store, parse_duration, record_from_row};
 use rampart_store::{AuditQuery, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     args::{AuditCommand, ConfigArgs, PolicyCommand, TokenCommand},
@@ -163,7 +163,7 @@ fn records_report(records: &[AuditRecord]) -> anyhow::Result<Report> {
             ));
         }
     }
-    Ok(Report { data: Data::Lines(data), ..Report::new(Value::Null, View::Text(text)) })
+    Ok(Report::lines(data, View::Text(text)))
 }
 
 fn since_ms(text: &str) -> anyhow::Result<i64> {

@@ -525,10 +525,5 @@ async fn confirm(shown: &str, offered: &OfferedTool) -> Confirmation {
 }
 
 fn history_file() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
-        .unwrap_or_default()
-        .join("rampart/chat-history")
+    output::xdg_dir("XDG_STATE_HOME", ".local/state", "chat-history")
 }

@@ -44,12 +44,7 @@ pub(crate) fn target(args: &ClientArgs) -> anyhow::Result<ClientTarget> {
 
 /// The client file: `$XDG_CONFIG_HOME/rampart/servers.toml` (`~/.config/…` by default).
 pub(crate) fn servers_file() -> std::path::PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".config")))
-        .unwrap_or_default()
-        .join("rampart/servers.toml")
+    crate::output::xdg_dir("XDG_CONFIG_HOME", ".config", "servers.toml")
 }
 
 /// A server of the client file, `[servers.NAME]`.
@@ -309,7 +304,7 @@ pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<Report>
         clap_complete::Shell::Fish => FISH_TOOL_HOOK,
         _ => "",
     });
-    Ok(Report { data: Data::None, ..Report::new(Value::Null, View::Text(script)) })
+    Ok(Report::view_only(View::Text(script)))
 }
 
 const BASH_TOOL_HOOK: &str = r#"
@@ -353,7 +348,7 @@ pub(crate) async fn dynamic_complete(words: &[String]) -> Report {
         None => Vec::new(),
     };
     let text = candidates.iter().map(|c| format!("{c}\n")).collect();
-    Report { data: Data::None, ..Report::new(Value::Null, View::Text(text)) }
+    Report::view_only(View::Text(text))
 }
 
 async fn tool_candidates(before: &[String], partial: &str) -> Vec<String> {
@@ -504,7 +499,7 @@ pub(crate) fn tool_help_from_cache(args: &ToolArgs) -> Option<Report> {
     let tools = tool_cache::load(&args.client, Some(tool_cache::FRESH_FOR))?;
     let tool = tool_command::find(&tools, name)?;
     let help = tool_command::command(tool).render_long_help().to_string();
-    Some(Report { data: Data::None, ..Report::new(Value::Null, View::Text(help)) })
+    Some(Report::view_only(View::Text(help)))
 }
 
 /// `rampart tool [NAME [FLAGS…]]`: the tools of the server, or one called with flags
@@ -531,7 +526,7 @@ pub(crate) async fn tool(
             return Ok(Report::note(error.render().to_string().trim_end()).with_status(Status::Usage));
         }
         Err(help) => {
-            return Ok(Report { data: Data::None, ..Report::new(Value::Null, View::Text(help.render().to_string())) });
+            return Ok(Report::view_only(View::Text(help.render().to_string())));
         }
     };
     let arguments = tool_command::arguments(tool, &matches);

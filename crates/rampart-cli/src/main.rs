@@ -87,11 +87,9 @@ async fn run(command: Command, printer: &Printer) -> anyhow::Result<Report> {
         // Inside the shell: a conversation on the shell's terminal.
         Command::Chat(args) => {
             let code = chat::run(args).await?;
-            Ok(Report::note("").with_status(if code == std::process::ExitCode::SUCCESS {
-                output::Status::Success
-            } else {
-                output::Status::Failure
-            }))
+            let status =
+                if code == std::process::ExitCode::SUCCESS { output::Status::Success } else { output::Status::Failure };
+            Ok(Report::status_only(status))
         }
         other => anyhow::bail!("`{}` cannot run here", other.name()),
     }

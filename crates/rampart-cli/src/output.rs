@@ -98,6 +98,23 @@ impl Report {
         Self { data: Data::Pretty(data), view, notes: Vec::new(), status: Status::Success, view_on_stderr: false }
     }
 
+    /// A view for people with nothing for `--json` (help texts, scripts, listings of a
+    /// shell's own).
+    pub(crate) fn view_only(view: View) -> Self {
+        Self { data: Data::None, ..Self::new(Value::Null, view) }
+    }
+
+    /// Data printed as compact JSON lines under `--json` (records, checkpoints), `view`
+    /// for people.
+    pub(crate) fn lines(data: Vec<Value>, view: View) -> Self {
+        Self { data: Data::Lines(data), ..Self::new(Value::Null, view) }
+    }
+
+    /// A report with nothing to show, only an exit status.
+    pub(crate) fn status_only(status: Status) -> Self {
+        Self { data: Data::None, view: View::Empty, notes: Vec::new(), status, view_on_stderr: false }
+    }
+
     /// A report that is only a note on stderr (nothing on stdout, not even under `--json`).
     pub(crate) fn note(note: impl Into<String>) -> Self {
         Self {
@@ -382,6 +399,18 @@ pub(crate) fn error(error: &anyhow::Error) -> ExitCode {
 /// The first line of a description.
 pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// `$VAR` (an XDG base directory, e.g. `XDG_STATE_HOME`), else `~/FALLBACK`, joined with
+/// `rampart/…`: where the client keeps its files.
+pub(crate) fn xdg_dir(var: &str, fallback: &str, under: &str) -> std::path::PathBuf {
+    std::env::var_os(var)
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(fallback)))
+        .unwrap_or_default()
+        .join("rampart")
+        .join(under)
 }
 
 #[cfg(test)]

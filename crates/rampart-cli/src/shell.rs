@@ -350,17 +350,13 @@ async fn show_notices(
 
 /// `$XDG_STATE_HOME/rampart/history/<server>` (`~/.local/state/…` by default).
 fn history_file(server: &str) -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let history = output::xdg_dir("XDG_STATE_HOME", ".local/state", "history");
     let name: String = server
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
         .take(120)
         .collect();
-    state.join("rampart/history").join(name)
+    history.join(name)
 }
 
 fn editor(
@@ -381,8 +377,12 @@ fn editor(
         KeyCode::Tab,
         ReedlineEvent::UntilFound(vec![ReedlineEvent::Menu("completion".into()), ReedlineEvent::MenuNext]),
     );
-    let completer =
-        ShellCompleter { catalog: Arc::clone(catalog), client: Arc::clone(client), runtime: runtime.clone() };
+    let completer = ShellCompleter {
+        catalog: Arc::clone(catalog),
+        client: Arc::clone(client),
+        runtime: runtime.clone(),
+        cli: Cli::command(),
+    };
     Ok(Reedline::create()
         .with_history(Box::new(history))
         .with_completer(Box::new(completer))
@@ -420,7 +420,7 @@ fn help(tools: &[ToolInfo], topic: &str) -> Report {
             }
         }
         let help = command.render_long_help().to_string();
-        return Report { data: output::Data::None, ..Report::new(Value::Null, View::Text(help)) };
+        return Report::view_only(View::Text(help));
     }
     let builtins = BUILTINS.iter().map(|(name, what)| [(*name).to_owned(), (*what).to_owned()]).collect();
     let commands = Cli::command()
@@ -438,7 +438,7 @@ fn help(tools: &[ToolInfo], topic: &str) -> Report {
         View::table(["COMMAND", "WHAT (as on the command line, on this connection)"], commands),
         display::tools_table(tools),
     ]);
-    Report { data: output::Data::None, ..Report::new(Value::Null, view) }
+    Report::view_only(view)
 }
 
 /// A line with unclosed `{`/`[` (outside strings) continues on the next one: JSON
@@ -489,6 +489,8 @@ struct ShellCompleter {
     catalog: Arc<RwLock<Catalog>>,
     client: Arc<McpClient>,
     runtime: Handle,
+    /// The command line's table, built once (not at each key press).
+    cli: clap::Command,
 }
 
 impl Completer for ShellCompleter {
@@ -515,7 +517,7 @@ impl ShellCompleter {
                 candidates.extend(catalog.tools.iter().map(|t| (t.name.clone(), first_line(&t.description), true)));
                 candidates.extend(BUILTINS.iter().map(|(n, w)| ((*n).to_owned(), (*w).to_owned(), true)));
                 candidates.extend(
-                    Cli::command()
+                    self.cli
                         .get_subcommands()
                         .filter(|c| !NOT_IN_SHELL.contains(&c.get_name()) && !c.is_hide_set())
                         .map(|c| {
@@ -543,12 +545,12 @@ impl ShellCompleter {
                 }
             }
             [first, rest @ ..] => {
-                if let Some(tool) = tool_command::find(&catalog.tools, first)
-                    .filter(|_| Cli::command().find_subcommand(first).is_none())
+                if let Some(tool) =
+                    tool_command::find(&catalog.tools, first).filter(|_| self.cli.find_subcommand(first).is_none())
                 {
                     candidates.extend(tool_arguments(tool, rest, partial));
                 } else {
-                    candidates.extend(command_words(&words, partial));
+                    candidates.extend(command_words(&self.cli, &words, partial));
                 }
             }
         }
@@ -594,9 +596,8 @@ fn description(schema: &Value) -> String {
 }
 
 /// Subcommands and long flags of a command of the command line's table.
-fn command_words(words: &[&str], partial: &str) -> Vec<(String, String, bool)> {
-    let cli = Cli::command();
-    let mut command = &cli;
+fn command_words(cli: &clap::Command, words: &[&str], partial: &str) -> Vec<(String, String, bool)> {
+    let mut command = cli;
     for word in words {
         if let Some(sub) = command.find_subcommand(word) {
             command = sub;

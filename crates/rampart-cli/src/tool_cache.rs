@@ -21,12 +21,8 @@ use crate::args::ClientArgs;
 /// How long `--help` trusts a cached list.
 pub(crate) const FRESH_FOR: Duration = Duration::from_secs(600);
 
-fn directory() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .map(|cache| cache.join("rampart/tools"))
+fn directory() -> PathBuf {
+    crate::output::xdg_dir("XDG_CACHE_HOME", ".cache", "tools")
 }
 
 /// The cache file of the server `args` name; `None` when they name none.
@@ -44,7 +40,7 @@ fn file(args: &ClientArgs) -> Option<PathBuf> {
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
         .take(80)
         .collect();
-    Some(directory()?.join(format!("{readable}-{:016x}.json", hasher.finish())))
+    Some(directory().join(format!("{readable}-{:016x}.json", hasher.finish())))
 }
 
 /// The cached tools, when there are some no older than `max_age` (`None`: any age).

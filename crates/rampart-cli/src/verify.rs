@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::{
     admin::AuditSource,
-    output::{Data, Report, Status, View},
+    output::{Report, Status, View},
 };
 
 /// Rows read per query while verifying the store.
@@ -186,7 +186,7 @@ fn report(check: &CheckpointCheck, outcome: Result<VerifySummary, Problem>) -> R
                 summary.last.hash,
                 check.describe(&summary)
             );
-            Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(text)) }
+            Report::lines(vec![data], View::Text(text))
         }
         Err(problem) => {
             let (headline, problem) = match problem {
@@ -194,11 +194,7 @@ fn report(check: &CheckpointCheck, outcome: Result<VerifySummary, Problem>) -> R
                 Problem::Checkpoints(problem) => ("audit checkpoints REFUSED", problem),
             };
             let data = json!({ "intact": false, "error": problem, "checkpoints": check.to_json(None) });
-            Report {
-                data: Data::Lines(vec![data]),
-                ..Report::new(Value::Null, View::Text(format!("{headline}: {problem}")))
-            }
-            .with_status(Status::Failure)
+            Report::lines(vec![data], View::Text(format!("{headline}: {problem}"))).with_status(Status::Failure)
         }
     }
 }
@@ -210,7 +206,7 @@ pub(crate) async fn checkpoint(config: &Config, source: &AuditSource, json: bool
     let checkpoint = Checkpoint::sign(&signer, &ChainHead::of(&last), jiff::Timestamp::now());
     let line = checkpoint.json_line();
     let data = serde_json::from_str(&line).unwrap_or(Value::String(line.clone()));
-    let report = Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(line)) };
+    let report = Report::lines(vec![data], View::Text(line));
     Ok(if json {
         report
     } else {
@@ -228,7 +224,7 @@ pub(crate) fn public_key(config: &Config) -> anyhow::Result<Report> {
     let key = signer(&path)?.public_key().clone();
     let file = public_key_path(&path);
     let data = json!({ "key_id": key.key_id(), "public_key": key.to_pem(), "file": file });
-    Ok(Report { data: Data::Lines(vec![data]), ..Report::new(Value::Null, View::Text(key.to_pem())) })
+    Ok(Report::lines(vec![data], View::Text(key.to_pem())))
 }
 
 /// The configured signing key; never generated here (the server does, on its first run).
