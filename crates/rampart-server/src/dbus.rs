@@ -51,6 +51,8 @@ enum McpError {
 
 /// One connection's session.
 struct Session {
+    /// The connection's Unix user, as the bus daemon vouched for it.
+    uid: u32,
     deliver: rampart_mcp::ChannelSession,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>,
 }
@@ -73,12 +75,20 @@ impl Mcp1 {
         #[zbus(connection)] connection: &zbus::Connection,
     ) -> Result<String, McpError> {
         let sender = header.sender().ok_or_else(|| McpError::Failed("no sender".into()))?.to_string();
-        let uid = fdo::DBusProxy::new(connection)
-            .await
-            .map_err(|e| McpError::Failed(e.to_string()))?
-            .get_connection_unix_user(BusName::try_from(sender.as_str()).map_err(|e| McpError::Failed(e.to_string()))?)
-            .await
-            .map_err(|e| McpError::Failed(e.to_string()))?;
+        // A unique name is never reused on a bus: its user, asked of the bus daemon once,
+        // holds for the session's life.
+        let known = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&sender).map(|s| s.uid);
+        let uid = match known {
+            Some(uid) => uid,
+            None => fdo::DBusProxy::new(connection)
+                .await
+                .map_err(|e| McpError::Failed(e.to_string()))?
+                .get_connection_unix_user(
+                    BusName::try_from(sender.as_str()).map_err(|e| McpError::Failed(e.to_string()))?,
+                )
+                .await
+                .map_err(|e| McpError::Failed(e.to_string()))?,
+        };
         let Some(roles) = self.users.get(&uid).cloned() else {
             let caller = caller_of(uid, Vec::new(), &sender);
             self.guard.metrics().refused("dbus_unmapped_user");
@@ -88,7 +98,7 @@ impl Mcp1 {
                 "uid {uid} may not use this server: add [dbus.users.{uid}] roles = [...] to its configuration"
             )));
         };
-        let session = self.session(&sender, connection);
+        let session = self.session(&sender, uid, connection);
         let id = serde_json::from_str::<Value>(&message)
             .ok()
             .filter(|m| m.get("method").is_some())
@@ -134,7 +144,7 @@ fn caller_of(uid: u32, roles: Vec<String>, sender: &str) -> Caller {
 
 impl Mcp1 {
     /// The session of connection `sender`, opened on its first message.
-    fn session(&self, sender: &str, connection: &zbus::Connection) -> Arc<Session> {
+    fn session(&self, sender: &str, uid: u32, connection: &zbus::Connection) -> Arc<Session> {
         let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(session) = sessions.get(sender) {
             return session.clone();
@@ -145,7 +155,7 @@ impl Mcp1 {
             all.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&gone);
         });
         let outbound = std::mem::replace(&mut channel.outbound, tokio::sync::mpsc::channel(1).1);
-        let session = Arc::new(Session { deliver: channel, pending: Arc::default() });
+        let session = Arc::new(Session { uid, deliver: channel, pending: Arc::default() });
         tokio::spawn(relay(outbound, session.pending.clone(), connection.clone(), sender.to_owned()));
         sessions.insert(sender.to_owned(), session.clone());
         tracing::info!(connection = %sender, "D-Bus session opened");

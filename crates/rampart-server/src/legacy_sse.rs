@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http::{StatusCode, header};
-use rampart_core::{Caller, Outcome, Transport};
+use rampart_core::{Caller, Transport};
 use rampart_mcp::{Delivery, LegacySse, SessionOwner};
 
 use crate::{SecurityGuard, refusal::HttpRefusal};
@@ -83,10 +83,7 @@ pub(crate) async fn message(
         Ok(()) => (StatusCode::ACCEPTED, "Accepted").into_response(),
         Err(Delivery::Unknown) => HttpRefusal::SessionNotFound.into_response(),
         Err(Delivery::Foreign) => {
-            tracing::warn!(principal = %caller.principal, "legacy SSE message for another principal's session refused");
-            routes.guard.metrics().refused("foreign_session");
-            let detail = "POST for a legacy SSE session that belongs to another principal".to_owned();
-            routes.guard.record_refusal(&caller, "session", Outcome::Denied, detail).await;
+            crate::sessions::refuse_foreign(&routes.guard, &caller, &id, "POST", "legacy SSE ").await;
             HttpRefusal::SessionNotFound.into_response()
         }
         Err(Delivery::Invalid(error)) => HttpRefusal::BadRequest {

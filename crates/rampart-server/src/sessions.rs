@@ -53,7 +53,7 @@ pub(crate) async fn bind_sessions(State(binding): State<SessionBinding>, mut req
             request.extensions_mut().insert(BoundSession(id.clone()));
         }
         (Some(id), Some(SessionCheck::Foreign)) => {
-            refuse_foreign(&binding, &caller, id, request.method()).await;
+            refuse_foreign(&binding.guard, &caller, id, request.method().as_str(), "").await;
             // From here on the request names a session nobody has.
             let unknown = format!("unknown-{}", uuid::Uuid::new_v4());
             if let Ok(value) = HeaderValue::from_str(&unknown) {
@@ -83,14 +83,16 @@ pub(crate) async fn bind_sessions(State(binding): State<SessionBinding>, mut req
     response
 }
 
-/// Records and counts a use of another principal's session.
-async fn refuse_foreign(binding: &SessionBinding, caller: &Caller, session: &str, method: &Method) {
-    tracing::warn!(principal = %caller.principal, %method, "request for another principal's session refused");
-    binding.guard.metrics().refused("foreign_session");
+/// Records and counts a use of another principal's session (`request`: what was tried,
+/// e.g. `POST`; `kind`: which sessions, e.g. `"legacy SSE "`, or `""` for `/mcp`'s), on
+/// any transport that has sessions.
+pub(crate) async fn refuse_foreign(guard: &SecurityGuard, caller: &Caller, session: &str, request: &str, kind: &str) {
+    tracing::warn!(principal = %caller.principal, %request, "request for another principal's session refused");
+    guard.metrics().refused("foreign_session");
     let mut caller = caller.clone();
     caller.session = Some(session.to_owned());
-    let detail = format!("{method} for a session that belongs to another principal");
-    binding.guard.record_refusal(&caller, "session", Outcome::Denied, detail).await;
+    let detail = format!("{request} for a {kind}session that belongs to another principal");
+    guard.record_refusal(&caller, "session", Outcome::Denied, detail).await;
 }
 
 /// Drops the bindings of sessions the transport no longer has, once they outnumber the
