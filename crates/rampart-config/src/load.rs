@@ -85,6 +85,11 @@ pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
     figment = figment.merge(Layer { name: "command-line flags", dict: flags_layer(&options.overrides)? });
     let config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
     check_legacy_paths(&config.server)?;
+    if let Some(key) = config.dbus.users.keys().find(|uid| uid.parse::<u32>().is_err()) {
+        return Err(ConfigError::Invalid(format!(
+            "[dbus.users.{key}]: a Unix user id (a number, as `id -u` prints it) was expected"
+        )));
+    }
     Ok(Loaded { config, file })
 }
 

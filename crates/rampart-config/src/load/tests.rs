@@ -94,3 +94,12 @@ fn secrets_are_masked_when_printed() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert_eq!(config.auth.key.unwrap().expose(), "hunter2-very-secret");
 }
+
+#[test]
+fn dbus_users_are_numeric_uids() {
+    let path = temp_file("dbus-users", "[dbus.users.1000]\nroles = [\"reader\"]\n");
+    assert_eq!(load_with(Some(path), &[], vec![]).unwrap().config.dbus.users["1000"].roles, ["reader"]);
+    let path = temp_file("dbus-names", "[dbus.users.alice]\nroles = [\"reader\"]\n");
+    let error = load_with(Some(path), &[], vec![]).unwrap_err().to_string();
+    assert!(error.contains("[dbus.users.alice]") && error.contains("id -u"), "{error}");
+}
