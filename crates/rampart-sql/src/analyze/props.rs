@@ -413,14 +413,19 @@ async fn execute(connection: &mut SqliteConnection, text: &str) {
     connection.lock_handle().await.unwrap().remove_progress_handler();
 }
 
-#[test]
-fn what_read_only_accepts_changes_nothing_in_a_writable_sqlite() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut connection = runtime.block_on(async {
+/// A read-write in-memory SQLite with the fixture tables, and no other protection.
+fn fixture_database(runtime: &tokio::runtime::Runtime) -> SqliteConnection {
+    runtime.block_on(async {
         let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
         connection.execute(FIXTURE).await.unwrap();
         connection
-    });
+    })
+}
+
+#[test]
+fn what_read_only_accepts_changes_nothing_in_a_writable_sqlite() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut connection = fixture_database(&runtime);
     let connection = std::cell::RefCell::new(&mut connection);
     run(statement(), |statement| {
         let Ok(accepted) = read_only(Dialect::Sqlite, &statement.text, 11) else { return Ok(()) };
@@ -458,11 +463,7 @@ fn what_the_grammar_knows_writes_is_refused_in_every_dialect() {
 #[test]
 fn what_writable_accepts_keeps_the_transaction_and_attaches_nothing() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut connection = runtime.block_on(async {
-        let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        connection.execute(FIXTURE).await.unwrap();
-        connection
-    });
+    let mut connection = fixture_database(&runtime);
     let connection = std::cell::RefCell::new(&mut connection);
     run(statement(), |statement| {
         let Ok(accepted) = writable(Dialect::Sqlite, &statement.text) else { return Ok(()) };
