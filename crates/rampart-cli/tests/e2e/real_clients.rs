@@ -125,8 +125,12 @@ pub(crate) fn inspector(node_bin: &Path, args: &[&str]) -> (i32, String) {
         .env("PATH", path)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.code().is_some(), "inspector killed: {}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        // What a failing assertion shows: the Inspector says why on stderr.
+        stdout.push_str(&format!("\n--- stderr\n{}", String::from_utf8_lossy(&output.stderr)));
+    }
     (output.status.code().unwrap_or(-1), stdout)
 }
 
