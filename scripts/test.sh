@@ -5,7 +5,8 @@
 #   2. cargo nextest: unit tests and the end-to-end tests that drive the real binary with
 #      rmcp's client, the Python SDK and the Inspector CLI;
 #   3. the official MCP conformance suite (active server scenarios) against
-#      `rampart serve --profile conformance`;
+#      `rampart serve --profile conformance`, then the tasks extension's scenarios from
+#      the suite's next release (tests/clients/conformance-next);
 #   4. the same suite (--suite all) directly and through the gateway (a front Rampart
 #      whose only upstream is that server): the results must be identical;
 #   5. the suite's client scenarios against Rampart's own MCP client (the CLI's and the
@@ -53,6 +54,8 @@ if [[ -z "$url" ]]; then
   exit 1
 fi
 scripts/conformance.sh "$url"
+echo "== MCP conformance suite: the tasks extension (SEP-2663)" >&2
+scripts/conformance-tasks.sh "$url"
 
 echo "== MCP conformance suite through the gateway" >&2
 scripts/conformance-gateway.sh "$root/target/debug/rampart"

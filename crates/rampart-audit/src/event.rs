@@ -43,6 +43,10 @@ pub struct AuditEvent {
     /// server), when the request reached one. Absent from records that have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toolbox: Option<String>,
+    /// The task the call ran as (the tasks extension, SEP-2663), or the task a
+    /// `tasks/*` request was about. Absent from records that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// The request's arguments, already redacted; `null` when there were none.
     pub arguments: serde_json::Value,
     /// What policy decided.

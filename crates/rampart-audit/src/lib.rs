@@ -38,6 +38,7 @@
 //!     method: "tools/call".into(),
 //!     tool: Some("system_health".into()),
 //!     toolbox: None,
+//!     task: None,
 //!     arguments: serde_json::json!({"password": "hunter2"}),
 //!     decision: Decision::Allow,
 //!     outcome: Outcome::Ok,

@@ -202,8 +202,12 @@ impl Serialize for Wire<'_> {
             Part::AfterHash => (false, false, true),
         };
         let toolbox = event.toolbox.as_ref().filter(|_| after);
-        let len =
-            4 * usize::from(before) + usize::from(hash) + 11 * usize::from(after) + usize::from(toolbox.is_some());
+        let task = event.task.as_ref().filter(|_| after);
+        let len = 4 * usize::from(before)
+            + usize::from(hash)
+            + 11 * usize::from(after)
+            + usize::from(toolbox.is_some())
+            + usize::from(task.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         // In sorted key order (a test checks it): serializers keep the order written.
         if before {
@@ -224,6 +228,10 @@ impl Serialize for Wire<'_> {
             map.serialize_entry("request_id", &event.request_id)?;
             map.serialize_entry("seq", &record.seq)?;
             map.serialize_entry("session", &event.session)?;
+            // Only when set, as `toolbox`.
+            if let Some(task) = task {
+                map.serialize_entry("task", task)?;
+            }
             map.serialize_entry("time", &format_time(event.time))?;
             map.serialize_entry("tool", &event.tool)?;
             // Only when set: records written before the field existed keep their hash.
@@ -274,6 +282,8 @@ struct RecordWire {
     tool: Option<String>,
     #[serde(default)]
     toolbox: Option<String>,
+    #[serde(default)]
+    task: Option<String>,
     arguments: Value,
     decision: Decision,
     outcome: Outcome,
@@ -297,6 +307,7 @@ impl From<RecordWire> for AuditRecord {
                 method: wire.method,
                 tool: wire.tool,
                 toolbox: wire.toolbox,
+                task: wire.task,
                 arguments: wire.arguments,
                 decision: wire.decision,
                 outcome: wire.outcome,

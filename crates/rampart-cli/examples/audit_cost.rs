@@ -43,6 +43,7 @@ fn event(redactor: &Redactor, session: &str, i: u64) -> AuditEvent {
         method: "tools/call".into(),
         tool: Some("get_current_time".into()),
         toolbox: None,
+        task: None,
         arguments: serde_json::json!({"timezone": "UTC"}),
         decision: Decision::Allow,
         outcome: Outcome::Ok,

@@ -75,6 +75,19 @@ pub struct LimitsConfig {
     /// in, seconds (408 after). Default 30: a 4 MiB body at 1 Mbit/s takes 34 s; raise
     /// it with `server.max_body_bytes` for slow links.
     pub body_read_timeout_secs: u64,
+    /// How long a tool call run as a task (the tasks extension) stays observable, seconds;
+    /// its result is kept up to this long again after it ends. Never less than
+    /// `call_timeout_secs` + 60, so that a call times out (and is recorded) before its
+    /// task expires. Default 900.
+    pub task_ttl_secs: u64,
+    /// Tasks (running or kept) one principal may hold at once; beyond, calls are
+    /// answered in their own response. Default 64.
+    pub tasks_per_principal: u32,
+    /// A call that may run as a task becomes one only if it is still running after this
+    /// long, milliseconds; one that ends sooner is answered in its response (SEP-2663
+    /// immediate result). Default 500. Raise it for clients that declare the tasks
+    /// extension without following tasks (the MCP Inspector 2.12 CLI's `tools/call`).
+    pub task_after_ms: u64,
     /// `[limits.tools.NAME] calls = N, period_secs = S`: per principal, for one tool.
     pub tools: std::collections::BTreeMap<String, ToolLimit>,
 }
@@ -88,6 +101,9 @@ impl Default for LimitsConfig {
             failed_auth_per_minute: 30,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
+            task_ttl_secs: 900,
+            tasks_per_principal: 64,
+            task_after_ms: 500,
             tools: Default::default(),
         }
     }
@@ -658,6 +674,13 @@ failed_auth_per_minute = 30
 header_read_timeout_secs = 10
 # Time to send a request body once the headers are in (408 after), seconds.
 body_read_timeout_secs = 30
+# Tool calls run as tasks (clients of the tasks extension; exec, sql and upstream tools):
+# how long each stays observable (seconds; at least call_timeout_secs + 60), and how many
+# one principal may hold at once (0 = unlimited).
+task_ttl_secs = 900
+tasks_per_principal = 64
+# A call ending within this many milliseconds is answered directly, not as a task.
+task_after_ms = 500
 # Per tool, per principal: at most `calls` per `period_secs`.
 # [limits.tools.run_command]
 # calls = 10

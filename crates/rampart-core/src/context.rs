@@ -92,6 +92,9 @@ pub struct CallContext {
     pub caller: Caller,
     /// The JSON-RPC request id, for logs and audit.
     pub request_id: Option<String>,
+    /// The task this call runs as (the tasks extension, SEP-2663), for audit; `None`
+    /// for a call answered in its own response.
+    pub task: Option<String>,
     /// Cancelled when the client sends `notifications/cancelled` or disconnects.
     pub cancellation: CancellationToken,
     progress_token: Option<Value>,
@@ -104,6 +107,7 @@ impl std::fmt::Debug for CallContext {
         f.debug_struct("CallContext")
             .field("caller", &self.caller)
             .field("request_id", &self.request_id)
+            .field("task", &self.task)
             .finish_non_exhaustive()
     }
 }
@@ -112,7 +116,15 @@ impl CallContext {
     /// A context for `caller` talking through `peer`, whose permissions `guard` decides
     /// (the pipeline puts its own guard in the context it hands a toolbox).
     pub fn new(caller: Caller, peer: Arc<dyn ClientPeer>, guard: Arc<dyn Guard>) -> Self {
-        Self { caller, request_id: None, cancellation: CancellationToken::new(), progress_token: None, peer, guard }
+        Self {
+            caller,
+            request_id: None,
+            task: None,
+            cancellation: CancellationToken::new(),
+            progress_token: None,
+            peer,
+            guard,
+        }
     }
 
     /// A context with no client (the local CLI, tests).
@@ -123,6 +135,19 @@ impl CallContext {
     /// Sets the request id.
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// Marks this call as running as task `id`.
+    pub fn with_task(mut self, id: impl Into<String>) -> Self {
+        self.task = Some(id.into());
+        self
+    }
+
+    /// Replaces the client peer (a task routes the call's requests through
+    /// `tasks/get` and `tasks/update` instead of the request's stream).
+    pub fn with_peer(mut self, peer: Arc<dyn ClientPeer>) -> Self {
+        self.peer = peer;
         self
     }
 

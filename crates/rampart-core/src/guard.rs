@@ -118,6 +118,8 @@ pub struct CallRecord {
     pub caller: Caller,
     /// JSON-RPC request id.
     pub request_id: Option<String>,
+    /// The task the call ran as, or the task a `tasks/*` request was about.
+    pub task: Option<String>,
     /// MCP method, e.g. `tools/call`.
     pub method: String,
     /// Tool or prompt name, or resource URI.

@@ -29,8 +29,8 @@ pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, Prompt
 pub use request::{Access, Request};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};
 pub use tool::{
-    CompletionRef, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, input_schema_for,
-    output_schema_for, parse_arguments,
+    CompletionRef, ServiceStatus, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
+    input_schema_for, output_schema_for, parse_arguments,
 };
 
 /// Rampart's version, as reported by `system_about`, `/healthz` and the banner.

@@ -46,6 +46,11 @@ pub enum CallError {
     /// for a missing and a forbidden one).
     #[error("resource not found: {0}")]
     ResourceNotFound(String),
+    /// No task of that id belongs to the caller: it never existed, has expired, or is
+    /// another principal's (the same answer for all three). Tasks extension (SEP-2663):
+    /// -32602.
+    #[error("unknown task: {0}")]
+    UnknownTask(String),
     /// Bad arguments to a prompt (MCP: -32602).
     #[error("{0}")]
     InvalidParams(String),
@@ -259,6 +264,7 @@ impl Pipeline {
         let record = CallRecord {
             caller: pending.context.caller.clone(),
             request_id: pending.context.request_id.clone(),
+            task: pending.context.task.clone(),
             method: pending.method.into(),
             target: pending.target,
             toolbox: pending.toolbox,
@@ -346,6 +352,21 @@ impl Pipeline {
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<ToolOutput, CallError> {
+        self.call_tool_recorded(name, arguments, context).await.map(|(output, _)| output)
+    }
+
+    /// [`Pipeline::call_tool`], with the outcome the audit record got: a task tells a
+    /// tool's own error ([`Outcome::ToolError`], the task completes with `isError`) from
+    /// a server fault ([`Outcome::Error`], the task fails).
+    ///
+    /// # Errors
+    /// As [`Pipeline::call_tool`].
+    pub async fn call_tool_recorded(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+    ) -> Result<(ToolOutput, Outcome), CallError> {
         let arguments = arguments.unwrap_or_default();
         let mut pending = self.pending(context, "tools/call", Some(name), Value::Object(arguments.clone()));
         let toolbox = {
@@ -367,7 +388,7 @@ impl Pipeline {
                 // A tool error the model can read and act on (wait, then retry).
                 let message = refusal.to_string();
                 self.finish(pending, Decision::Allow, Outcome::RateLimited, Some(message.clone())).await?;
-                return Ok(ToolOutput::error(message));
+                return Ok((ToolOutput::error(message), Outcome::RateLimited));
             }
             Err(refusal) => return self.fail(pending, Decision::Allow, refusal.into(), None).await,
         };
@@ -431,7 +452,41 @@ impl Pipeline {
             "tool call"
         );
         self.finish(pending, decision, outcome, detail).await?;
-        Ok(output)
+        Ok((output, outcome))
+    }
+
+    /// Admits a `tasks/get`, `tasks/update` or `tasks/cancel` request (the tasks
+    /// extension, SEP-2663) from the caller of `context` about task `task`, which
+    /// `owner` created (`None`: no such task, or it expired).
+    ///
+    /// A task is visible to its creator only: another principal's task is answered as
+    /// unknown, like a task that never existed, and recorded as denied. Rate limits and
+    /// audit health apply as to any request. `tasks/update` and `tasks/cancel` are
+    /// recorded; `tasks/get` polls (one a second per task) are not: the call's own record,
+    /// written when it ends, carries the task id.
+    ///
+    /// # Errors
+    /// [`CallError::UnknownTask`], [`CallError::Refused`].
+    pub async fn task_request(
+        &self,
+        context: &CallContext,
+        method: &'static str,
+        task: &str,
+        owner: Option<&str>,
+    ) -> Result<(), CallError> {
+        let context = context.clone().with_task(task);
+        let pending = self.pending(&context, method, None, Value::Null);
+        match owner {
+            None => return Err(CallError::UnknownTask(task.to_owned())),
+            Some(owner) if owner != context.caller.principal.id => {
+                tracing::warn!(principal = %context.caller.principal, method, "request for another principal's task refused");
+                let detail = Some(format!("{method} for a task that belongs to another principal"));
+                return self.fail(pending, Decision::Deny, CallError::UnknownTask(task.to_owned()), detail).await;
+            }
+            Some(_) => {}
+        }
+        let (pending, _admission) = self.admit(pending).await?;
+        if method == "tasks/get" { Ok(()) } else { self.finish(pending, Decision::Allow, Outcome::Ok, None).await }
     }
 
     /// Concrete resources the caller may see (a `resources` grant matching the URI).

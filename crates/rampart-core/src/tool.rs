@@ -60,6 +60,25 @@ pub struct ToolSpec {
     pub output_schema: Option<Map<String, Value>>,
     /// Behaviour hints.
     pub annotations: ToolAnnotations,
+    /// Whether a call may run as a task (the 2026-07-28 tasks extension, SEP-2663). The
+    /// server decides per call; not sent in `tools/list`.
+    #[serde(skip)]
+    pub task_support: TaskSupport,
+}
+
+/// Whether a tool's calls may run as tasks (SEP-2663: task creation is server-directed;
+/// the client only says it can follow one, in its per-request capabilities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// Always answered in the call (quick tools). The default.
+    #[default]
+    Forbidden,
+    /// Run as a task when the client can follow one, in the call otherwise: tools that
+    /// may run long (commands, queries, upstream servers).
+    Optional,
+    /// Only as a task: a client that cannot follow one gets -32021 (missing required
+    /// client capability).
+    Required,
 }
 
 impl ToolSpec {
@@ -72,7 +91,14 @@ impl ToolSpec {
             input_schema: input_schema_for::<Args>(),
             output_schema: None,
             annotations: ToolAnnotations::default(),
+            task_support: TaskSupport::Forbidden,
         }
+    }
+
+    /// Says whether calls may run as tasks ([`TaskSupport`]).
+    pub fn task_support(mut self, support: TaskSupport) -> Self {
+        self.task_support = support;
+        self
     }
 
     /// Sets the title.

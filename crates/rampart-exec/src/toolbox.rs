@@ -8,7 +8,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rampart_core::{CallContext, Request, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
+use rampart_core::{
+    CallContext, Request, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -453,11 +455,13 @@ impl Toolbox for ExecToolbox {
             ToolSpec::new::<RunCommandArguments>("run_command", &command)
                 .title("Run Command")
                 .output::<RunResult>()
-                .annotations(annotations.clone()),
+                .annotations(annotations.clone())
+                .task_support(TaskSupport::Optional),
             ToolSpec::new::<RunScriptArguments>("run_script", &script)
                 .title("Run Script")
                 .output::<RunResult>()
-                .annotations(annotations),
+                .annotations(annotations)
+                .task_support(TaskSupport::Optional),
         ]
     }
 

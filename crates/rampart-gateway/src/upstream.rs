@@ -19,8 +19,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
 use rampart_core::{
     CallContext, CatalogChanges, ClientPeer, CompletionRef, Content, LogLevel, PeerError, PromptArgument, PromptOutput,
-    PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ServiceStatus, ToolAnnotations, ToolError,
-    ToolOutput, ToolSpec, Toolbox,
+    PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ServiceStatus, TaskSupport, ToolAnnotations,
+    ToolError, ToolOutput, ToolSpec, Toolbox,
 };
 use rampart_mcp::{ClientError, ClientEvents, ClientTarget, ConnectOptions, McpClient, ServerNotice};
 use serde::Serialize;

@@ -8,17 +8,18 @@
 
 use std::sync::Arc;
 
-use rampart_core::{CallContext, Caller, CompletionRef, LogLevel, Pipeline, Principal, Transport};
+use rampart_core::{CallContext, Caller, CompletionRef, LogLevel, Pipeline, Principal, TaskSupport, Transport};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, CustomRequest,
-        CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-        Tool, UnsubscribeRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
+        CompleteRequestParams, CompleteResult, CreateTaskResult, CustomRequest, CustomResult, ErrorCode,
+        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, InitializeRequestParams,
+        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
     },
-    service::{NotificationContext, RequestContext},
+    service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink},
 };
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     BoundSession, SessionOwners,
     peer::{LogThreshold, RmcpPeer},
-    session::watch_lists,
+    session::{List, ListWatch, watch_lists},
+    tasks::{Started, TaskSettings, Tasks},
     wire::{call_error, from_json, retype},
 };
 
@@ -53,6 +55,9 @@ pub struct McpHandler {
     stdio_principal: Principal,
     owners: Arc<SessionOwners>,
     session: Arc<SessionTracker>,
+    tasks: Arc<Tasks>,
+    /// Cancelled when the server begins to shut down: ends `subscriptions/listen` streams.
+    stopping: CancellationToken,
 }
 
 /// One session's id, known once the session's handshake completed on this handler; when
@@ -111,7 +116,24 @@ impl McpHandler {
             stdio_principal: Principal::local_operator(),
             owners,
             session,
+            tasks: Arc::new(Tasks::new(TaskSettings::default())),
+            stopping: CancellationToken::new(),
         }
+    }
+
+    /// Sets how tool calls run as tasks are kept (the tasks extension, SEP-2663).
+    pub fn with_task_settings(mut self, settings: TaskSettings) -> Self {
+        self.tasks = Arc::new(Tasks::new(settings));
+        self
+    }
+
+    /// The server is shutting down: cancels every tool call running as a task (each ends
+    /// as cancelled and is recorded while the server drains) and ends every
+    /// `subscriptions/listen` stream with its final result, so that draining waits for
+    /// neither.
+    pub fn begin_shutdown(&self) {
+        self.tasks.cancel_all();
+        self.stopping.cancel();
     }
 
     /// Sets who the caller is on stdio (default: the local operator, role `admin`).
@@ -163,6 +185,23 @@ impl McpHandler {
     }
 }
 
+impl McpHandler {
+    /// Admits a `tasks/*` request through the pipeline: only the task's creator gets an
+    /// answer; anyone else is told the task does not exist, and the attempt is recorded.
+    async fn task_request(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &'static str,
+        task: &str,
+    ) -> Result<(), ErrorData> {
+        let owner = self.tasks.owner(task);
+        self.pipeline
+            .task_request(&self.call_context(context), method, task, owner.as_deref())
+            .await
+            .map_err(call_error)
+    }
+}
+
 /// Marks a result object `resultType: "complete"` (SEP-2322, required for 2026-07-28 peers;
 /// rmcp strips it again for older peers).
 fn complete(mut result: Value) -> Value {
@@ -184,6 +223,7 @@ impl ServerHandler for McpHandler {
                 "prompts": { "listChanged": true },
                 "logging": {},
                 "completions": {},
+                "extensions": { "io.modelcontextprotocol/tasks": {} },
             },
             "serverInfo": { "name": self.identity.name, "title": "Rampart", "version": self.identity.version },
         });
@@ -243,6 +283,37 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let call_context = self.call_context(&context);
+        let task_support = self
+            .pipeline
+            .tool_spec(&call_context.caller, &request.name)
+            .map_or(TaskSupport::Forbidden, |spec| spec.task_support);
+        let capabilities = context.client_capabilities();
+        let follows_tasks = capabilities.as_ref().is_some_and(ClientCapabilities::supports_tasks);
+        match task_support {
+            TaskSupport::Required if !follows_tasks => {
+                return Err(ErrorData::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+            TaskSupport::Optional | TaskSupport::Required if follows_tasks => {
+                let started = self
+                    .tasks
+                    .run(
+                        self.pipeline.clone(),
+                        request.name.to_string(),
+                        request.arguments.clone(),
+                        call_context.clone(),
+                        capabilities,
+                    )
+                    .await;
+                match started {
+                    Some(Started::Task(task)) => return Ok(CallToolResponse::Task(CreateTaskResult::new(task))),
+                    Some(Started::Answered(result)) => return Ok(result.into()),
+                    None => {}
+                }
+            }
+            _ => {}
+        }
         let output =
             self.pipeline.call_tool(&request.name, request.arguments, &call_context).await.map_err(call_error)?;
         let mut result: CallToolResult = if output.is_error {
@@ -252,6 +323,97 @@ impl ServerHandler for McpHandler {
         };
         result.structured_content = output.structured_content;
         Ok(result.into())
+    }
+
+    /// `tasks/get` (SEP-2663): the task's state, and its result once it ended — for the
+    /// principal that created it only.
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.task_request(&context, "tasks/get", &request.task_id).await?;
+        self.tasks.manager().get_task(&request.task_id).map(GetTaskResult::new)
+    }
+
+    /// `tasks/update` (SEP-2663): the client's answers to the task's input requests.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_request(&context, "tasks/update", &request.task_id).await?;
+        self.tasks.manager().update_task(&request.task_id, request.input_responses)
+    }
+
+    /// `tasks/cancel` (SEP-2663): stops the task's call; the task ends as cancelled (or
+    /// as it was, if it had already ended).
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_request(&context, "tasks/cancel", &request.task_id).await?;
+        self.tasks.manager().cancel_task(&request.task_id)
+    }
+
+    /// `subscriptions/listen` (2026-07-28): every category Rampart serves is accepted
+    /// here; whether the caller may read each resource is the pipeline's question when
+    /// the stream starts ([`ServerHandler::listen`]).
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    /// One `subscriptions/listen` stream: the resources it names are subscribed through
+    /// the pipeline (authorized and recorded as `resources/subscribe`; one refused ends the
+    /// request with its error), then list changes the caller can see and updates of
+    /// those resources are sent on it until the client cancels it or the server stops.
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let accepted = subscription.accepted().clone();
+        let sink = subscription.sink().clone();
+        let peer = Arc::new(ListenPeer { sink: sink.clone() });
+        let context = self.call_context(subscription.request_context()).with_peer(peer);
+        let mut subscribed = Vec::new();
+        let mut refused = None;
+        for uri in accepted.resource_subscriptions.iter().flatten() {
+            match self.pipeline.subscribe_resource(uri, &context).await {
+                Ok(()) => subscribed.push(uri.clone()),
+                Err(error) => {
+                    refused = Some(call_error(error));
+                    break;
+                }
+            }
+        }
+        if refused.is_none() {
+            let wanted = |list: List| match list {
+                List::Tools => accepted.tools_list_changed == Some(true),
+                List::Resources => accepted.resources_list_changed == Some(true),
+                List::Prompts => accepted.prompts_list_changed == Some(true),
+            };
+            let watch = ListWatch::new(self.pipeline.clone(), context.caller.clone());
+            let lists = watch.relay(self.stopping.child_token(), |list| {
+                let sink = sink.clone();
+                async move {
+                    let sent = match list {
+                        _ if !wanted(list) => return true,
+                        List::Tools => sink.notify_tool_list_changed().await,
+                        List::Resources => sink.notify_resource_list_changed().await,
+                        List::Prompts => sink.notify_prompt_list_changed().await,
+                    };
+                    sent.is_ok()
+                }
+            });
+            tokio::select! {
+                () = subscription.cancelled() => {}
+                () = lists => {}
+            }
+        }
+        for uri in subscribed {
+            if let Err(error) = self.pipeline.unsubscribe_resource(&uri, &context).await {
+                tracing::debug!(%error, %uri, "unsubscribe at the end of a listen stream failed");
+            }
+        }
+        refused.map_or(Ok(()), Err)
     }
 
     async fn list_resources(
@@ -413,4 +575,27 @@ const CLIENT_REQUESTS: &[&str] = {
 fn from_json_level(value: &Value) -> Result<LogLevel, ErrorData> {
     serde_json::from_value(value.clone())
         .map_err(|_| ErrorData::invalid_params(format!("unknown log level {value}"), None))
+}
+
+/// The client as a resource subscription made by a `subscriptions/listen` stream sees
+/// it: resource updates go on that stream; nothing else is sent there.
+struct ListenPeer {
+    sink: SubscriptionSink,
+}
+
+#[async_trait::async_trait]
+impl rampart_core::ClientPeer for ListenPeer {
+    async fn notify_progress(&self, _: &Value, _: f64, _: Option<f64>, _: Option<String>) {}
+
+    async fn log(&self, _: LogLevel, _: Option<&str>, _: Value) {}
+
+    async fn request(&self, _: &str, _: Value) -> Result<Value, rampart_core::PeerError> {
+        Err(rampart_core::PeerError::Unsupported)
+    }
+
+    async fn notify_resource_updated(&self, uri: &str) {
+        if let Err(error) = self.sink.notify_resource_updated(uri).await {
+            tracing::debug!(%error, uri, "resource update not delivered on the listen stream");
+        }
+    }
 }

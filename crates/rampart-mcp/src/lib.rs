@@ -13,6 +13,7 @@ mod legacy_sse;
 mod legacy_sse_server;
 mod peer;
 mod session;
+mod tasks;
 mod transport;
 mod websocket_client;
 mod wire;
@@ -24,6 +25,7 @@ pub use client::{
 pub use handler::{McpHandler, ServerIdentity};
 pub use legacy_sse_server::{Delivery, LegacySse, SseOptions};
 pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
+pub use tasks::TaskSettings;
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};
 
 use rampart_core::Caller;

@@ -11,7 +11,8 @@
 //!   session from there only, never from the header: a client-supplied id that names no
 //!   session of the caller's (a stateless request's header) is no session at all.
 //! - [`watch_lists`]: a session's task that sends `notifications/*/list_changed` when the
-//!   tools, resources or prompts its principal may see changed.
+//!   tools, resources or prompts its principal may see changed; [`ListWatch`] is the same
+//!   watch for a 2026-07-28 `subscriptions/listen` stream.
 
 use std::{
     collections::HashMap,
@@ -132,37 +133,75 @@ fn fingerprint(items: &impl serde::Serialize) -> u64 {
     hasher.finish()
 }
 
+/// One of the lists a client may be told has changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum List {
+    Tools,
+    Resources,
+    Prompts,
+}
+
+/// What `caller` sees of each list, watched for changes from the moment it is made.
+pub(crate) struct ListWatch {
+    pipeline: Arc<Pipeline>,
+    caller: Caller,
+    changes: tokio::sync::watch::Receiver<u64>,
+    seen: Seen,
+}
+
+impl ListWatch {
+    pub(crate) fn new(pipeline: Arc<Pipeline>, caller: Caller) -> Self {
+        let mut changes = pipeline.watch_catalog();
+        changes.mark_unchanged();
+        let seen = Seen::now(&pipeline, &caller);
+        Self { pipeline, caller, changes, seen }
+    }
+
+    /// Until `ended`, calls `tell` with each list whose visible content changed for the
+    /// caller (the catalog or the policy changed); changes the caller cannot see tell
+    /// nothing. Stops when `tell` returns `false` (the client is gone).
+    pub(crate) async fn relay<F, Fut>(mut self, ended: CancellationToken, mut tell: F)
+    where
+        F: FnMut(List) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        loop {
+            tokio::select! {
+                () = ended.cancelled() => return,
+                changed = self.changes.changed() => if changed.is_err() { return },
+            }
+            let now = Seen::now(&self.pipeline, &self.caller);
+            for (list, before, after) in [
+                (List::Tools, self.seen.tools, now.tools),
+                (List::Resources, self.seen.resources, now.resources),
+                (List::Prompts, self.seen.prompts, now.prompts),
+            ] {
+                if before != after && !tell(list).await {
+                    return;
+                }
+            }
+            self.seen = now;
+        }
+    }
+}
+
 /// Until `ended`, sends the session's client `notifications/tools/list_changed` (and the
 /// resources and prompts ones) whenever the pipeline's catalog or policy changed what
 /// `caller` may see of that list. Changes the caller cannot see send nothing.
 pub(crate) fn watch_lists(pipeline: Arc<Pipeline>, caller: Caller, peer: Peer<RoleServer>, ended: CancellationToken) {
-    let mut changes = pipeline.watch_catalog();
-    changes.mark_unchanged();
-    let mut seen = Seen::now(&pipeline, &caller);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = ended.cancelled() => return,
-                changed = changes.changed() => if changed.is_err() { return },
-            }
-            let now = Seen::now(&pipeline, &caller);
-            let sent = async {
-                if now.tools != seen.tools {
-                    peer.notify_tool_list_changed().await?;
-                }
-                if now.resources != seen.resources {
-                    peer.notify_resource_list_changed().await?;
-                }
-                if now.prompts != seen.prompts {
-                    peer.notify_prompt_list_changed().await?;
-                }
-                Ok::<(), rmcp::service::ServiceError>(())
+    let watch = ListWatch::new(pipeline, caller);
+    tokio::spawn(watch.relay(ended, move |list| {
+        let peer = peer.clone();
+        async move {
+            let sent = match list {
+                List::Tools => peer.notify_tool_list_changed().await,
+                List::Resources => peer.notify_resource_list_changed().await,
+                List::Prompts => peer.notify_prompt_list_changed().await,
             };
-            if let Err(error) = sent.await {
+            if let Err(error) = &sent {
                 tracing::debug!(%error, "list_changed not delivered; the session is gone");
-                return;
             }
-            seen = now;
+            sent.is_ok()
         }
-    });
+    }));
 }

@@ -32,6 +32,7 @@ pub(crate) fn call_error(error: CallError) -> ErrorData {
         CallError::ResourceNotFound(uri) => {
             ErrorData::resource_not_found(format!("Resource not found: {uri}"), Some(serde_json::json!({ "uri": uri })))
         }
+        CallError::UnknownTask(id) => ErrorData::invalid_params(format!("unknown task: {id}"), None),
         CallError::InvalidParams(message) => ErrorData::invalid_params(message, None),
         CallError::Refused(refusal) => ErrorData::new(ErrorCode(-32000), refusal.to_string(), None),
         CallError::Cancelled => ErrorData::internal_error("request cancelled", None),

@@ -172,6 +172,7 @@ mod tests {
                     method: "tools/call".into(),
                     tool: Some("system_health".into()),
                     toolbox: None,
+                    task: None,
                     arguments: serde_json::Value::Null,
                     decision: Decision::Allow,
                     outcome: Outcome::Ok,

@@ -12,7 +12,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use rampart_audit::AuditLog;
 use rampart_config::{Config, LoadOptions, TransportKind};
 use rampart_core::{CallContext, Caller, Pipeline, Transport};
-use rampart_mcp::{HttpOptions, serve_stdio};
+use rampart_mcp::{HttpOptions, McpHandler, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -97,15 +97,24 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     let server = listener::serve(listener, app, shutdown.clone(), header_timeout, tls);
     let drain = drain_then_close(
         built.pipeline.clone(),
+        built.handler.clone(),
         responses,
         shutdown.clone(),
         sessions_closed,
         Duration::from_secs(config.server.shutdown_grace_secs),
     );
+    let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
         let drain = tokio::spawn(drain);
         server.await;
-        drain.abort();
+        if stopping.is_cancelled() {
+            // Connections are gone, but calls running as tasks hold none: wait for them
+            // (bounded by the grace period) so that each is recorded before the audit log
+            // is drained.
+            let _ = drain.await;
+        } else {
+            drain.abort();
+        }
     });
     Ok(Running { local_addr, metrics_addr, shutdown, task })
 }
@@ -116,12 +125,16 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
 /// stream; closing the session in that moment would lose the answer.
 async fn drain_then_close(
     pipeline: Arc<Pipeline>,
+    handler: McpHandler,
     responses: ResponsesInFlight,
     shutdown: CancellationToken,
     close: CancellationToken,
     grace: Duration,
 ) {
     shutdown.cancelled().await;
+    // Tool calls running as tasks have no client waiting on them: they are cancelled
+    // (and recorded as such) rather than waited for.
+    handler.begin_shutdown();
     let in_flight = pipeline.in_flight();
     if in_flight > 0 {
         tracing::info!(in_flight, grace_s = grace.as_secs(), "waiting for tool calls in flight");

@@ -13,7 +13,7 @@ use rampart_config::{AuditFailure, Config, LoadOptions};
 use rampart_core::{
     CallContext, CallError, Caller, Catalog, Pipeline, Principal, PrincipalKind, ToolOutput, Transport,
 };
-use rampart_mcp::{McpHandler, ServerIdentity};
+use rampart_mcp::{McpHandler, ServerIdentity, TaskSettings};
 use rampart_policy::Policy;
 use rampart_store::Store;
 use serde_json::{Map, Value};
@@ -236,11 +236,26 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
                 .into(),
         ),
     };
-    let handler = McpHandler::new(pipeline.clone(), identity, transport).with_stdio_principal(stdio_principal(config));
+    let handler = McpHandler::new(pipeline.clone(), identity, transport)
+        .with_stdio_principal(stdio_principal(config))
+        .with_task_settings(task_settings(&config.limits));
     let reloader =
         Arc::new(Reloader::new(options, config.clone(), toolboxes, pipeline.clone(), guard.clone(), services));
     reload.set(&reloader);
     Ok(Built { pipeline, credentials, tokens, store, guard, handler, reloader })
+}
+
+/// How tasks are kept: `[limits] task_ttl_secs` (never below the call timeout + 60 s,
+/// so a call is stopped and recorded by its own timeout before its task expires) and
+/// `tasks_per_principal`.
+fn task_settings(limits: &rampart_config::LimitsConfig) -> TaskSettings {
+    let floor = if limits.call_timeout_secs > 0 { limits.call_timeout_secs.saturating_add(60) } else { 0 };
+    TaskSettings {
+        ttl: Duration::from_secs(limits.task_ttl_secs.max(floor).max(1)),
+        per_principal: usize::try_from(limits.tasks_per_principal).unwrap_or(usize::MAX),
+        answer_within: Duration::from_millis(limits.task_after_ms),
+        ..TaskSettings::default()
+    }
 }
 
 /// The pipeline over `toolboxes`, guarded by `guard`.

@@ -60,6 +60,7 @@ impl PinStore for StorePins {
             method: "upstream/tool_changed".into(),
             tool: Some(tool.to_owned()),
             toolbox: Some(format!("upstream:{upstream}")),
+            task: None,
             arguments: serde_json::Value::Null,
             decision: Decision::Deny,
             outcome: Outcome::Denied,

@@ -5,8 +5,8 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Access, CallContext, Request, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
-    parse_arguments,
+    Access, CallContext, Request, ServiceStatus, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec,
+    Toolbox, parse_arguments,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -230,7 +230,8 @@ impl Toolbox for SqlToolbox {
             )
             .title("Query a database")
             .output::<QueryResult>()
-            .annotations(ToolAnnotations::read_only()),
+            .annotations(ToolAnnotations::read_only())
+            .task_support(TaskSupport::Optional),
         ];
         if self.databases.values().any(|database| database.config.writable) {
             tools.push(
@@ -246,7 +247,8 @@ impl Toolbox for SqlToolbox {
                     destructive_hint: Some(true),
                     idempotent_hint: Some(false),
                     open_world_hint: Some(false),
-                }),
+                })
+                .task_support(TaskSupport::Optional),
             );
         }
         tools

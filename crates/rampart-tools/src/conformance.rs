@@ -13,8 +13,8 @@ use std::{
 use async_trait::async_trait;
 use rampart_core::{
     CallContext, CatalogChanges, CompletionRef, Content, LogLevel, PromptArgument, PromptMessage, PromptOutput,
-    PromptRole, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ToolError, ToolOutput, ToolSpec,
-    Toolbox,
+    PromptRole, PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, TaskSupport, ToolError, ToolOutput,
+    ToolSpec, Toolbox,
 };
 use serde_json::{Map, Value, json};
 
@@ -47,7 +47,42 @@ fn spec(name: &str, description: &str, schema: Value) -> ToolSpec {
         input_schema,
         output_schema: None,
         annotations: Default::default(),
+        task_support: TaskSupport::Forbidden,
     }
+}
+
+/// The tasks extension's fixtures (SEP-2663 scenarios of the conformance suite 0.2):
+/// tools the server may run as tasks.
+fn task_fixtures() -> Vec<ToolSpec> {
+    let optional = |name, description, schema| spec(name, description, schema).task_support(TaskSupport::Optional);
+    vec![
+        spec(
+            "greet",
+            "Says hello (answered in the call, never a task)",
+            string_argument_schema("name", "Who to greet"),
+        ),
+        optional(
+            "slow_compute",
+            "Sleeps for `seconds` seconds, then answers; runs as a task when the client can follow one",
+            json!({
+                "type": "object",
+                "properties": {
+                    "seconds": { "type": "number", "minimum": 0, "maximum": 600 },
+                    "label": { "type": "string" },
+                },
+                "required": ["seconds"],
+            }),
+        ),
+        spec("failing_job", "Fails as a tool (isError) after about a second; only as a task", empty_schema())
+            .task_support(TaskSupport::Required),
+        optional("protocol_error_job", "Fails with a server error; a task of it ends as failed", empty_schema()),
+        optional(
+            "confirm_delete",
+            "Asks the user (elicitation) to confirm deleting `filename`, then answers",
+            json!({ "type": "object", "properties": { "filename": { "type": "string" } } }),
+        ),
+        optional("multi_input", "Asks the user two questions at once (two elicitations), then answers", empty_schema()),
+    ]
 }
 
 fn empty_schema() -> Value {
@@ -128,6 +163,17 @@ impl ConformanceToolbox {
             result.get("content").cloned().unwrap_or(Value::Null)
         )))
     }
+}
+
+fn confirm_params(filename: &str) -> Value {
+    json!({
+        "message": format!("Delete {filename}?"),
+        "requestedSchema": {
+            "type": "object",
+            "properties": { "confirm": { "type": "boolean", "description": "Delete it" } },
+            "required": ["confirm"],
+        },
+    })
 }
 
 fn elicitation_params(arguments: &Map<String, Value>) -> Result<Value, ToolError> {
@@ -256,6 +302,7 @@ impl Toolbox for ConformanceToolbox {
                 empty_schema(),
             ),
         ];
+        tools.extend(task_fixtures());
         if self.dynamic.load(Ordering::SeqCst) {
             tools.push(spec("test_dynamic_tool", "Served only after test_toggle_dynamic_tool", empty_schema()));
         }
@@ -310,6 +357,48 @@ impl Toolbox for ConformanceToolbox {
                 ToolOutput::text(if now { "test_dynamic_tool added" } else { "test_dynamic_tool removed" })
             }
             "test_dynamic_tool" => ToolOutput::text("dynamic"),
+            "greet" => ToolOutput::text(format!("Hello, {}!", string_argument(&arguments, "name")?)),
+            "slow_compute" => {
+                let seconds =
+                    arguments.get("seconds").and_then(Value::as_f64).filter(|s| (0.0..=600.0).contains(s)).ok_or_else(
+                        || ToolError::InvalidArguments("'seconds' must be a number from 0 to 600".into()),
+                    )?;
+                let label = arguments.get("label").and_then(Value::as_str).unwrap_or("compute");
+                let steps = 10u32;
+                for step in 1..=steps {
+                    tokio::time::sleep(Duration::from_secs_f64(seconds / f64::from(steps))).await;
+                    context.progress(f64::from(step), Some(f64::from(steps)), None).await;
+                }
+                ToolOutput::text(format!("{label}: computed after {seconds} s"))
+            }
+            "failing_job" => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ToolOutput::error("failing_job failed, as it always does")
+            }
+            "protocol_error_job" => {
+                return Err(ToolError::Internal("protocol_error_job: a server fault, on purpose".into()));
+            }
+            "confirm_delete" => {
+                let filename = arguments.get("filename").and_then(Value::as_str).unwrap_or("example.txt");
+                let answer = context
+                    .request("elicitation/create", confirm_params(filename))
+                    .await
+                    .map_err(|e| ToolError::Failed(format!("elicitation failed: {e}")))?;
+                let confirmed = answer["action"] == "accept" && answer["content"]["confirm"] != json!(false);
+                ToolOutput::text(if confirmed { format!("Deleted {filename}") } else { format!("Kept {filename}") })
+            }
+            "multi_input" => {
+                let (first, second) = tokio::join!(
+                    context.request("elicitation/create", confirm_params("first.txt")),
+                    context.request("elicitation/create", confirm_params("second.txt")),
+                );
+                let action = |answer: Result<Value, rampart_core::PeerError>| {
+                    answer.map(|a| a["action"].as_str().unwrap_or("unknown").to_owned())
+                };
+                let first = action(first).map_err(|e| ToolError::Failed(format!("elicitation failed: {e}")))?;
+                let second = action(second).map_err(|e| ToolError::Failed(format!("elicitation failed: {e}")))?;
+                ToolOutput::text(format!("first: {first}, second: {second}"))
+            }
             "json_schema_2020_12_tool" => {
                 ToolOutput::text(format!("JSON Schema 2020-12 tool called with: {}", Value::Object(arguments)))
             }

@@ -198,3 +198,21 @@ fn the_toolbox_is_hashed_in_key_order_when_set_and_absent_otherwise() {
     let without = AuditRecord::seal(crate::test_support::event(4), 4, GENESIS_HASH);
     assert!(!without.canonical_json().contains("toolbox"), "records without one keep their old form");
 }
+
+#[test]
+fn the_task_is_hashed_in_key_order_when_set_and_absent_otherwise() {
+    let mut event = event(5);
+    event.task = Some("7c1e4bb0-task".into());
+    let record = AuditRecord::seal(event, 5, GENESIS_HASH);
+    let canonical = record.canonical_json();
+    assert!(canonical.contains(r#""session":"session-1","task":"7c1e4bb0-task","time":"#), "{canonical}");
+    let line = serde_json::to_string(&record).unwrap();
+    let back: AuditRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, record);
+    assert!(back.is_intact(), "the task is covered by the hash and read back");
+    let mut tampered = back.clone();
+    tampered.event.task = None;
+    assert!(!tampered.is_intact(), "removing the task breaks the hash");
+    let without = AuditRecord::seal(crate::test_support::event(5), 5, GENESIS_HASH);
+    assert!(!without.canonical_json().contains("\"task\""), "records without one keep their old form");
+}

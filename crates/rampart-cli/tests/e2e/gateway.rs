@@ -163,6 +163,10 @@ async fn third_party_servers_behind_rampart_for_the_python_sdk_and_the_inspector
                 &format!("headers = {{ X-Api-Key = \"${{FIXTURE_KEY}}\" }}\n{EAGER}"),
             ),
             "[roles.gateway-reader]\ntools = [\"time_*\", \"files_read_text_file\"]\n".to_owned(),
+            // The Inspector 2.12 CLI declares the tasks extension on `tools/call` but
+            // prints a task handle instead of following it: calls here are answered
+            // directly however long a loaded machine makes them.
+            "[limits]\ntask_after_ms = 60000\n".to_owned(),
         ]
         .concat(),
     );

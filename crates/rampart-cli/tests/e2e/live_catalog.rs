@@ -145,3 +145,82 @@ async fn sighup_applies_a_changed_role_to_the_next_call_and_an_invalid_one_chang
     assert_eq!(who, [("local", "ok"), ("local", "tool_error"), ("token:admin", "tool_error")], "{stdout}");
     session.close().await;
 }
+
+/// A 2026-07-28 stateless request to the conformance server.
+fn stateless_request(id: i64, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "e2e", "version": "0" },
+    });
+    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
+
+fn post_stateless(client: &reqwest::Client, server: &Server, body: &Value) -> reqwest::RequestBuilder {
+    crate::support::mcp_post(client, &server.url)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", body["method"].as_str().unwrap())
+        .json(body)
+}
+
+/// Reads SSE `data:` messages from `response` until one satisfies `wanted`; panics
+/// after 10 s.
+async fn read_until(response: &mut reqwest::Response, seen: &mut Vec<Value>, wanted: impl Fn(&Value) -> bool) -> Value {
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for data in event.lines().filter_map(|line| line.strip_prefix("data:")) {
+                if let Ok(message) = serde_json::from_str::<Value>(data.trim()) {
+                    seen.push(message.clone());
+                    if wanted(&message) {
+                        return message;
+                    }
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("nothing wanted on the stream within 10 s; seen {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended; seen {seen:?}"));
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// `subscriptions/listen` (2026-07-28): the stream is acknowledged, then carries
+/// `tools/list_changed` (tagged with the subscription's id) when the tools change; a
+/// subscription to a resource the caller cannot read is refused with the pipeline's
+/// answer.
+#[tokio::test]
+async fn a_2026_client_listens_for_list_changes() {
+    let server = Server::start(&["--profile", "conformance", "--insecure-no-auth"]);
+    let client = reqwest::Client::new();
+    let listen = stateless_request(7, "subscriptions/listen", json!({ "notifications": { "toolsListChanged": true } }));
+    let mut stream = post_stateless(&client, &server, &listen).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = Vec::new();
+    let ack = read_until(&mut stream, &mut seen, |m| m["method"] == "notifications/subscriptions/acknowledged").await;
+    assert_eq!(ack["params"]["notifications"]["toolsListChanged"], true, "{ack}");
+
+    let toggle = stateless_request(8, "tools/call", json!({ "name": "test_toggle_dynamic_tool", "arguments": {} }));
+    let toggled = post_stateless(&client, &server, &toggle).header("mcp-name", "test_toggle_dynamic_tool").send().await;
+    assert_eq!(toggled.unwrap().status(), 200);
+    let changed = read_until(&mut stream, &mut seen, |m| m["method"] == "notifications/tools/list_changed").await;
+    assert_eq!(changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "{changed}");
+
+    let refused = stateless_request(
+        9,
+        "subscriptions/listen",
+        json!({ "notifications": { "resourceSubscriptions": ["test://no-such-resource"] } }),
+    );
+    let response = post_stateless(&client, &server, &refused).send().await.unwrap();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let body = response.text().await.unwrap();
+    let answer = crate::support::messages(&content_type, &body).into_iter().find(|m| m["id"] == 9);
+    let answer = answer.unwrap_or_else(|| panic!("{body}"));
+    // -32602 in 2026-07-28 (SEP-2164), -32002 before.
+    assert_eq!(answer["error"]["code"], -32602, "no such resource, no subscription: {answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("Resource not found"), "{answer}");
+}

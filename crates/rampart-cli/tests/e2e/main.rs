@@ -26,5 +26,6 @@ mod shell;
 mod shutdown;
 mod sql;
 mod stdio;
+mod tasks;
 mod tls;
 mod websocket;

@@ -83,3 +83,62 @@ async fn a_cancelled_call_stops_the_running_tool() {
     assert!(cancelled_in_time.0, "the tool stopped long before its 20 s: {}", cancelled_in_time.1);
     pending.abort();
 }
+
+/// A tool call running as a task (tasks extension) has no client waiting on it, and a
+/// `subscriptions/listen` stream never ends by itself: neither holds SIGTERM for the
+/// grace period. The task ends cancelled, and its audit record says so.
+#[tokio::test]
+async fn sigterm_cancels_running_tasks_and_ends_listen_streams() {
+    let mut server = Server::open(&["--profile", "conformance"]);
+    let client = reqwest::Client::new();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } },
+        "io.modelcontextprotocol/clientInfo": { "name": "e2e", "version": "0" },
+    });
+    let post = |body: serde_json::Value| {
+        mcp_post(&client, &server.url)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", body["method"].as_str().unwrap().to_owned())
+            .json(&body)
+    };
+    let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "slow_compute", "arguments": { "seconds": 120 }, "_meta": meta } });
+    let created = post(call).header("mcp-name", "slow_compute").send().await.unwrap().text().await.unwrap();
+    let task = crate::support::messages("text/event-stream", &created)
+        .into_iter()
+        .chain(crate::support::messages("application/json", &created))
+        .find_map(|m| m["result"]["taskId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("a task: {created}"));
+    let listen = json!({ "jsonrpc": "2.0", "id": 2, "method": "subscriptions/listen",
+        "params": { "notifications": { "toolsListChanged": true }, "_meta": meta } });
+    let mut stream = post(listen).send().await.unwrap();
+    let _ack = stream.chunk().await.unwrap();
+
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(30);
+        (status, server)
+    });
+    let rest = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut rest = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        rest
+    })
+    .await
+    .expect("the listen stream ends when the server stops");
+    assert!(rest.contains("\"id\":2") && rest.contains("\"result\""), "its final result: {rest}");
+    let (status, server) = status.await.unwrap();
+    assert!(status.expect("exits").success(), "{}", server.stderr());
+    assert!(started.elapsed() < Duration::from_secs(15), "not held for the grace period: {:?}", started.elapsed());
+    let (code, out, err) = server.cli(&["audit", "search", "--limit", "100", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let record = out
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|r| r["task"] == json!(task) && r["method"] == "tools/call")
+        .unwrap_or_else(|| panic!("the task's call is recorded: {out}"));
+    assert_eq!(record["outcome"], "cancelled", "{record}");
+}

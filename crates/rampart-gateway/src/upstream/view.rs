@@ -207,6 +207,8 @@ impl Inner {
                 .get("annotations")
                 .and_then(|a| serde_json::from_value::<ToolAnnotations>(a.clone()).ok())
                 .unwrap_or_default(),
+            // An upstream server's tool may run for as long as that server takes.
+            task_support: TaskSupport::Optional,
         })
     }
 }
