@@ -123,12 +123,15 @@ def create_api_token(binary, workdir):
     return json.loads(out.stdout)["token"]
 
 
-def start_server(binary, server_args, workdir, timeout=10.0):
+def start_server(binary, server_args, workdir, timeout=10.0, cpus=None):
+    """Starts `binary serve --listen 127.0.0.1:0 ARGS` (on the CPUs `cpus` only, when given:
+    every thread it makes inherits the affinity); returns (process, URL, log path)."""
     log_path = os.path.join(workdir, "server.log")
     log = open(log_path, "wb")
     argv = [binary, "serve", "--listen", "127.0.0.1:0", *server_args]
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir,
-                            env=server_env(workdir))
+                            env=server_env(workdir), preexec_fn=pin)
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -319,7 +322,9 @@ def build_loadgen():
                    check=True, env=env, timeout=1800)
 
 
-def run_rust_client(url, args, token, server_pid):
+def run_rust_client(url, args, token, server_pid, cpus=None):
+    """Runs bench/loadgen against `url` (on the CPUs `cpus` only, when given); returns (its JSON
+    summary plus `server_cpu_measured`, the client's CPU seconds, wall seconds)."""
     exe = loadgen_path()
     if args.build_loadgen or not os.access(exe, os.X_OK):
         build_loadgen()
@@ -330,7 +335,8 @@ def run_rust_client(url, args, token, server_pid):
     if token:
         env["MCP_BENCH_TOKEN"] = token  # not on the command line (ps); outside RAMPART_*, which the server checks
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, preexec_fn=pin)
     # The server's CPU over the measured period only (the warm-up is not counted in calls).
     time.sleep(args.warmup)
     server_cpu0 = proc_cpu_seconds(server_pid)

@@ -4,12 +4,14 @@
 #      official conformance suite and MCP Inspector from npm; the Python SDK into a venv);
 #   2. cargo nextest: unit tests and the end-to-end tests that drive the real binary with
 #      rmcp's client, the Python SDK and the Inspector CLI;
-#   3. the official MCP conformance suite (active server scenarios) against
+#   3. a short soak (bench/soak.py: 20,000 calls with tokens, policy and audit, memory and
+#      descriptors flat, every call recorded once, the audit log verifying);
+#   4. the official MCP conformance suite (active server scenarios) against
 #      `rampart serve --profile conformance`, then the tasks extension's scenarios from
 #      the suite's next release (tests/clients/conformance-next);
-#   4. the same suite (--suite all) directly and through the gateway (a front Rampart
+#   5. the same suite (--suite all) directly and through the gateway (a front Rampart
 #      whose only upstream is that server): the results must be identical;
-#   5. the suite's client scenarios against Rampart's own MCP client (the CLI's and the
+#   6. the suite's client scenarios against Rampart's own MCP client (the CLI's and the
 #      gateway's), in a loopback-only network namespace.
 # Third-party clients are required here (MCP_TEST_REQUIRE_CLIENTS=1): a test that cannot
 # find one fails instead of skipping.
@@ -33,6 +35,10 @@ else
   echo "cargo-nextest not found; falling back to cargo test" >&2
   cargo test --workspace --no-fail-fast
 fi
+
+echo "== soak, short (bench/soak.py; the million-call run is a script, see bench/README.md)" >&2
+cargo build -q -p rampart-cli
+python3 bench/soak.py --bin "$root/target/debug/rampart" --calls 20000 --chunk 2 --sample 1
 
 echo "== MCP conformance suite" >&2
 cargo build -q -p rampart-cli

@@ -1,7 +1,8 @@
 //! Closed-loop MCP load client for bench/calls_per_second.py.
 //!
 //! C workers, each with ONE HTTP/1.1 keep-alive connection and ONE MCP session:
-//! initialize -> notifications/initialized -> tools/call get_current_time in a loop.
+//! initialize -> notifications/initialized -> tools/call get_current_time in a loop, then
+//! DELETE of the session.
 //! All sessions are set up before the clock starts; then `warmup` seconds are run but not
 //! counted, then `duration` seconds are measured. Every response is validated; a worker
 //! stops at its first error. Prints one JSON summary line on stdout.
@@ -162,6 +163,22 @@ impl Conn {
         Ok(())
     }
 
+    /// Ends the session as a polite client does (DELETE), so that a long run of short
+    /// sessions (bench/soak.py) does not pile up sessions waiting for their idle timeout.
+    async fn close(&mut self, o: &Opts) -> Res<()> {
+        let Some(session) = self.session.take() else { return Ok(()) };
+        let mut req = Request::delete(&o.path).header("host", &o.authority).header("mcp-session-id", session);
+        if let Some(t) = &o.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        self.tx.ready().await.map_err(|e| format!("connection: {e}"))?;
+        let resp = self.tx.send_request(req).await.map_err(|e| format!("DELETE: {e}"))?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() { Ok(()) } else { Err(format!("DELETE: HTTP {status}")) }
+    }
+
     async fn call(&mut self, o: &Opts) -> Res<()> {
         let (_, r) = self
             .request(o, "tools/call", json!({"name": "get_current_time", "arguments": {"timezone": "UTC"}}))
@@ -174,21 +191,27 @@ impl Conn {
 
 struct WorkerResult {
     calls: u64,
+    /// Every call answered, in the measured window or not (warm-up, the last one).
+    answered: u64,
     lat_us: Vec<u32>,
     error: Option<String>,
 }
 
 async fn worker(o: &'static Opts, mut c: Conn, start: Instant, end: Instant) -> WorkerResult {
-    let mut r = WorkerResult { calls: 0, lat_us: Vec::with_capacity(1 << 16), error: None };
+    let mut r = WorkerResult { calls: 0, answered: 0, lat_us: Vec::with_capacity(1 << 16), error: None };
     loop {
         let s = Instant::now();
         if s >= end {
+            if let Err(e) = c.close(o).await {
+                r.error = Some(e);
+            }
             return r;
         }
         if let Err(e) = c.call(o).await {
             r.error = Some(e);
             return r;
         }
+        r.answered += 1;
         let e = Instant::now();
         if s >= start && e <= end {
             r.calls += 1;
@@ -223,11 +246,12 @@ async fn run(o: &'static Opts) -> Value {
     let start = t0 + Duration::from_secs_f64(o.warmup);
     let end = start + Duration::from_secs_f64(o.duration);
     let handles: Vec<_> = conns.into_iter().map(|c| tokio::spawn(worker(o, c, start, end))).collect();
-    let (mut calls, mut errors, mut first_error, mut lat) = (0u64, 0u64, None, Vec::new());
+    let (mut calls, mut answered, mut errors, mut first_error, mut lat) = (0u64, 0u64, 0u64, None, Vec::new());
     for h in handles {
         match tokio::time::timeout_at((end + Duration::from_secs(30)).into(), h).await {
             Ok(Ok(r)) => {
                 calls += r.calls;
+                answered += r.answered;
                 lat.extend_from_slice(&r.lat_us);
                 if let Some(e) = r.error {
                     errors += 1;
@@ -247,7 +271,7 @@ async fn run(o: &'static Opts) -> Value {
     lat.sort_unstable();
     json!({
         "url": o.url, "concurrency": o.concurrency, "threads": o.threads,
-        "calls": calls, "errors": errors, "first_error": first_error,
+        "calls": calls, "answered": answered, "errors": errors, "first_error": first_error,
         "duration_s": o.duration, "calls_per_second": calls as f64 / o.duration,
         "p50_ms": pct(&lat, 50.0), "p90_ms": pct(&lat, 90.0), "p99_ms": pct(&lat, 99.0),
         "max_ms": lat.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
