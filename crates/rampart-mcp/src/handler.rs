@@ -12,12 +12,12 @@ use rampart_core::{CallContext, Caller, CompletionRef, LogLevel, Pipeline, Princ
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
-        CompleteRequestParams, CompleteResult, CreateTaskResult, CustomRequest, CustomResult, ErrorCode,
-        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, InitializeRequestParams,
-        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams,
-        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, CompleteRequestParams,
+        CompleteResult, CreateTaskResult, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+        GetPromptResponse, GetTaskParams, GetTaskResult, InitializeRequestParams, InitializeResult, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+        SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink},
 };
@@ -29,7 +29,7 @@ use crate::{
     peer::{LogThreshold, RmcpPeer},
     session::{List, ListWatch, watch_lists},
     tasks::{Started, TaskSettings, Tasks},
-    wire::{call_error, from_json, retype},
+    wire::{call_error, call_result, from_json, retype},
 };
 
 /// How the server introduces itself in `initialize` (`serverInfo`, `instructions`).
@@ -49,7 +49,8 @@ pub struct ServerIdentity {
 #[derive(Clone)]
 pub struct McpHandler {
     pipeline: Arc<Pipeline>,
-    identity: Arc<ServerIdentity>,
+    info: Arc<ServerConfig>,
+    tools: Arc<ToolCache>,
     transport: Transport,
     threshold: LogThreshold,
     stdio_principal: Principal,
@@ -110,7 +111,8 @@ impl McpHandler {
         let session = Arc::new(SessionTracker::new(pipeline.clone(), owners.clone()));
         Self {
             pipeline,
-            identity: Arc::new(identity),
+            info: Arc::new(server_info(&identity)),
+            tools: Arc::default(),
             transport,
             threshold: LogThreshold::new(),
             stdio_principal: Principal::local_operator(),
@@ -202,6 +204,54 @@ impl McpHandler {
     }
 }
 
+/// The wire form (rmcp's `Tool`) of the tools asked about, for the catalog generation
+/// they were built in.
+#[derive(Default)]
+struct ToolCache(std::sync::Mutex<(u64, std::collections::HashMap<String, Tool>)>);
+
+impl ToolCache {
+    /// Tool `name` as rmcp's type, for a caller already known to see it.
+    fn get(&self, pipeline: &Pipeline, caller: &Caller, name: &str) -> Option<Tool> {
+        let generation = pipeline.generation();
+        {
+            let cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.0 == generation
+                && let Some(tool) = cache.1.get(name)
+            {
+                return Some(tool.clone());
+            }
+        }
+        let tool: Tool = retype(&pipeline.tool_spec(caller, name)?).ok()?;
+        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.0 != generation {
+            *cache = (generation, Default::default());
+        }
+        cache.1.insert(name.to_owned(), tool.clone());
+        Some(tool)
+    }
+}
+
+/// What `initialize` and `server/discover` answer: the protocol version, the
+/// capabilities (the tasks extension among them) and the server's identity.
+fn server_info(identity: &ServerIdentity) -> ServerConfig {
+    let mut info = json!({
+        "protocolVersion": rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE,
+        "capabilities": {
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "prompts": { "listChanged": true },
+            "logging": {},
+            "completions": {},
+            "extensions": { "io.modelcontextprotocol/tasks": {} },
+        },
+        "serverInfo": { "name": identity.name, "title": "Rampart", "version": identity.version },
+    });
+    if let Some(instructions) = &identity.instructions {
+        info["instructions"] = json!(instructions);
+    }
+    from_json(info).unwrap_or_else(|_| ServerConfig::default())
+}
+
 /// Marks a result object `resultType: "complete"` (SEP-2322, required for 2026-07-28 peers;
 /// rmcp strips it again for older peers).
 fn complete(mut result: Value) -> Value {
@@ -214,23 +264,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 }
 
 impl ServerHandler for McpHandler {
+    /// Built once per server ([`ServerIdentity`] and the capabilities are fixed): rmcp asks
+    /// for it on every request of a stateless client and every `tasks/*` request.
     fn get_info(&self) -> ServerConfig {
-        let mut info = json!({
-            "protocolVersion": rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE,
-            "capabilities": {
-                "tools": { "listChanged": true },
-                "resources": { "subscribe": true, "listChanged": true },
-                "prompts": { "listChanged": true },
-                "logging": {},
-                "completions": {},
-                "extensions": { "io.modelcontextprotocol/tasks": {} },
-            },
-            "serverInfo": { "name": self.identity.name, "title": "Rampart", "version": self.identity.version },
-        });
-        if let Some(instructions) = &self.identity.instructions {
-            info["instructions"] = json!(instructions);
-        }
-        from_json(info).unwrap_or_else(|_| ServerConfig::default())
+        (*self.info).clone()
     }
 
     /// The session handshake: marks this handler as a session's (see [`SessionTracker`]).
@@ -272,9 +309,16 @@ impl ServerHandler for McpHandler {
     /// before the call: answers only for a tool the caller of the request being handled
     /// may see ([`crate::with_caller`]), so that a hidden tool's schema does not leak
     /// through header validation; with no known caller, nothing.
+    ///
+    /// rmcp asks on every `tools/call`: the wire form of each tool is built once per
+    /// catalog generation ([`ToolCache`]), and only the caller's permission is asked each
+    /// time.
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let caller = crate::current_caller()?;
-        self.pipeline.tool_spec(&caller, name).and_then(|spec| retype(&spec).ok())
+        if !self.pipeline.may_see_tool(&caller, name) {
+            return None;
+        }
+        self.tools.get(&self.pipeline, &caller, name)
     }
 
     async fn call_tool(
@@ -283,10 +327,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let call_context = self.call_context(&context);
-        let task_support = self
-            .pipeline
-            .tool_spec(&call_context.caller, &request.name)
-            .map_or(TaskSupport::Forbidden, |spec| spec.task_support);
+        let task_support = self.pipeline.task_support(&call_context.caller, &request.name);
         let capabilities = context.client_capabilities();
         let follows_tasks = capabilities.as_ref().is_some_and(ClientCapabilities::supports_tasks);
         match task_support {
@@ -316,13 +357,7 @@ impl ServerHandler for McpHandler {
         }
         let output =
             self.pipeline.call_tool(&request.name, request.arguments, &call_context).await.map_err(call_error)?;
-        let mut result: CallToolResult = if output.is_error {
-            CallToolResult::error(retype(&output.content)?)
-        } else {
-            CallToolResult::success(retype(&output.content)?)
-        };
-        result.structured_content = output.structured_content;
-        Ok(result.into())
+        Ok(call_result(output)?.into())
     }
 
     /// `tasks/get` (SEP-2663): the task's state, and its result once it ended — for the

@@ -30,7 +30,7 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::wire::{call_error, from_json, retype};
+use crate::wire::{call_error, call_result, from_json};
 
 /// How tasks are kept: `[limits] task_ttl_secs`, `tasks_per_principal`.
 #[derive(Debug, Clone, Copy)]
@@ -217,13 +217,7 @@ async fn run(
             let message = output.to_text();
             Err(TaskExit::Error(ErrorData::internal_error(message, None)))
         }
-        Ok((output, _)) => {
-            let content = retype(&output.content).map_err(TaskExit::Error)?;
-            let mut result =
-                if output.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
-            result.structured_content = output.structured_content;
-            Ok(result)
-        }
+        Ok((output, _)) => call_result(output).map_err(TaskExit::Error),
         Err(CallError::Cancelled) => Err(TaskExit::Cancelled),
         Err(error) => Err(TaskExit::Error(call_error(error))),
     }

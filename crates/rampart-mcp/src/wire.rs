@@ -20,6 +20,28 @@ pub(crate) fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ErrorDat
     retype(&value)
 }
 
+/// A tool's output as rmcp's `CallToolResult`. Text, by far the most common content, is
+/// moved across as is; anything else goes through JSON like every other conversion here.
+pub(crate) fn call_result(output: rampart_core::ToolOutput) -> Result<rmcp::model::CallToolResult, ErrorData> {
+    use rampart_core::Content;
+    use rmcp::model::{CallToolResult, ContentBlock};
+    let content = if output.content.iter().all(|c| matches!(c, Content::Text { .. })) {
+        output
+            .content
+            .into_iter()
+            .filter_map(|content| match content {
+                Content::Text { text } => Some(ContentBlock::text(text)),
+                _ => None,
+            })
+            .collect()
+    } else {
+        retype(&output.content)?
+    };
+    let mut result = if output.is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
+    result.structured_content = output.structured_content;
+    Ok(result)
+}
+
 /// The one place where a pipeline refusal becomes a JSON-RPC error (MCP 2025-11-25
 /// "Error Handling": unknown tool and bad params are -32602, a missing resource -32002).
 pub(crate) fn call_error(error: CallError) -> ErrorData {
