@@ -177,7 +177,11 @@ impl Redactor {
             return Cow::Borrowed(REDACTED);
         };
         match self.replace_secrets(text) {
+            // `is_match` first: it runs the regex's fastest engine, where `replace_all`
+            // looks for captures; most strings (arguments like "UTC") match nothing.
+            Cow::Borrowed(text) if !pattern.is_match(text) => Cow::Borrowed(text),
             Cow::Borrowed(text) => pattern.replace_all(text, replacement),
+            Cow::Owned(text) if !pattern.is_match(&text) => Cow::Owned(text),
             Cow::Owned(text) => Cow::Owned(pattern.replace_all(&text, replacement).into_owned()),
         }
     }
