@@ -327,18 +327,29 @@ async fn not_found() -> Response {
 
 async fn check_origin(State(guard): State<Arc<OriginGuard>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
     let origin = text(header::ORIGIN);
-    if let Err(refusal) = guard.check(host.as_deref(), origin.as_deref()) {
+    if let Err(refusal) = guard.check(host, origin) {
         tracing::warn!(reason = %refusal.message(), "request refused (DNS-rebinding protection)");
         return HttpRefusal::Forbidden { message: refusal.message() }.into_response();
     }
     next.run(request).await
 }
 
+/// A request id unique to this process's lifetime and across processes: a random 64-bit
+/// prefix drawn once, then a counter (32 hex digits, like a W3C trace id). Ids correlate
+/// logs and answers; they are not secrets, so no random draw (a `getrandom` system call)
+/// per request.
+fn next_request_id() -> String {
+    static PREFIX: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:016x}{n:016x}", *PREFIX)
+}
+
 async fn request_span(request: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = next_request_id();
     let span = tracing::info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
