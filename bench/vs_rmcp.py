@@ -26,6 +26,7 @@ as medians over the rounds:
 
     python3 bench/vs_rmcp.py [--rounds 9] [--slice 3] [--warmup 0.5] [-c 64]
                              [--bin target/release/rampart] [--bare-bin bench/bare/target/release/rampart-bench-bare]
+                             [--before-bin OTHER/rampart] [--only bare_session,secure_session]
 
 Needs the release binaries (`cargo build --release -p rampart-cli`; bench/bare and
 bench/loadgen are built on first use). Servers listen on 127.0.0.1:0 and are stopped by PID.
@@ -120,6 +121,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each slice (default 0.5)")
     ap.add_argument("-c", "--concurrency", type=int, default=64, help="MCP sessions (= connections) per slice (default 64)")
     ap.add_argument("--only", help="comma-separated servers to run (default: all six)")
+    ap.add_argument("--before-bin", help="an earlier rampart build whose secure servers run in the same rounds "
+                                         "(secure_*_before), to judge a change; prints cpu_ratio_*_before")
     args = ap.parse_args()
     if os.cpu_count() < 2:
         ap.error("needs 2 CPUs: the servers on CPU 0, the load client on CPU 1")
@@ -139,6 +142,12 @@ def main():
         ("open_session", rampart, ["--insecure-no-auth"], open_config, False),
         ("open_stateless", rampart, ["--insecure-no-auth", "--stateless"], open_config, False),
     ]
+    if args.before_bin:
+        before = os.path.abspath(args.before_bin)
+        configs += [
+            ("secure_session_before", before, [], None, True),
+            ("secure_stateless_before", before, ["--stateless"], None, True),
+        ]
     if args.only:
         wanted = set(args.only.split(","))
         configs = [c for c in configs if c[0] in wanted]
@@ -189,6 +198,10 @@ def main():
             print(f"p99_ratio_{kind}_{mode}={p99:.2f}")
             if kind == "secure":
                 met = met and cpu <= 1.0 and p99 <= 1.0
+    for mode in ("session", "stateless"):
+        now, then = by.get(f"secure_{mode}"), by.get(f"secure_{mode}_before")
+        if now is not None and then is not None:
+            print(f"cpu_ratio_secure_{mode}_to_before={median(n[1] / b[1] for n, b in zip(now.rounds, then.rounds)):.3f}")
     print(f"targets_met={'yes' if met else 'no'}")
 
 
