@@ -23,7 +23,8 @@ pub struct AuditEvent {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, exactly three fractional digits).
     #[serde(with = "time_ms")]
     pub time: Timestamp,
-    /// The transport's request id (the HTTP `x-request-id`), if any.
+    /// The JSON-RPC id of the request, if it had one (not the HTTP `x-request-id`, which
+    /// only the server log carries).
     pub request_id: Option<String>,
     /// The MCP session id (`Mcp-Session-Id`), if any.
     pub session: Option<String>,
