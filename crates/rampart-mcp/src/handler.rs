@@ -634,3 +634,58 @@ impl rampart_core::ClientPeer for ListenPeer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use rampart_core::{OpenGuard, PrincipalKind, ToolError, ToolOutput, ToolSpec, Toolbox};
+
+    use super::*;
+
+    /// One tool whose description the test changes.
+    struct Changing(Mutex<&'static str>);
+
+    #[async_trait::async_trait]
+    impl Toolbox for Changing {
+        fn name(&self) -> &str {
+            "changing"
+        }
+
+        async fn tools(&self) -> Vec<ToolSpec> {
+            let description = *self.0.lock().unwrap();
+            vec![ToolSpec {
+                name: "changing".into(),
+                title: None,
+                description: description.into(),
+                input_schema: serde_json::from_value(json!({ "type": "object" })).unwrap(),
+                output_schema: None,
+                annotations: Default::default(),
+                task_support: TaskSupport::Forbidden,
+            }]
+        }
+
+        async fn call_tool(&self, _: &str, _: Map<String, Value>, _: &CallContext) -> Result<ToolOutput, ToolError> {
+            Ok(ToolOutput::text("ok"))
+        }
+    }
+
+    /// The cached wire form follows the catalog: a tool whose definition changed is
+    /// answered with the new one after the change, never the cached old one.
+    #[tokio::test]
+    async fn the_tool_cache_follows_catalog_changes() {
+        let toolbox = Arc::new(Changing(Mutex::new("first")));
+        let pipeline = Pipeline::builder(Arc::new(OpenGuard)).toolbox(toolbox.clone()).build().await.unwrap();
+        let caller = Caller::local(Principal { id: "token:t".into(), kind: PrincipalKind::ApiToken, roles: vec![] });
+        let cache = ToolCache::default();
+        let description = |cache: &ToolCache| cache.get(&pipeline, &caller, "changing").unwrap().description.unwrap();
+        assert_eq!(description(&cache), "first");
+        assert_eq!(description(&cache), "first", "from the cache");
+        *toolbox.0.lock().unwrap() = "second";
+        pipeline.refresh().await.unwrap();
+        assert_eq!(description(&cache), "second", "a new catalog generation rebuilds it");
+        assert!(cache.get(&pipeline, &caller, "no_such_tool").is_none());
+    }
+}
