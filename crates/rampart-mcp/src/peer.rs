@@ -15,7 +15,8 @@ use rampart_core::{ClientPeer, LogLevel, PeerError};
 use rmcp::{
     RoleServer,
     model::{
-        LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam, ServerRequest,
+        ClientCapabilities, LoggingMessageNotificationParam, ProgressNotificationParam,
+        ResourceUpdatedNotificationParam, ServerRequest,
     },
     service::{Peer, ServiceError},
 };
@@ -39,6 +40,19 @@ impl LogThreshold {
 
     fn allows(&self, level: LogLevel) -> bool {
         level as u8 >= self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `capabilities` (none known: nothing declared) declare what server-to-client
+/// request `method` needs (MCP "Capability Negotiation": `roots`, `sampling`,
+/// `elicitation`); `None` for a method that needs no capability.
+pub(crate) fn declares(capabilities: Option<&ClientCapabilities>, method: &str) -> Option<bool> {
+    let declared = |field: fn(&ClientCapabilities) -> bool| capabilities.is_some_and(field);
+    match method {
+        "roots/list" => Some(declared(|caps| caps.roots.is_some())),
+        "sampling/createMessage" => Some(declared(|caps| caps.sampling.is_some())),
+        "elicitation/create" => Some(declared(|caps| caps.elicitation.is_some())),
+        _ => None,
     }
 }
 
@@ -81,21 +95,9 @@ impl ClientPeer for RmcpPeer {
         // A client answers only what it declared (MCP "Capability Negotiation"); some
         // (rmcp's) answer `roots/list` with [] without declaring `roots`, which would read
         // as "no roots at all".
-        let capability = match method {
-            "roots/list" => Some("roots"),
-            "sampling/createMessage" => Some("sampling"),
-            "elicitation/create" => Some("elicitation"),
-            _ => None,
-        };
-        if let Some(capability) = capability {
-            let declared = self
-                .peer
-                .peer_info()
-                .and_then(|info| serde_json::to_value(&info.capabilities).ok())
-                .is_some_and(|caps| caps.get(capability).is_some_and(|c| !c.is_null()));
-            if !declared {
-                return Err(PeerError::Unsupported);
-            }
+        let info = self.peer.peer_info();
+        if declares(info.as_ref().map(|info| &info.capabilities), method) == Some(false) {
+            return Err(PeerError::Unsupported);
         }
         let request: ServerRequest = from_json(json!({ "method": method, "params": params }))
             .map_err(|_| PeerError::Refused(format!("'{method}' is not a server-to-client request")))?;

@@ -1,7 +1,8 @@
 //! Tools called as tasks: the 2026-07-28 tasks extension (`io.modelcontextprotocol/tasks`,
 //! SEP-2663). A `tools/call` from a client that declared the extension, for a tool that
-//! may run long ([`TaskSupport`]), is answered at once with a task handle; the call runs
-//! on through the same pipeline (authorization, limits, the one audit record, now with
+//! may run long ([`TaskSupport`](rampart_core::TaskSupport)), is answered with a task handle once the call outlives
+//! [`TaskSettings::answer_within`] (sooner, with its result); the call runs on through the
+//! same pipeline (authorization, limits, the one audit record, now with
 //! the task id) and the client polls `tasks/get` for its result, answers its questions
 //! with `tasks/update` and stops it with `tasks/cancel`.
 //!
@@ -30,9 +31,12 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::wire::{call_error, call_result, from_json};
+use crate::{
+    peer::declares,
+    wire::{call_error, call_result, from_json},
+};
 
-/// How tasks are kept: `[limits] task_ttl_secs`, `tasks_per_principal`.
+/// How tasks are kept: `[limits] task_ttl_secs`, `tasks_per_principal`, `task_after_ms`.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskSettings {
     /// How long a task stays observable after it was created (`ttlMs` on the wire); its
@@ -82,12 +86,16 @@ impl Tasks {
         Self { manager: TaskManager::new(), owners: Mutex::default(), settings, shutdown: CancellationToken::new() }
     }
 
+    /// The owners of the tasks rmcp's manager may still hold, the others dropped.
+    fn live_owners(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
+        let mut owners = self.owners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        owners.retain(|_, owner| owner.forgotten_at > now);
+        owners
+    }
+
     /// The principal that created `task`, while it is kept.
     pub(crate) fn owner(&self, task: &str) -> Option<String> {
-        let mut owners = self.owners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        owners.retain(|_, owner| owner.forgotten_at > now);
-        owners.get(task).map(|owner| owner.principal.clone())
+        self.live_owners(Instant::now()).get(task).map(|owner| owner.principal.clone())
     }
 
     /// Runs tool `name` as a task for the caller of `context`: its result when the call
@@ -134,9 +142,8 @@ impl Tasks {
         let principal = context.caller.principal.id.clone();
         // Counted and registered under one lock: concurrent calls cannot overshoot the
         // limit, and a `tasks/get` racing the answer finds the owner.
-        let mut owners = self.owners.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
-        owners.retain(|_, owner| owner.forgotten_at > now);
+        let mut owners = self.live_owners(now);
         let held = owners.values().filter(|owner| owner.principal == principal).count();
         if self.settings.per_principal != 0 && held >= self.settings.per_principal {
             tracing::info!(%principal, tool = %name, held, "task limit reached; the call is answered in its response");
@@ -252,19 +259,10 @@ impl ClientPeer for TaskPeer {
     }
 
     async fn request(&self, method: &str, params: Value) -> Result<Value, PeerError> {
-        let capability = match method {
-            "roots/list" => "roots",
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            _ => return Err(PeerError::Refused(format!("'{method}' cannot be asked during a task"))),
-        };
-        let declared = self
-            .capabilities
-            .as_ref()
-            .and_then(|caps| serde_json::to_value(caps).ok())
-            .is_some_and(|caps| caps.get(capability).is_some_and(|c| !c.is_null()));
-        if !declared {
-            return Err(PeerError::Unsupported);
+        match declares(self.capabilities.as_ref(), method) {
+            None => return Err(PeerError::Refused(format!("'{method}' cannot be asked during a task"))),
+            Some(false) => return Err(PeerError::Unsupported),
+            Some(true) => {}
         }
         let request: InputRequest = from_json(json!({ "method": method, "params": params }))
             .map_err(|_| PeerError::Refused(format!("'{method}' is not a request a task can make")))?;
