@@ -140,11 +140,7 @@ async fn drain_then_close(
         tracing::info!(in_flight, grace_s = grace.as_secs(), "waiting for tool calls in flight");
     }
     let busy = || pipeline.in_flight() > 0 || responses.count() > 0;
-    let deadline = tokio::time::Instant::now() + grace;
-    while busy() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if busy() {
+    if !wait_idle(busy, grace).await {
         tracing::warn!(
             in_flight = pipeline.in_flight(),
             responses = responses.count(),
@@ -152,6 +148,15 @@ async fn drain_then_close(
         );
     }
     close.cancel();
+}
+
+/// Waits until `busy` says no, for at most `grace`; whether it did.
+async fn wait_idle(busy: impl Fn() -> bool, grace: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + grace;
+    while busy() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    !busy()
 }
 
 /// Builds everything from `config` (loaded with `options`, which a reload reads again),
@@ -223,6 +228,14 @@ pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerErr
                 tracing::warn!("connections still open after the grace period; exiting");
             }
         }
+    }
+    // Calls running as tasks outlive the transport that started them (stdio at EOF,
+    // D-Bus at shutdown; HTTP's drain did this already): cancel them and let each be
+    // recorded before the audit log drains.
+    built.handler.begin_shutdown();
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    if !wait_idle(|| built.pipeline.in_flight() > 0, grace).await {
+        tracing::warn!(in_flight = built.pipeline.in_flight(), "grace period over; exiting with calls in flight");
     }
     if let Some(audit) = built.guard.audit() {
         match audit.drain(AuditLog::DEFAULT_DRAIN_GRACE).await {

@@ -141,3 +141,48 @@ fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
     let _ = child.kill();
     panic!("the server did not exit");
 }
+
+/// A tool call running as a task when stdin closes (the stdio session ends, nobody will
+/// poll it) is cancelled and recorded before the server exits, not dropped unrecorded.
+#[test]
+fn a_task_running_at_stdin_eof_is_cancelled_and_recorded() {
+    let data = TempDir::new("stdio-task");
+    let mut child = Command::new("timeout")
+        .args(["60", BIN, "serve", "--transport", "stdio", "--profile", "conformance"])
+        .env("RAMPART_DATA_DIR", &data.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let tasks = json!({ "extensions": { "io.modelcontextprotocol/tasks": {} } });
+    for message in [
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": tasks, "clientInfo": { "name": "raw", "version": "0" } } }),
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "slow_compute", "arguments": { "seconds": 120 } } }),
+    ] {
+        writeln!(stdin, "{message}").unwrap();
+    }
+    let created = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
+        .find(|message| message["id"] == 2)
+        .unwrap();
+    let task = created["result"]["taskId"].as_str().unwrap_or_else(|| panic!("a task: {created}")).to_owned();
+    drop(stdin);
+    let started = std::time::Instant::now();
+    assert!(wait(&mut child).success());
+    assert!(started.elapsed() < Duration::from_secs(20), "the task does not hold the exit: {:?}", started.elapsed());
+    let (code, out, err) =
+        crate::support::run(&["audit", "search", "--json"], &[("RAMPART_DATA_DIR", data.0.to_str().unwrap())], None);
+    assert_eq!(code, 0, "{err}");
+    let record = out
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|record| record["task"] == json!(task) && record["method"] == "tools/call")
+        .unwrap_or_else(|| panic!("the task's call is recorded: {out}"));
+    assert_eq!(record["outcome"], "cancelled", "{record}");
+}
