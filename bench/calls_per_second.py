@@ -157,6 +157,43 @@ def stop_server(proc):
             proc.wait(timeout=5)
 
 
+def rss_mib(pid):
+    """Resident memory (VmRSS) of a live process, MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class BenchServer:
+    """One server for a benchmark: `binary serve` on 127.0.0.1:0 in its own temporary data
+    directory (a `bench.toml` with `config_toml` when given; an API token with the `reader`
+    role created first when `api_token`), on the CPUs `cpus` when given. `stop()` stops it
+    by PID and removes the directory."""
+
+    def __init__(self, label, binary, flags=(), config_toml=None, api_token=False, cpus=None):
+        self.label = label
+        self.binary = binary
+        self.workdir = tempfile.mkdtemp(prefix=f"rampart-bench-{label}-")
+        args = list(flags)
+        if config_toml is not None:
+            path = os.path.join(self.workdir, "bench.toml")
+            with open(path, "w") as f:
+                f.write(config_toml)
+            args += ["--config", path]
+        try:
+            self.token = create_api_token(binary, self.workdir) if api_token else None
+            self.proc, self.url, self.log_path = start_server(binary, args, self.workdir, cpus=cpus)
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+
+    def stop(self):
+        stop_server(self.proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------
 # python asyncio load client
 
@@ -308,18 +345,27 @@ def run_python_client(url, args, token):
 # rust load client (bench/loadgen)
 
 
+def project_bin(project, name):
+    """The release binary `name` of the cargo project bench/<project> (its own target
+    directory unless CARGO_TARGET_DIR is set)."""
+    return os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(HERE, project, "target"), "release", name)
+
+
+def build_project(project):
+    """`cargo build --release` of the cargo project bench/<project>."""
+    print(f"building bench/{project} (release) ...", file=sys.stderr)
+    env = dict(os.environ)
+    env.setdefault("CARGO_TARGET_DIR", os.path.join(HERE, project, "target"))
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(HERE, project, "Cargo.toml")],
+                   check=True, env=env, timeout=1800)
+
+
 def loadgen_path():
-    return os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(HERE, "loadgen", "target"),
-                        "release", "rampart-bench-load")
+    return project_bin("loadgen", "rampart-bench-load")
 
 
 def build_loadgen():
-    manifest = os.path.join(HERE, "loadgen", "Cargo.toml")
-    print("building bench/loadgen (release) ...", file=sys.stderr)
-    env = dict(os.environ)
-    env.setdefault("CARGO_TARGET_DIR", os.path.join(HERE, "loadgen", "target"))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", manifest],
-                   check=True, env=env, timeout=1800)
+    build_project("loadgen")
 
 
 def run_rust_client(url, args, token, server_pid, cpus=None):

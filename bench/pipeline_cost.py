@@ -45,11 +45,9 @@ removed. A slice with any failed call makes the whole run invalid (exit 1).
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,29 +56,12 @@ import calls_per_second as cps  # noqa: E402  (the server and load-client helper
 TARGET_PERCENT = 15.0
 
 
-class Server:
-    """One `rampart serve` under load in turns: its process, URL, token, data directory."""
+class Server(cps.BenchServer):
+    """One `rampart serve` under load in turns, with its rounds."""
 
     def __init__(self, label, binary, flags, config_toml, api_token):
-        self.label = label
-        self.workdir = tempfile.mkdtemp(prefix=f"rampart-cost-{label}-")
-        args = list(flags)
-        if config_toml is not None:
-            config = os.path.join(self.workdir, "bench.toml")
-            with open(config, "w") as f:
-                f.write(config_toml)
-            args += ["--config", config]
-        try:
-            self.token = cps.create_api_token(binary, self.workdir) if api_token else None
-            self.proc, self.url, self.log_path = cps.start_server(binary, args, self.workdir)
-        except BaseException:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            raise
+        super().__init__(label, binary, flags, config_toml, api_token)
         self.rounds = []  # (calls/s, server CPU µs per call)
-
-    def stop(self):
-        cps.stop_server(self.proc)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def run_slice(server, args):

@@ -15,15 +15,12 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import calls_per_second as cps  # noqa: E402
-import vs_rmcp  # noqa: E402
 
 INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench-churn", "version": "0"}}})
@@ -39,42 +36,37 @@ def main():
     ap.add_argument("--cycles", type=int, default=6, help="cycles (default 6)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
-    workdir = tempfile.mkdtemp(prefix="rampart-churn-")
+    server = cps.BenchServer("churn", binary, api_token="bare" not in os.path.basename(binary))
     try:
-        token = None if "bare" in os.path.basename(binary) else cps.create_api_token(binary, workdir)
-        proc, url, _ = cps.start_server(binary, [], workdir)
-        try:
-            host_port, path = url[len("http://"):].split("/", 1)
-            host, port = host_port.rsplit(":", 1)
-            conn = http.client.HTTPConnection(host, int(port), timeout=30)
-            headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-            if token:
-                headers["authorization"] = f"Bearer {token}"
+        host_port, path = server.url[len("http://"):].split("/", 1)
+        host, port = host_port.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        if server.token:
+            headers["authorization"] = f"Bearer {server.token}"
 
-            def send(method, body, extra):
-                conn.request(method, "/" + path, body, {**headers, **extra})
-                response = conn.getresponse()
-                response.read()
-                if response.status >= 300:
-                    raise RuntimeError(f"{method}: HTTP {response.status}")
-                return response
+        def send(method, body, extra):
+            conn.request(method, "/" + path, body, {**headers, **extra})
+            response = conn.getresponse()
+            response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"{method}: HTTP {response.status}")
+            return response
 
-            series = []
-            for cycle in range(args.cycles):
-                for _ in range(args.sessions):
-                    session = send("POST", INITIALIZE, {}).getheader("mcp-session-id")
-                    extra = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
-                    send("POST", INITIALIZED, extra)
-                    send("POST", CALL, extra)
-                    send("DELETE", None, extra)
-                time.sleep(1.5)
-                series.append(vs_rmcp.rss_mib(proc.pid))
-                print(f"cycle {cycle + 1}: {args.sessions * (cycle + 1)} sessions opened and closed, RSS {series[-1]:.1f} MiB",
-                      flush=True)
-        finally:
-            cps.stop_server(proc)
+        series = []
+        for cycle in range(args.cycles):
+            for _ in range(args.sessions):
+                session = send("POST", INITIALIZE, {}).getheader("mcp-session-id")
+                extra = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+                send("POST", INITIALIZED, extra)
+                send("POST", CALL, extra)
+                send("DELETE", None, extra)
+            time.sleep(1.5)
+            series.append(cps.rss_mib(server.proc.pid))
+            print(f"cycle {cycle + 1}: {args.sessions * (cycle + 1)} sessions opened and closed, RSS {series[-1]:.1f} MiB",
+                  flush=True)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
     growth = max(series[1:] or series) - series[0]
     print(f"rss_growth_after_first_cycle_mib={growth:.1f}")
 

@@ -18,10 +18,8 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -77,22 +75,17 @@ def open_sessions(url, token, count, connections=4):
 
 
 def measure(label, binary, api_token, count):
-    workdir = tempfile.mkdtemp(prefix=f"rampart-sessions-{label}-")
+    server = cps.BenchServer(label, binary, api_token=api_token)
     try:
-        token = cps.create_api_token(binary, workdir) if api_token else None
-        proc, url, _ = cps.start_server(binary, [], workdir)
-        try:
-            time.sleep(1.0)
-            idle = vs_rmcp.rss_mib(proc.pid)
-            started = time.monotonic()
-            opened = open_sessions(url, token, count)
-            seconds = time.monotonic() - started
-            time.sleep(2.0)
-            loaded = vs_rmcp.rss_mib(proc.pid)
-        finally:
-            cps.stop_server(proc)
+        time.sleep(1.0)
+        idle = cps.rss_mib(server.proc.pid)
+        started = time.monotonic()
+        opened = open_sessions(server.url, server.token, count)
+        seconds = time.monotonic() - started
+        time.sleep(2.0)
+        loaded = cps.rss_mib(server.proc.pid)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
     per_session = (loaded - idle) * 1024 / max(opened, 1)
     print(f"{label}_rss_idle_mib={idle:.1f}")
     print(f"{label}_sessions={opened} (opened in {seconds:.1f} s)")

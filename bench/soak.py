@@ -28,11 +28,9 @@ CI runs a short one on the debug binary: `--calls 20000 --chunk 2 --sample 1`.
 import argparse
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -42,30 +40,20 @@ sys.path.insert(0, HERE)
 import calls_per_second as cps  # noqa: E402
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-class Server:
+class Server(cps.BenchServer):
+    """A secure server of the soak: its calls and its samples."""
+
     def __init__(self, label, binary, flags):
-        self.label = label
-        self.binary = binary
-        self.workdir = tempfile.mkdtemp(prefix=f"rampart-soak-{label}-")
-        self.token = cps.create_api_token(binary, self.workdir)
-        self.proc, self.url, self.log_path = cps.start_server(binary, flags, self.workdir)
+        super().__init__(label, binary, flags, api_token=True)
         self.calls = 0
         self.samples = []  # (seconds since start, calls so far, RSS MiB, fds)
 
     def sample(self, started):
-        self.samples.append((time.monotonic() - started, self.calls, rss_mib(self.proc.pid), open_fds(self.proc.pid)))
+        self.samples.append((time.monotonic() - started, self.calls, cps.rss_mib(self.proc.pid), open_fds(self.proc.pid)))
 
     def verify(self):
         """(intact, records, get_current_time records) of the stopped server's audit log."""
@@ -79,10 +67,6 @@ class Server:
         (calls,) = db.execute("SELECT count(*) FROM audit_records WHERE tool = 'get_current_time'").fetchone()
         db.close()
         return bool(report.get("intact")), report.get("records"), calls
-
-    def remove(self):
-        cps.stop_server(self.proc)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def flat(samples, warm_index, rss_slack, fd_slack):
@@ -143,7 +127,7 @@ def main():
             total = sum(x.calls for x in servers)
             elapsed = time.monotonic() - started
             print(f"{elapsed:7.0f} s  {total:>9} calls  {total / elapsed:7.0f}/s  "
-                  + "  ".join(f"{x.label} {rss_mib(x.proc.pid):6.1f} MiB {open_fds(x.proc.pid):3} fds" for x in servers),
+                  + "  ".join(f"{x.label} {cps.rss_mib(x.proc.pid):6.1f} MiB {open_fds(x.proc.pid):3} fds" for x in servers),
                   flush=True)
         stop.set()
         thread.join()
@@ -183,7 +167,7 @@ def main():
     finally:
         stop.set()
         for s in servers:
-            s.remove()
+            s.stop()
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     print(f"soak_ok={'yes' if not failures else 'no'}")

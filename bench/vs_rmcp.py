@@ -35,11 +35,9 @@ A slice with any failed call makes the run invalid (exit 1).
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -52,48 +50,20 @@ CLIENT_CPUS = {1}
 
 
 def bare_path():
-    return os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(HERE, "bare", "target"),
-                        "release", "rampart-bench-bare")
+    return cps.project_bin("bare", "rampart-bench-bare")
 
 
 def build_bare():
-    print("building bench/bare (release) ...", file=sys.stderr)
-    env = dict(os.environ)
-    env.setdefault("CARGO_TARGET_DIR", os.path.join(HERE, "bare", "target"))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(HERE, "bare", "Cargo.toml")],
-                   check=True, env=env, timeout=1800)
+    cps.build_project("bare")
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+class Server(cps.BenchServer):
+    """A server of the comparison, pinned to the servers' CPU, with its figures."""
 
-
-class Server:
     def __init__(self, label, binary, flags, config_toml, api_token):
-        self.label = label
-        self.workdir = tempfile.mkdtemp(prefix=f"rampart-vs-{label}-")
-        args = list(flags)
-        if config_toml is not None:
-            path = os.path.join(self.workdir, "bench.toml")
-            with open(path, "w") as f:
-                f.write(config_toml)
-            args += ["--config", path]
-        try:
-            self.token = cps.create_api_token(binary, self.workdir) if api_token else None
-            self.proc, self.url, self.log_path = cps.start_server(binary, args, self.workdir, cpus=SERVER_CPUS)
-        except BaseException:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            raise
+        super().__init__(label, binary, flags, config_toml, api_token, cpus=SERVER_CPUS)
         self.rss_idle = None
         self.rounds = []  # (calls/s, server µs CPU per call, p50 ms, p99 ms)
-
-    def stop(self):
-        cps.stop_server(self.proc)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def run_slice(server, args):
@@ -157,7 +127,7 @@ def main():
             servers.append(Server(label, binary, flags, config, token))
         time.sleep(1.0)
         for s in servers:
-            s.rss_idle = rss_mib(s.proc.pid)
+            s.rss_idle = cps.rss_mib(s.proc.pid)
         print(f"servers on CPU 0, load client on CPU 1; {args.concurrency} sessions, {args.warmup:g} s + "
               f"{args.slice:g} s per slice, {args.rounds} rounds", flush=True)
         for s in servers:  # one unrecorded slice each: caches, allocator, the store's first pages
