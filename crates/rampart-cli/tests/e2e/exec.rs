@@ -7,12 +7,8 @@ use crate::support::{Server, TempDir, call_tool};
 
 #[tokio::test]
 async fn a_granted_command_runs_sandboxed_and_an_ungranted_one_is_refused() {
-    let check = std::process::Command::new(crate::support::BIN).args(["sandbox", "check"]).output().unwrap();
-    if !check.status.success() {
-        return crate::support::skip(
-            "exec toolbox end-to-end",
-            "this machine lacks a sandbox layer (rampart sandbox check)",
-        );
+    if crate::support::sandbox_missing("exec toolbox end-to-end") {
+        return;
     }
     let dir = TempDir::new("exec");
     let scratch = dir.0.join("scratch");
@@ -28,12 +24,7 @@ async fn a_granted_command_runs_sandboxed_and_an_ungranted_one_is_refused() {
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let _admin = server.admin_token();
-    let make = |name: &str, role: &str| {
-        let (code, out, err) =
-            server.cli(&["token", "create", "--name", name, "--role", role, "--config", config.to_str().unwrap()]);
-        assert_eq!(code, 0, "{err}");
-        out.trim().to_owned()
-    };
+    let make = |name: &str, role: &str| server.token(name, role, Some(&config));
     let builder = make("b", "builder");
     let writer = make("w", "writer");
 

@@ -32,13 +32,6 @@ async fn tool_list_changed(client: &McpClient, wait: Duration) -> bool {
     false
 }
 
-fn token(server: &Server, name: &str, role: &str, config: &std::path::Path) -> String {
-    let (code, stdout, stderr) =
-        server.cli(&["token", "create", "--name", name, "--role", role, "--config", config.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stderr}");
-    stdout.trim().to_owned()
-}
-
 #[tokio::test]
 async fn a_toolbox_changing_its_tools_reaches_the_clients_that_can_see_them() {
     let dir = TempDir::new("live-catalog");
@@ -46,7 +39,7 @@ async fn a_toolbox_changing_its_tools_reaches_the_clients_that_can_see_them() {
     std::fs::write(&config, "").unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap(), "--profile", "conformance"]);
     let admin = server.admin_token();
-    let reader = token(&server, "reader", "reader", &config);
+    let reader = server.token("reader", "reader", Some(&config));
     let watcher = connect(&server, Some(&admin)).await;
     let bystander = connect(&server, Some(&reader)).await;
     assert!(!names(&watcher).await.contains(&"test_dynamic_tool".to_owned()));
@@ -100,7 +93,7 @@ async fn sighup_applies_a_changed_role_to_the_next_call_and_an_invalid_one_chang
     std::fs::write(&config, "[roles.ops]\nincludes = [\"reader\"]\n").unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let admin = server.admin_token();
-    let ops = token(&server, "ops", "ops", &config);
+    let ops = server.token("ops", "ops", Some(&config));
     assert!(!served(&server, &ops, "admin_token_list").await, "not granted yet");
     let session = connect(&server, Some(&ops)).await;
     assert!(!names(&session).await.contains(&"admin_token_list".to_owned()));

@@ -8,20 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{BIN, Server, TempDir, initialize_body, mcp_post, messages, run};
+use crate::support::{Server, TempDir, initialize_body, mcp_post, messages, run};
 
 /// Makes a token with `role` through the CLI on `server`'s store.
-fn token(server: &Server, name: &str, role: &str, config: Option<&std::path::Path>) -> String {
-    let mut args = vec!["token", "create", "--name", name, "--role", role];
-    let config = config.map(|c| c.to_str().unwrap().to_owned());
-    if let Some(config) = &config {
-        args.extend(["--config", config.as_str()]);
-    }
-    let (code, stdout, stderr) = server.cli(&args);
-    assert_eq!(code, 0, "{stderr}");
-    stdout.trim().to_owned()
-}
-
 /// Opens a session as `token`; returns its id.
 async fn open_session_as(client: &reqwest::Client, url: &str, token: &str) -> String {
     let init = mcp_post(client, url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
@@ -71,8 +60,8 @@ fn records_of(server: &Server, principal: &str, at_least: usize) -> Vec<Value> {
 async fn another_principals_session_answers_like_an_unknown_session_and_is_audited() {
     let server = Server::start(&[]);
     let _admin = server.admin_token();
-    let alice = token(&server, "alice", "reader", None);
-    let bob = token(&server, "bob", "reader", None);
+    let alice = server.token("alice", "reader", None);
+    let bob = server.token("bob", "reader", None);
     let client = reqwest::Client::new();
     let session = open_session_as(&client, &server.url, &alice).await;
     let list = request(2, "tools/list", json!({}));
@@ -135,9 +124,8 @@ async fn another_principals_session_answers_like_an_unknown_session_and_is_audit
 /// the exec toolbox's scratch directory), and does not end it.
 #[tokio::test]
 async fn a_client_supplied_session_id_shares_nothing_across_principals() {
-    let check = std::process::Command::new(BIN).args(["sandbox", "check"]).output().unwrap();
-    if !check.status.success() {
-        return crate::support::skip("exec scratch isolation", "this machine lacks a sandbox layer");
+    if crate::support::sandbox_missing("exec scratch isolation") {
+        return;
     }
     let dir = TempDir::new("stateless-scratch");
     let config = dir.0.join("rampart.toml");
@@ -152,8 +140,8 @@ async fn a_client_supplied_session_id_shares_nothing_across_principals() {
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let _admin = server.admin_token();
-    let alice = token(&server, "alice", "builder", Some(&config));
-    let bob = token(&server, "bob", "builder", Some(&config));
+    let alice = server.token("alice", "builder", Some(&config));
+    let bob = server.token("bob", "builder", Some(&config));
     let client = reqwest::Client::new();
     let session = open_session_as(&client, &server.url, &alice).await;
     let run = |program: &str, args: Value, stdin: Option<&str>| {
@@ -268,8 +256,8 @@ async fn resources_prompts_and_completions_need_their_own_grants() {
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap(), "--profile", "conformance"]);
     let admin = server.admin_token();
-    let reader = token(&server, "reader", "reader", Some(&config));
-    let viewer = token(&server, "viewer", "viewer", Some(&config));
+    let reader = server.token("reader", "reader", Some(&config));
+    let viewer = server.token("viewer", "viewer", Some(&config));
     let client = reqwest::Client::new();
     let ask = async |token: &str, id: i64, method: &str, params: Value| {
         let session = open_session_as(&client, &server.url, token).await;

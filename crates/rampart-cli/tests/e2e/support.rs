@@ -89,6 +89,19 @@ impl Server {
         stderr[start..].split_whitespace().next().unwrap().to_owned()
     }
 
+    /// A new API token `name` with `role` (roles from `config` when given), made with
+    /// `rampart token create` against this server's store.
+    pub fn token(&self, name: &str, role: &str, config: Option<&std::path::Path>) -> String {
+        let mut args = vec!["token", "create", "--name", name, "--role", role];
+        let config = config.map(|c| c.to_str().unwrap().to_owned());
+        if let Some(config) = &config {
+            args.extend(["--config", config.as_str()]);
+        }
+        let (code, stdout, stderr) = self.cli(&args);
+        assert_eq!(code, 0, "{stderr}");
+        stdout.trim().to_owned()
+    }
+
     /// Runs a CLI command against this server's store.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let dir = self.data.0.to_str().unwrap().to_owned();
@@ -385,6 +398,17 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// Whether third-party clients must be present (CI) rather than skipped.
+/// Whether this machine lacks a sandbox layer the exec toolbox needs (`rampart sandbox
+/// check`); if so, says loudly that `what` is skipped.
+pub fn sandbox_missing(what: &str) -> bool {
+    let check = Command::new(BIN).args(["sandbox", "check"]).output().unwrap();
+    if check.status.success() {
+        return false;
+    }
+    skip(what, "this machine lacks a sandbox layer (rampart sandbox check)");
+    true
+}
+
 pub fn clients_required() -> bool {
     std::env::var("MCP_TEST_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
 }

@@ -58,9 +58,8 @@ async fn settle(client: &reqwest::Client, server: &Server, token: &str, task: &s
 
 #[tokio::test]
 async fn a_long_command_runs_as_a_task_only_its_creator_sees() {
-    let check = std::process::Command::new(crate::support::BIN).args(["sandbox", "check"]).output().unwrap();
-    if !check.status.success() {
-        return crate::support::skip("exec tasks end-to-end", "this machine lacks a sandbox layer");
+    if crate::support::sandbox_missing("exec tasks end-to-end") {
+        return;
     }
     let dir = TempDir::new("tasks");
     let config = dir.0.join("rampart.toml");
@@ -75,12 +74,7 @@ async fn a_long_command_runs_as_a_task_only_its_creator_sees() {
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let _admin = server.admin_token();
-    let token = |name: &str| {
-        let (code, out, err) =
-            server.cli(&["token", "create", "--name", name, "--role", "builder", "--config", config.to_str().unwrap()]);
-        assert_eq!(code, 0, "{err}");
-        out.trim().to_owned()
-    };
+    let token = |name: &str| server.token(name, "builder", Some(&config));
     let (alice, bob) = (token("alice"), token("bob"));
     let client = reqwest::Client::new();
     let run = |id: i64, program: &str, args: Value, tasks: bool| {
