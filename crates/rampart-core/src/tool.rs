@@ -84,11 +84,17 @@ pub enum TaskSupport {
 impl ToolSpec {
     /// A spec whose input schema is generated from `Args` (schemars).
     pub fn new<Args: JsonSchema>(name: &str, description: &str) -> Self {
+        Self::with_schema(name, description, input_schema_for::<Args>())
+    }
+
+    /// A spec with `input_schema` as given (a JSON Schema object: one read from an
+    /// OpenAPI document, an upstream server, a fixture), everything else default.
+    pub fn with_schema(name: &str, description: &str, input_schema: Map<String, Value>) -> Self {
         Self {
             name: name.into(),
             title: None,
             description: description.into(),
-            input_schema: input_schema_for::<Args>(),
+            input_schema,
             output_schema: None,
             annotations: ToolAnnotations::default(),
             task_support: TaskSupport::Forbidden,

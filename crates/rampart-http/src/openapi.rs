@@ -229,14 +229,12 @@ impl Operation {
     /// The tool's description.
     pub(crate) fn spec(&self) -> ToolSpec {
         let read_only = matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS");
-        let mut spec = ToolSpec::new::<()>(&self.tool, &self.description).annotations(ToolAnnotations {
+        ToolSpec::with_schema(&self.tool, &self.description, self.input_schema.clone()).annotations(ToolAnnotations {
             read_only_hint: Some(read_only),
             destructive_hint: Some(!read_only),
             idempotent_hint: Some(read_only),
             open_world_hint: Some(true),
-        });
-        spec.input_schema = self.input_schema.clone();
-        spec
+        })
     }
 
     /// Turns the arguments into a method, a path and a query.

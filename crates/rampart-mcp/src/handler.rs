@@ -656,15 +656,7 @@ mod tests {
 
         async fn tools(&self) -> Vec<ToolSpec> {
             let description = *self.0.lock().unwrap();
-            vec![ToolSpec {
-                name: "changing".into(),
-                title: None,
-                description: description.into(),
-                input_schema: serde_json::from_value(json!({ "type": "object" })).unwrap(),
-                output_schema: None,
-                annotations: Default::default(),
-                task_support: TaskSupport::Forbidden,
-            }]
+            vec![ToolSpec::with_schema("changing", description, Map::new())]
         }
 
         async fn call_tool(&self, _: &str, _: Map<String, Value>, _: &CallContext) -> Result<ToolOutput, ToolError> {

@@ -297,15 +297,10 @@ mod tests {
         }
 
         async fn tools(&self) -> Vec<ToolSpec> {
-            vec![ToolSpec {
-                name: "forever".into(),
-                title: None,
-                description: "Runs until cancelled".into(),
-                input_schema: serde_json::from_value(json!({ "type": "object" })).unwrap(),
-                output_schema: None,
-                annotations: Default::default(),
-                task_support: TaskSupport::Optional,
-            }]
+            vec![
+                ToolSpec::with_schema("forever", "Runs until cancelled", Map::new())
+                    .task_support(TaskSupport::Optional),
+            ]
         }
 
         async fn call_tool(&self, _: &str, _: Map<String, Value>, _: &CallContext) -> Result<ToolOutput, ToolError> {

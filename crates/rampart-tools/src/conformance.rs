@@ -40,15 +40,7 @@ fn spec(name: &str, description: &str, schema: Value) -> ToolSpec {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    ToolSpec {
-        name: name.into(),
-        title: None,
-        description: description.into(),
-        input_schema,
-        output_schema: None,
-        annotations: Default::default(),
-        task_support: TaskSupport::Forbidden,
-    }
+    ToolSpec::with_schema(name, description, input_schema)
 }
 
 /// The tasks extension's fixtures (SEP-2663 scenarios of the conformance suite 0.2):

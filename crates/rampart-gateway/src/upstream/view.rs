@@ -197,19 +197,15 @@ impl Inner {
             Some(description) => description.clone(),
             None => text(tool, "description").unwrap_or_default(),
         };
-        Some(ToolSpec {
-            name: served_as.to_owned(),
-            title: text(tool, "title"),
-            description,
-            input_schema,
-            output_schema: tool.get("outputSchema").and_then(Value::as_object).cloned(),
-            annotations: tool
-                .get("annotations")
-                .and_then(|a| serde_json::from_value::<ToolAnnotations>(a.clone()).ok())
-                .unwrap_or_default(),
+        let annotations =
+            tool.get("annotations").and_then(|a| serde_json::from_value::<ToolAnnotations>(a.clone()).ok());
+        let mut spec = ToolSpec::with_schema(served_as, &description, input_schema)
+            .annotations(annotations.unwrap_or_default())
             // An upstream server's tool may run for as long as that server takes.
-            task_support: TaskSupport::Optional,
-        })
+            .task_support(TaskSupport::Optional);
+        spec.title = text(tool, "title");
+        spec.output_schema = tool.get("outputSchema").and_then(Value::as_object).cloned();
+        Some(spec)
     }
 }
 
