@@ -328,7 +328,8 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let call_context = self.call_context(&context);
         let task_support = self.pipeline.task_support(&call_context.caller, &request.name);
-        let capabilities = context.client_capabilities();
+        // Most tools never run as tasks: the client's capabilities (a copy) only for those that may.
+        let capabilities = if task_support == TaskSupport::Forbidden { None } else { context.client_capabilities() };
         let follows_tasks = capabilities.as_ref().is_some_and(ClientCapabilities::supports_tasks);
         match task_support {
             TaskSupport::Required if !follows_tasks => {
