@@ -136,6 +136,11 @@ impl Logged {
         let server = Server::start_in(data, &["--config", &config], &env);
         let admin = server.admin_token();
         make_records(&server, &admin).await;
+        // The log once the server has stopped: checkpoints are signed in the background,
+        // so one read while it runs may come before the first checkpoint's line.
+        let mut server = server;
+        let _ = server.terminate(15);
+        server.stderr_eventually_contains("stopped");
         let server_log = server.stderr();
         logged.data = server.stop();
         logged.server_log = server_log;
