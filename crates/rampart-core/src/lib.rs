@@ -15,6 +15,7 @@ mod pipeline;
 mod prompt;
 mod request;
 mod resource;
+mod router;
 mod tool;
 
 pub use caller::{Caller, Principal, PrincipalKind, Transport};
@@ -28,6 +29,7 @@ pub use pipeline::{CallError, CatalogUpdate, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use request::{Access, Request};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};
+pub use router::{IntoToolOutput, NoArguments, Structured, ToolFn, ToolRouter, pretty};
 pub use tool::{
     CompletionRef, ServiceStatus, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
     input_schema_for, output_schema_for, parse_arguments,

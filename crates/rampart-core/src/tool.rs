@@ -40,6 +40,39 @@ impl ToolAnnotations {
             open_world_hint: Some(false),
         }
     }
+
+    /// A tool that changes its environment: not read-only, not destructive (it only adds
+    /// or updates), not idempotent, closed world. Adjust with [`Self::destructive`],
+    /// [`Self::idempotent`] and [`Self::open_world`].
+    pub fn write() -> Self {
+        Self {
+            read_only_hint: Some(false),
+            destructive_hint: Some(false),
+            idempotent_hint: Some(false),
+            open_world_hint: Some(false),
+        }
+    }
+
+    /// Sets `destructiveHint` (the tool may delete or overwrite).
+    #[must_use]
+    pub fn destructive(mut self, destructive: bool) -> Self {
+        self.destructive_hint = Some(destructive);
+        self
+    }
+
+    /// Sets `idempotentHint` (calling again with the same arguments changes nothing more).
+    #[must_use]
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent_hint = Some(idempotent);
+        self
+    }
+
+    /// Sets `openWorldHint` (the tool talks to the internet or another open system).
+    #[must_use]
+    pub fn open_world(mut self, open_world: bool) -> Self {
+        self.open_world_hint = Some(open_world);
+        self
+    }
 }
 
 /// The description of one tool, as `tools/list` shows it.
@@ -87,6 +120,12 @@ impl ToolSpec {
         Self::with_schema(name, description, input_schema_for::<Args>())
     }
 
+    /// A spec for [`crate::ToolRouter::tool`], which fills in the input and output
+    /// schemas from the tool function's types (until then: no arguments).
+    pub fn named(name: &str, description: &str) -> Self {
+        Self::new::<crate::NoArguments>(name, description)
+    }
+
     /// A spec with `input_schema` as given (a JSON Schema object: one read from an
     /// OpenAPI document, an upstream server, a fixture), everything else default.
     pub fn with_schema(name: &str, description: &str, input_schema: Map<String, Value>) -> Self {
@@ -123,6 +162,11 @@ impl ToolSpec {
     pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
         self.annotations = annotations;
         self
+    }
+
+    /// Marks the tool read-only ([`ToolAnnotations::read_only`]).
+    pub fn read_only(self) -> Self {
+        self.annotations(ToolAnnotations::read_only())
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rampart_core::{CallContext, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
+use rampart_core::{CallContext, NoArguments, Structured, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -29,6 +29,7 @@ pub struct SystemToolbox {
     info: SystemInfo,
     local_timezone: String,
     started: Instant,
+    tools: ToolRouter<Self>,
 }
 
 impl SystemToolbox {
@@ -39,13 +40,10 @@ impl SystemToolbox {
     pub fn new(info: SystemInfo) -> Result<Self, ToolError> {
         let local_timezone = time::local_zone_name(info.local_timezone.as_deref());
         time::zone(&local_timezone)?;
-        Ok(Self { info, local_timezone, started: Instant::now() })
+        let tools = tools(&local_timezone);
+        Ok(Self { info, local_timezone, started: Instant::now(), tools })
     }
 }
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NoArguments {}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,16 +107,6 @@ fn variant_name(value: &impl Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn json_text(value: &impl Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
-/// Structured content plus its JSON text, as MCP 2025-06-18 recommends for backwards
-/// compatibility ("Structured Content").
-fn structured(value: &impl Serialize) -> Result<ToolOutput, ToolError> {
-    ToolOutput::structured(value, json_text(value))
-}
-
 #[async_trait]
 impl Toolbox for SystemToolbox {
     fn name(&self) -> &str {
@@ -126,43 +114,7 @@ impl Toolbox for SystemToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        vec![
-            ToolSpec::new::<NoArguments>("system_health", "Report whether the server is healthy, and its uptime.")
-                .title("Server health")
-                .output::<Health>()
-                .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<NoArguments>(
-                "system_about",
-                "Describe this server: name, version, enabled toolboxes and supported MCP protocol versions.",
-            )
-            .title("About this server")
-            .output::<About>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<NoArguments>(
-                "system_whoami",
-                "Who the server takes you for: principal, how it was authenticated, roles, transport and session.",
-            )
-            .title("Who am I")
-            .output::<WhoAmI>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<CurrentTimeArguments>(
-                "get_current_time",
-                &format!(
-                    "Get the current time in an IANA time zone. Without a zone, uses the server's local zone ({}).",
-                    self.local_timezone
-                ),
-            )
-            .title("Current time")
-            .output::<TimeResult>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<ConvertTimeArguments>(
-                "convert_time",
-                "Convert a 24-hour time (HH:MM, today in the source zone) from one IANA time zone to another.",
-            )
-            .title("Convert time between zones")
-            .output::<TimeConversionResult>()
-            .annotations(ToolAnnotations::read_only()),
-        ]
+        self.tools.specs()
     }
 
     async fn call_tool(
@@ -171,41 +123,90 @@ impl Toolbox for SystemToolbox {
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        match tool {
-            "system_health" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                structured(&Health { status: "ok".into(), uptime_s: self.started.elapsed().as_secs() })
-            }
-            "system_about" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                structured(&About {
-                    name: "rampart".into(),
-                    version: rampart_core::VERSION.into(),
-                    toolboxes: self.info.toolboxes.clone(),
-                    protocol_versions: self.info.protocol_versions.clone(),
-                })
-            }
-            "system_whoami" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                let caller = &context.caller;
-                structured(&WhoAmI {
-                    principal: caller.principal.id.clone(),
-                    kind: variant_name(&caller.principal.kind),
-                    roles: caller.principal.roles.clone(),
-                    transport: variant_name(&caller.transport),
-                    session: caller.session.clone(),
-                })
-            }
-            "get_current_time" => {
-                let arguments: CurrentTimeArguments = parse_arguments(arguments)?;
-                let zone = arguments.timezone.unwrap_or_else(|| self.local_timezone.clone());
-                structured(&time::current_time(&zone, Timestamp::now())?)
-            }
-            "convert_time" => {
-                let a: ConvertTimeArguments = parse_arguments(arguments)?;
-                structured(&time::convert_time(&a.source_timezone, &a.time, &a.target_timezone, Timestamp::now())?)
-            }
-            other => Err(ToolError::NotFound(format!("tool '{other}'"))),
-        }
+        self.tools.call(self, tool, arguments, context).await
     }
+}
+
+/// The tools, each a function below; `get_current_time`'s description names the zone it
+/// defaults to.
+fn tools(local_timezone: &str) -> ToolRouter<SystemToolbox> {
+    let current_time = format!(
+        "Get the current time in an IANA time zone. Without a zone, uses the server's local zone ({local_timezone})."
+    );
+    ToolRouter::new()
+        .tool(
+            ToolSpec::named("system_health", "Report whether the server is healthy, and its uptime.")
+                .title("Server health")
+                .read_only(),
+            health,
+        )
+        .tool(
+            ToolSpec::named(
+                "system_about",
+                "Describe this server: name, version, enabled toolboxes and supported MCP protocol versions.",
+            )
+            .title("About this server")
+            .read_only(),
+            about,
+        )
+        .tool(
+            ToolSpec::named(
+                "system_whoami",
+                "Who the server takes you for: principal, how it was authenticated, roles, transport and session.",
+            )
+            .title("Who am I")
+            .read_only(),
+            whoami,
+        )
+        .tool(ToolSpec::named("get_current_time", &current_time).title("Current time").read_only(), current_time_tool)
+        .tool(
+            ToolSpec::named(
+                "convert_time",
+                "Convert a 24-hour time (HH:MM, today in the source zone) from one IANA time zone to another.",
+            )
+            .title("Convert time between zones")
+            .read_only(),
+            convert_time,
+        )
+}
+
+async fn health(system: &SystemToolbox, _: NoArguments, _: &CallContext) -> Result<Structured<Health>, ToolError> {
+    Ok(Structured(Health { status: "ok".into(), uptime_s: system.started.elapsed().as_secs() }))
+}
+
+async fn about(system: &SystemToolbox, _: NoArguments, _: &CallContext) -> Result<Structured<About>, ToolError> {
+    Ok(Structured(About {
+        name: "rampart".into(),
+        version: rampart_core::VERSION.into(),
+        toolboxes: system.info.toolboxes.clone(),
+        protocol_versions: system.info.protocol_versions.clone(),
+    }))
+}
+
+async fn whoami(_: &SystemToolbox, _: NoArguments, context: &CallContext) -> Result<Structured<WhoAmI>, ToolError> {
+    let caller = &context.caller;
+    Ok(Structured(WhoAmI {
+        principal: caller.principal.id.clone(),
+        kind: variant_name(&caller.principal.kind),
+        roles: caller.principal.roles.clone(),
+        transport: variant_name(&caller.transport),
+        session: caller.session.clone(),
+    }))
+}
+
+async fn current_time_tool(
+    system: &SystemToolbox,
+    arguments: CurrentTimeArguments,
+    _: &CallContext,
+) -> Result<Structured<TimeResult>, ToolError> {
+    let zone = arguments.timezone.unwrap_or_else(|| system.local_timezone.clone());
+    Ok(Structured(time::current_time(&zone, Timestamp::now())?))
+}
+
+async fn convert_time(
+    _: &SystemToolbox,
+    a: ConvertTimeArguments,
+    _: &CallContext,
+) -> Result<Structured<TimeConversionResult>, ToolError> {
+    Ok(Structured(time::convert_time(&a.source_timezone, &a.time, &a.target_timezone, Timestamp::now())?))
 }
