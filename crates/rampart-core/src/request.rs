@@ -96,6 +96,18 @@ pub enum Request<'a> {
         /// The configured API name, e.g. `github`.
         name: Cow<'a, str>,
     },
+    /// `access` on `name`, a resource of a toolbox's own kind (a notebook, a project, a
+    /// customer account), granted by a role's `scopes.KIND` list and by no other grant.
+    Scope {
+        /// The kind, e.g. `notebook`: 1-32 of `a-z`, `0-9`, `_`, `-` (anything else is
+        /// never granted). Serialized as `scope` (`kind` is the variant's tag).
+        #[serde(rename = "scope")]
+        kind: Cow<'a, str>,
+        /// The resource's name, e.g. `team-ops`.
+        name: Cow<'a, str>,
+        /// `Read` to look, `ReadWrite` to change.
+        access: Access,
+    },
 }
 
 impl<'a> Request<'a> {
@@ -134,6 +146,11 @@ impl<'a> Request<'a> {
         Self::HttpApi { name: name.into() }
     }
 
+    /// `access` on `name`, of the toolbox's own scope kind `kind` (e.g. `notebook`).
+    pub fn scope(kind: impl Into<Cow<'a, str>>, name: impl Into<Cow<'a, str>>, access: Access) -> Self {
+        Self::Scope { kind: kind.into(), name: name.into(), access }
+    }
+
     /// The name, URI or path the request is about.
     pub fn name(&self) -> &str {
         match self {
@@ -141,16 +158,17 @@ impl<'a> Request<'a> {
             | Self::Prompt { name }
             | Self::Command { name }
             | Self::Database { name, .. }
-            | Self::HttpApi { name } => name,
+            | Self::HttpApi { name }
+            | Self::Scope { name, .. } => name,
             Self::Resource { uri } => uri,
             Self::Fs { path, .. } => path,
         }
     }
 
-    /// The access wanted, for the kinds that have one (`fs`, databases).
+    /// The access wanted, for the kinds that have one (`fs`, databases, scopes).
     pub fn access(&self) -> Option<Access> {
         match self {
-            Self::Fs { access, .. } | Self::Database { access, .. } => Some(*access),
+            Self::Fs { access, .. } | Self::Database { access, .. } | Self::Scope { access, .. } => Some(*access),
             _ => None,
         }
     }
@@ -166,6 +184,7 @@ impl<'a> Request<'a> {
             Self::Command { name } => Request::Command { name: own(name) },
             Self::Database { name, access } => Request::Database { name: own(name), access },
             Self::HttpApi { name } => Request::HttpApi { name: own(name) },
+            Self::Scope { kind, name, access } => Request::Scope { kind: own(kind), name: own(name), access },
         }
     }
 }
@@ -173,7 +192,7 @@ impl<'a> Request<'a> {
 impl fmt::Display for Request<'_> {
     /// `tool 'read_file'`, `resource 'file:///a'`, `prompt 'summary'`,
     /// `fs read-write on '/srv/out/a'`, `command 'git'`, `database read on 'analytics'`,
-    /// `HTTP API 'github'`. Names are escaped (`\n`, `\'`), so a hostile name cannot forge
+    /// `HTTP API 'github'`, `scope notebook read on 'team'`. Names are escaped (`\n`, `\'`), so a hostile name cannot forge
     /// lines in a log or a tool error.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -184,6 +203,9 @@ impl fmt::Display for Request<'_> {
             Self::Command { name } => write!(f, "command '{}'", name.escape_debug()),
             Self::Database { name, access } => write!(f, "database {access} on '{}'", name.escape_debug()),
             Self::HttpApi { name } => write!(f, "HTTP API '{}'", name.escape_debug()),
+            Self::Scope { kind, name, access } => {
+                write!(f, "scope {} {access} on '{}'", kind.escape_debug(), name.escape_debug())
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use rampart_core::Access;
 
-use crate::model::{DatabaseScope, FsScope, RoleConfig};
+use crate::model::{DatabaseScope, FsScope, NamedScope, RoleConfig};
 
 /// One built-in role, in the shape of [`RoleConfig`] with static lists.
 pub(crate) struct BuiltinRole {
@@ -26,6 +26,8 @@ pub(crate) struct BuiltinRole {
     pub(crate) fs: &'static [(&'static str, Access)],
     pub(crate) commands: &'static [&'static str],
     pub(crate) databases: &'static [(&'static str, Access)],
+    /// (kind, name glob, access) of `scopes`.
+    pub(crate) scopes: &'static [(&'static str, &'static str, Access)],
     pub(crate) http_apis: &'static [&'static str],
 }
 
@@ -41,6 +43,7 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
         fs: &[],
         commands: &[],
         databases: &[],
+        scopes: &[],
         http_apis: &[],
     },
     BuiltinRole {
@@ -66,6 +69,7 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
         fs: &[],
         commands: &[],
         databases: &[],
+        scopes: &[],
         http_apis: &[],
     },
     BuiltinRole {
@@ -87,6 +91,7 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
         fs: &[],
         commands: &[],
         databases: &[],
+        scopes: &[],
         http_apis: &[],
     },
     BuiltinRole {
@@ -99,6 +104,7 @@ pub(crate) const BUILTIN_ROLES: &[BuiltinRole] = &[
         fs: &[("**", Access::ReadWrite)],
         commands: &["*"],
         databases: &[("*", Access::ReadWrite)],
+        scopes: &[("*", "*", Access::ReadWrite)],
         http_apis: &["*"],
     },
 ];
@@ -122,6 +128,13 @@ impl BuiltinRole {
                 .map(|(name, access)| DatabaseScope { name: (*name).to_owned(), access: *access })
                 .collect(),
             http_apis: strings(self.http_apis),
+            scopes: self
+                .scopes
+                .iter()
+                .map(|(kind, name, access)| {
+                    ((*kind).to_owned(), vec![NamedScope { name: (*name).to_owned(), access: *access }])
+                })
+                .collect(),
         }
     }
 }

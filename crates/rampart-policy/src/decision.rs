@@ -116,6 +116,16 @@ pub enum Rule {
         /// The glob over HTTP API names.
         pattern: String,
     },
+    /// An entry of `scopes.KIND`.
+    Scope {
+        /// The scope kind (`*`: every kind). Serialized as `scope`.
+        #[serde(rename = "scope")]
+        kind: String,
+        /// The glob over names.
+        pattern: String,
+        /// The access it grants.
+        access: Access,
+    },
 }
 
 impl Rule {
@@ -128,14 +138,15 @@ impl Rule {
             | Self::Fs { pattern, .. }
             | Self::Command { pattern }
             | Self::Database { pattern, .. }
-            | Self::HttpApi { pattern } => pattern,
+            | Self::HttpApi { pattern }
+            | Self::Scope { pattern, .. } => pattern,
         }
     }
 
-    /// The access granted, for the kinds that have one (`fs`, `databases`).
+    /// The access granted, for the kinds that have one (`fs`, `databases`, `scopes`).
     pub fn access(&self) -> Option<Access> {
         match self {
-            Self::Fs { access, .. } | Self::Database { access, .. } => Some(*access),
+            Self::Fs { access, .. } | Self::Database { access, .. } | Self::Scope { access, .. } => Some(*access),
             Self::Tool { .. }
             | Self::Resource { .. }
             | Self::Prompt { .. }
@@ -153,6 +164,15 @@ impl Rule {
             Self::Command { .. } => Kind::Command,
             Self::Database { .. } => Kind::Database,
             Self::HttpApi { .. } => Kind::HttpApi,
+            Self::Scope { .. } => Kind::Scope,
+        }
+    }
+
+    /// Whether the rule is of `subject`'s kind (for a scope, of its scope kind too).
+    pub(crate) fn same_kind(&self, subject: &Subject<'_>) -> bool {
+        match self {
+            Self::Scope { kind, .. } => subject.scope.is_some_and(|wanted| kind == "*" || kind == wanted),
+            _ => self.kind() == subject.kind,
         }
     }
 
@@ -169,9 +189,12 @@ impl Rule {
 
 impl fmt::Display for Rule {
     /// The config key and the pattern, e.g. `tools: "system_*"`,
-    /// `fs: "/srv/data/**" (read-write)`.
+    /// `fs: "/srv/data/**" (read-write)`, `scopes.notebook: "team-*" (read)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?}", self.kind().field(), self.pattern())?;
+        match self {
+            Self::Scope { kind, .. } => write!(f, "scopes.{kind}: {:?}", self.pattern())?,
+            _ => write!(f, "{}: {:?}", self.kind().field(), self.pattern())?,
+        }
         if let Some(access) = self.access() {
             write!(f, " ({access})")?;
         }

@@ -58,6 +58,11 @@ pub struct RoleConfig {
     /// Globs over configured HTTP API names, e.g. `github`, `crm-*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_apis: Vec<String>,
+    /// Scopes of the kinds toolboxes define themselves, by kind: `scopes = { notebook =
+    /// [{ name = "team-*", access = "read-write" }] }` grants what a toolbox asks with
+    /// `Request::scope("notebook", …)`. The kind `*` stands for every kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scopes: BTreeMap<String, Vec<NamedScope>>,
 }
 
 /// A filesystem scope, `{ path = "/srv/data/**", access = "read" }`.
@@ -75,10 +80,14 @@ pub struct FsScope {
 }
 
 /// A database scope, `{ name = "analytics", access = "read" }`.
+pub type DatabaseScope = NamedScope;
+
+/// A scope over named things (databases, a toolbox's own kinds), `{ name = "analytics",
+/// access = "read" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatabaseScope {
-    /// A glob over configured database names.
+pub struct NamedScope {
+    /// A glob over the names.
     pub name: String,
     /// What the scope allows; `read` when omitted.
     #[serde(default)]

@@ -12,7 +12,7 @@ use crate::builtin::BUILTIN_ROLES;
 use crate::decision::{Decision, Grant, Rule};
 use crate::explain::{self, Explanation};
 use crate::model::{PolicyConfig, RoleConfig};
-use crate::request::{Kind, Permission, Subject, path_problem};
+use crate::request::{Kind, Permission, Subject, path_problem, valid_scope_kind};
 use rampart_core::Request;
 
 /// Why a [`PolicyConfig`] was refused by [`Policy::new`]. Each names the role and the
@@ -40,6 +40,16 @@ pub enum PolicyError {
     IncludeCycle {
         /// The roles of the cycle, e.g. `["ops", "writer", "ops"]`.
         cycle: Vec<String>,
+    },
+    /// A `scopes` key that cannot name a scope kind.
+    #[error(
+        "role '{role}': scope kind {kind:?} is not valid: use 1-32 of a-z, 0-9, '_' and '-' (or \"*\" for every kind)"
+    )]
+    InvalidScopeKind {
+        /// The role whose table holds it.
+        role: String,
+        /// The kind as written.
+        kind: String,
     },
     /// A pattern that is not a valid glob, or not usable for its kind.
     #[error("role '{role}': {field} pattern {pattern:?} is not valid: {reason}")]
@@ -102,7 +112,7 @@ pub(crate) enum RuleMatch {
 impl CompiledRule {
     /// `None` when the rule is of another kind than the request.
     pub(crate) fn check(&self, subject: &Subject<'_>) -> Option<RuleMatch> {
-        if self.rule.kind() != subject.kind {
+        if !self.rule.same_kind(subject) {
             return None;
         }
         Some(if !self.matcher.is_match(subject.name) {
@@ -255,6 +265,12 @@ fn merge(config: &PolicyConfig) -> Result<BTreeMap<String, RoleConfig>, PolicyEr
         role.commands.extend_from_slice(&table.commands);
         role.databases.extend_from_slice(&table.databases);
         role.http_apis.extend_from_slice(&table.http_apis);
+        for (kind, scopes) in &table.scopes {
+            if kind != "*" && !valid_scope_kind(kind) {
+                return Err(PolicyError::InvalidScopeKind { role: name.clone(), kind: kind.clone() });
+            }
+            role.scopes.entry(kind.clone()).or_default().extend_from_slice(scopes);
+        }
     }
     Ok(merged)
 }
@@ -356,7 +372,10 @@ fn compile_rules(role: &str, table: &RoleConfig) -> Result<Vec<CompiledRule>, Po
         .chain(table.fs.iter().map(|s| Rule::Fs { pattern: s.path.clone(), access: s.access }))
         .chain(table.commands.iter().map(|p| Rule::Command { pattern: p.clone() }))
         .chain(table.databases.iter().map(|s| Rule::Database { pattern: s.name.clone(), access: s.access }))
-        .chain(table.http_apis.iter().map(|p| Rule::HttpApi { pattern: p.clone() }));
+        .chain(table.http_apis.iter().map(|p| Rule::HttpApi { pattern: p.clone() }))
+        .chain(table.scopes.iter().flat_map(|(kind, scopes)| {
+            scopes.iter().map(|s| Rule::Scope { kind: kind.clone(), pattern: s.name.clone(), access: s.access })
+        }));
     rules.map(|rule| Ok(CompiledRule { matcher: compile_glob(role, &rule)?, rule })).collect()
 }
 

@@ -119,6 +119,7 @@ pub(crate) enum Kind {
     Command,
     Database,
     HttpApi,
+    Scope,
 }
 
 impl Kind {
@@ -132,6 +133,7 @@ impl Kind {
             Self::Command => "commands",
             Self::Database => "databases",
             Self::HttpApi => "http_apis",
+            Self::Scope => "scopes",
         }
     }
 }
@@ -142,6 +144,8 @@ pub(crate) struct Subject<'a> {
     pub(crate) kind: Kind,
     pub(crate) name: &'a str,
     pub(crate) access: Option<Access>,
+    /// The scope kind, for [`Kind::Scope`].
+    pub(crate) scope: Option<&'a str>,
 }
 
 impl<'a> Subject<'a> {
@@ -155,7 +159,19 @@ impl<'a> Subject<'a> {
             Request::Command { .. } => Kind::Command,
             Request::Database { .. } => Kind::Database,
             Request::HttpApi { .. } => Kind::HttpApi,
+            Request::Scope { .. } => Kind::Scope,
         };
-        Self { kind, name: request.name(), access: request.access() }
+        let scope = match request {
+            Request::Scope { kind, .. } if valid_scope_kind(kind) => Some(kind.as_ref()),
+            _ => None,
+        };
+        Self { kind, name: request.name(), access: request.access(), scope }
     }
+}
+
+/// Whether `kind` can name a scope kind: 1-32 of `a-z`, `0-9`, `_`, `-`. A request of
+/// another kind name matches no grant.
+pub(crate) fn valid_scope_kind(kind: &str) -> bool {
+    (1..=32).contains(&kind.len())
+        && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

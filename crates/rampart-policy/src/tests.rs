@@ -533,3 +533,83 @@ fn resources_and_prompts_are_granted_by_their_own_lists_and_denied_by_default() 
         ],
     );
 }
+
+/// A toolbox's own kind of scope (`Request::scope`), granted by `scopes.KIND`: matched
+/// only against grants of that kind, with the access level checked.
+#[test]
+fn scopes_of_a_toolboxs_own_kind() {
+    let policy = policy(
+        r#"
+[roles.team]
+scopes = { notebook = [{ name = "team-*", access = "read-write" }, { name = "handbook" }] }
+
+[roles.guest]
+scopes = { notebook = [{ name = "handbook", access = "read" }], ticket = [{ name = "*" }] }
+databases = [{ name = "team-db", access = "read-write" }]
+"#,
+    );
+    let notebook = |name, access| Request::scope("notebook", name, access);
+    check_table(
+        &policy,
+        &[
+            (
+                &["team"],
+                notebook("team-ops", Access::ReadWrite),
+                r#"allow: scopes.notebook: "team-*" (read-write) of role 'team'"#,
+            ),
+            (
+                &["team"],
+                notebook("team-ops", Access::Read),
+                r#"allow: scopes.notebook: "team-*" (read-write) of role 'team'"#,
+            ),
+            (
+                &["team"],
+                notebook("handbook", Access::Read),
+                r#"allow: scopes.notebook: "handbook" (read) of role 'team'"#,
+            ),
+            (
+                &["team"],
+                notebook("handbook", Access::ReadWrite),
+                "deny: missing scope notebook read-write on 'handbook'",
+            ),
+            (&["team"], notebook("private", Access::Read), "deny: missing scope notebook read on 'private'"),
+            (&["guest"], notebook("team-ops", Access::Read), "deny: missing scope notebook read on 'team-ops'"),
+            (
+                &["guest"],
+                Request::scope("ticket", "42", Access::Read),
+                r#"allow: scopes.ticket: "*" (read) of role 'guest'"#,
+            ),
+            // A grant of one kind never answers for another kind, built-in or not.
+            (
+                &["guest"],
+                Request::scope("ticket", "42", Access::ReadWrite),
+                "deny: missing scope ticket read-write on '42'",
+            ),
+            (&["team"], Request::scope("ticket", "42", Access::Read), "deny: missing scope ticket read on '42'"),
+            (
+                &["guest"],
+                Request::scope("database", "team-db", Access::Read),
+                "deny: missing scope database read on 'team-db'",
+            ),
+            (&["team"], Request::database("team-ops", Access::Read), "deny: missing database read on 'team-ops'"),
+            (
+                &["reader", "writer"],
+                notebook("handbook", Access::Read),
+                "deny: missing scope notebook read on 'handbook'",
+            ),
+            (
+                &["admin"],
+                notebook("anything", Access::ReadWrite),
+                r#"allow: scopes.*: "*" (read-write) of role 'admin'"#,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_bad_scope_kind_or_pattern_is_refused() {
+    let error = Policy::new(&config("[roles.x]\nscopes = { \"Note Book\" = [{ name = \"a\" }] }")).unwrap_err();
+    assert!(error.to_string().contains("scope kind"), "{error}");
+    let error = Policy::new(&config("[roles.x]\nscopes = { notebook = [{ name = \"\" }] }")).unwrap_err();
+    assert!(error.to_string().contains("pattern \"\" is not valid"), "{error}");
+}
