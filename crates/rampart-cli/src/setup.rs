@@ -100,7 +100,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = &file {
         tracing::info!(file = %file.display(), "configuration loaded");
     }
-    rampart_server::serve(config, options).await?;
+    rampart_server::serve(config, options, crate::added_toolboxes()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,7 +131,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<Report> {
 pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<Report> {
     let Loaded { config, file } =
         load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
-    let warnings = rampart_server::validate(&config)?;
+    let warnings = rampart_server::validate(&config, &crate::added_toolboxes())?;
     if args.strict && !warnings.is_empty() {
         let list: String = warnings.iter().map(|w| format!("\n  warning: {w}")).collect();
         bail!("{} warning(s), and --strict treats them as errors:{list}", warnings.len());

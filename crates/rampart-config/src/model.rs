@@ -55,6 +55,10 @@ pub struct Config {
     /// entry needed).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub upstreams: serde_json::Value,
+    /// `[toolbox.NAME]`: settings of the toolboxes a program built on the `rampart` crate
+    /// adds (each handed its own table; an unknown NAME is an error there).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub toolbox: serde_json::Value,
 }
 
 /// `[limits]`. A value of 0 means unlimited.

@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The configuration does not load (a file that cannot be read or parsed, an unknown
+    /// key, a bad value), with the source's message.
+    #[error("{0}")]
+    Config(String),
     /// `tools.enabled` names a toolbox that does not exist.
     #[error("unknown toolbox '{name}' in tools.enabled (known: {known})")]
     UnknownToolbox {

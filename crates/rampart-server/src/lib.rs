@@ -35,6 +35,7 @@ pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, route
 pub use jwt::{JwtConfigError, JwtVerifier};
 pub use limits::Limits;
 pub use metrics::Metrics;
+pub use registry::ToolboxFactory;
 pub use reload::{ReloadError, ReloadReport, Reloader};
 pub use run::{Running, serve, start_http};
 pub use security::{GuardState, SecurityGuard};

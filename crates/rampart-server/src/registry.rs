@@ -1,6 +1,7 @@
 //! The one table of toolboxes: each one's name, the configuration it is built from, how
 //! to validate it and how to build it. Start-up, `config check` and reloads all read this
-//! table; adding a toolbox is one entry here.
+//! table; adding a built-in toolbox is one entry here. A program built on Rampart adds its
+//! own as [`ToolboxFactory`]s, built from their `[toolbox.NAME]` sections.
 
 use std::sync::Arc;
 
@@ -21,9 +22,60 @@ use crate::{
     tokens::TokenService,
 };
 
+/// A toolbox added by the program that embeds Rampart (the `rampart` crate's builder):
+/// its name and how to build it from its settings, the `[toolbox.NAME]` section of
+/// `rampart.toml` (JSON `null` when absent). Always served (the policy decides who may
+/// use it); rebuilt by a reload only when its section changed.
+#[derive(Clone)]
+pub struct ToolboxFactory {
+    name: String,
+    build: AddedBuild,
+}
+
+/// An added toolbox's constructor: its settings to the toolbox, or why not.
+type AddedBuild = Arc<dyn Fn(&Value) -> Result<Arc<dyn Toolbox>, String> + Send + Sync>;
+
+impl std::fmt::Debug for ToolboxFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolboxFactory").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ToolboxFactory {
+    /// The toolbox `name` (what `[toolbox.NAME]` and `system_about` call it; 1-32 of
+    /// `a-z`, `0-9`, `-`, `_`), built by `build` from its settings. `build`'s error (a
+    /// bad setting, a database that cannot be opened) stops the start or the reload,
+    /// naming the toolbox.
+    pub fn new<T, E, F>(name: &str, build: F) -> Self
+    where
+        T: Toolbox,
+        E: std::fmt::Display,
+        F: Fn(&Value) -> Result<T, E> + Send + Sync + 'static,
+    {
+        Self { name: name.to_owned(), build: Arc::new(move |settings| boxed(build(settings))) }
+    }
+
+    /// A toolbox that needs no settings and is built once: `toolbox` itself.
+    pub fn from_toolbox<T: Toolbox>(toolbox: T) -> Self {
+        let toolbox: Arc<dyn Toolbox> = Arc::new(toolbox);
+        Self { name: toolbox.name().to_owned(), build: Arc::new(move |_| Ok(toolbox.clone())) }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn error(&self, message: String) -> ServerError {
+        ServerError::Toolbox { toolbox: self.name.clone(), message }
+    }
+}
+
 /// The running server's services that toolboxes are built over (kept by the reloader to
 /// build them again).
 pub(crate) struct Services {
+    /// The toolboxes the embedding program added.
+    pub(crate) added: Vec<ToolboxFactory>,
     pub(crate) tokens: Arc<TokenService>,
     pub(crate) reload: Arc<ReloadHandle>,
     pub(crate) pins: Arc<dyn PinStore>,
@@ -35,7 +87,7 @@ pub(crate) struct Services {
 /// What building a toolbox may use besides its settings.
 pub(crate) struct BuildContext<'a> {
     /// The toolboxes being built, in order (for `system_about`).
-    pub(crate) names: &'a [&'static str],
+    pub(crate) names: &'a [String],
     pub(crate) tokens: &'a Arc<TokenService>,
     pub(crate) reload: &'a Arc<ReloadHandle>,
     /// Where upstreams pin their tool definitions (none: pinning off).
@@ -108,9 +160,7 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
         settings: system_settings,
         section_hint: None,
         validate: |settings| system(settings, Vec::new()).map(drop),
-        build: |settings, context| {
-            boxed(system(settings, context.names.iter().map(|name| (*name).to_owned()).collect()))
-        },
+        build: |settings, context| boxed(system(settings, context.names.to_vec())),
     },
     ToolboxKind {
         name: "admin",
@@ -162,22 +212,39 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
     },
 ];
 
-/// Toolbox names accepted in `tools.enabled`.
-fn known_toolboxes() -> impl Iterator<Item = &'static str> {
-    TOOLBOXES.iter().filter(|kind| kind.enabled != Enabled::ConformanceProfile).map(|kind| kind.name)
+/// Toolbox names accepted in `tools.enabled` (an added toolbox is always on; naming it
+/// there is allowed and changes nothing).
+fn known_toolboxes(added: &[ToolboxFactory]) -> impl Iterator<Item = &str> {
+    let builtin = TOOLBOXES.iter().filter(|kind| kind.enabled != Enabled::ConformanceProfile).map(|kind| kind.name);
+    builtin.chain(added.iter().map(ToolboxFactory::name))
 }
 
-fn known() -> String {
-    known_toolboxes().collect::<Vec<_>>().join(", ")
+fn known(added: &[ToolboxFactory]) -> String {
+    known_toolboxes(added).collect::<Vec<_>>().join(", ")
 }
 
-/// The toolboxes `config` switches on, in serving order.
+/// The built-in toolboxes `config` switches on, in serving order.
 ///
 /// # Errors
-/// [`ServerError::UnknownToolbox`] for a name in `tools.enabled` that is not one.
-pub(crate) fn active(config: &Config) -> Result<Vec<&'static ToolboxKind>, ServerError> {
-    if let Some(unknown) = config.tools.enabled.iter().find(|name| !known_toolboxes().any(|known| known == *name)) {
-        return Err(ServerError::UnknownToolbox { name: unknown.clone(), known: known() });
+/// [`ServerError::UnknownToolbox`] for a name in `tools.enabled` that is not one, or a
+/// `[toolbox.NAME]` section for a toolbox this program does not have.
+pub(crate) fn active(config: &Config, added: &[ToolboxFactory]) -> Result<Vec<&'static ToolboxKind>, ServerError> {
+    if let Some(unknown) = config.tools.enabled.iter().find(|name| !known_toolboxes(added).any(|known| known == *name))
+    {
+        return Err(ServerError::UnknownToolbox { name: unknown.clone(), known: known(added) });
+    }
+    if let Some(sections) = config.toolbox.as_object()
+        && let Some(unknown) = sections.keys().find(|name| !added.iter().any(|added| added.name() == *name))
+    {
+        let known = added.iter().map(ToolboxFactory::name).collect::<Vec<_>>().join(", ");
+        return Err(ServerError::Toolbox {
+            toolbox: unknown.clone(),
+            message: if known.is_empty() {
+                format!("[toolbox.{unknown}] is for a toolbox added by a program built on Rampart; this one adds none")
+            } else {
+                format!("[toolbox.{unknown}]: this program has no toolbox '{unknown}' (it adds: {known})")
+            },
+        });
     }
     Ok(TOOLBOXES
         .iter()
@@ -211,8 +278,8 @@ impl ToolboxKind {
 ///
 /// # Errors
 /// [`ServerError::UnknownToolbox`], [`ServerError::Toolbox`] naming the toolbox.
-pub(crate) fn validate(config: &Config) -> Result<(), ServerError> {
-    for kind in active(config)? {
+pub(crate) fn validate(config: &Config, added: &[ToolboxFactory]) -> Result<(), ServerError> {
+    for kind in active(config, added)? {
         (kind.validate)(kind.settings_in(config)?).map_err(|message| kind.error(message))?;
     }
     for (name, upstream) in upstreams(config)? {
@@ -275,8 +342,12 @@ pub(crate) fn build(
     services: &Services,
     running: &[BuiltToolbox],
 ) -> Result<Vec<BuiltToolbox>, ServerError> {
-    let kinds = active(config)?;
-    let names: Vec<&'static str> = kinds.iter().map(|kind| kind.name).collect();
+    let kinds = active(config, &services.added)?;
+    let names: Vec<String> = kinds
+        .iter()
+        .map(|kind| kind.name.to_owned())
+        .chain(services.added.iter().map(|added| added.name.clone()))
+        .collect();
     let context = BuildContext {
         names: &names,
         tokens: &services.tokens,
@@ -292,6 +363,15 @@ pub(crate) fn build(
             None => (kind.build)(settings.clone(), &context).map_err(|message| kind.error(message))?,
         };
         built.push(BuiltToolbox { name: kind.name.to_owned(), settings, toolbox, upstream: None });
+    }
+    for added in &services.added {
+        let settings = config.toolbox.get(&added.name).cloned().unwrap_or(Value::Null);
+        let kept = running.iter().find(|old| old.name == added.name && old.settings == settings);
+        let toolbox = match kept {
+            Some(old) => old.toolbox.clone(),
+            None => (added.build)(&settings).map_err(|message| added.error(message))?,
+        };
+        built.push(BuiltToolbox { name: added.name.clone(), settings, toolbox, upstream: None });
     }
     for (name, upstream) in upstreams(config)? {
         let toolbox_name = format!("upstream:{name}");

@@ -16,7 +16,7 @@ use rampart_mcp::{HttpOptions, McpHandler, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, Built, ResponsesInFlight, ServerError, build, listener, metrics_router, router};
+use crate::{AppState, Built, ResponsesInFlight, ServerError, ToolboxFactory, build, listener, metrics_router, router};
 
 /// A running HTTP server.
 #[derive(Debug)]
@@ -159,19 +159,20 @@ async fn wait_idle(busy: impl Fn() -> bool, grace: Duration) -> bool {
     !busy()
 }
 
-/// Builds everything from `config` (loaded with `options`, which a reload reads again),
-/// prints the banner, and serves until SIGINT/SIGTERM (HTTP) or until stdin closes
-/// (stdio); SIGHUP reloads the configuration.
+/// Builds everything from `config` (loaded with `options`, which a reload reads again)
+/// with the toolboxes `added` by the embedding program, prints the banner, and serves
+/// until SIGINT/SIGTERM (HTTP) or until stdin closes (stdio); SIGHUP reloads the
+/// configuration.
 ///
 /// # Errors
 /// [`ServerError`] for bad configuration or a failed bind.
-pub async fn serve(config: Config, options: LoadOptions) -> Result<(), ServerError> {
+pub async fn serve(config: Config, options: LoadOptions, added: Vec<ToolboxFactory>) -> Result<(), ServerError> {
     let transport = match config.server.transport {
         TransportKind::Http => Transport::StreamableHttp,
         TransportKind::Stdio => Transport::Stdio,
         TransportKind::Dbus => Transport::Dbus,
     };
-    let built = build(&config, transport, options).await?;
+    let built = build(&config, transport, options, added).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
     tokio::spawn(reload_on_hangup(built.pipeline.clone(), local_operator(&config)));

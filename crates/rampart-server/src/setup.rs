@@ -26,7 +26,7 @@ use crate::{
     jwt::JwtVerifier,
     limits::Limits,
     metrics::Metrics,
-    registry::{self, BuiltToolbox},
+    registry::{self, BuiltToolbox, ToolboxFactory},
     reload::Reloader,
     security::{GuardState, SecurityGuard},
     tokens::TokenService,
@@ -183,9 +183,9 @@ fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
 ///
 /// # Errors
 /// [`ServerError`] naming the bad setting.
-pub fn validate(config: &Config) -> Result<Vec<String>, ServerError> {
+pub fn validate(config: &Config, added: &[ToolboxFactory]) -> Result<Vec<String>, ServerError> {
     build_policy(config)?;
-    registry::validate(config)?;
+    registry::validate(config, added)?;
     authenticator(config)?;
     if let Some(jwt) = &config.auth.jwt {
         JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?;
@@ -197,12 +197,18 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ServerError> {
     Ok(registry::unused_sections(config))
 }
 
-/// Validates `config` and builds everything; `options` say how `config` was loaded, so
-/// that a reload reads the same sources again.
+/// Validates `config` and builds everything, the toolboxes `added` by the embedding
+/// program included; `options` say how `config` was loaded, so that a reload reads the
+/// same sources again.
 ///
 /// # Errors
 /// [`ServerError`] naming the bad setting.
-pub async fn build(config: &Config, transport: Transport, options: LoadOptions) -> Result<Built, ServerError> {
+pub async fn build(
+    config: &Config,
+    transport: Transport,
+    options: LoadOptions,
+    added: Vec<ToolboxFactory>,
+) -> Result<Built, ServerError> {
     // Everything below validates what it builds (each toolbox once); only warnings are
     // left to say.
     for warning in registry::unused_sections(config) {
@@ -215,6 +221,7 @@ pub async fn build(config: &Config, transport: Transport, options: LoadOptions) 
     let tokens = Arc::new(TokenService::new(store.clone(), policy));
     let reload = Arc::new(ReloadHandle::default());
     let services = registry::Services {
+        added,
         tokens: tokens.clone(),
         reload: reload.clone(),
         pins: crate::upstreams::StorePins::shared(store.clone(), &guard),
@@ -316,7 +323,7 @@ impl LocalAdmin {
         let tokens = Arc::new(TokenService::new(store.clone(), policy));
         let admin = registry::TOOLBOXES.iter().filter(|kind| kind.name == "admin");
         let context =
-            registry::BuildContext { names: &["admin"], tokens: &tokens, reload: &Arc::default(), pins: None };
+            registry::BuildContext { names: &["admin".into()], tokens: &tokens, reload: &Arc::default(), pins: None };
         let mut toolboxes = Vec::new();
         for kind in admin {
             let toolbox = (kind.build)(Value::Null, &context)

@@ -64,7 +64,7 @@ impl App {
         config.store.data_dir = Some(data.path().to_path_buf());
         config.audit.enabled = false;
         let options = LoadOptions { config_path: None, overrides: Vec::new(), dotenv: false, env: Some(Vec::new()) };
-        let built = build(&config, Transport::StreamableHttp, options).await.unwrap();
+        let built = build(&config, Transport::StreamableHttp, options, Vec::new()).await.unwrap();
         let running = start_http(&config, &built).await.unwrap();
         let url = format!("http://{}/mcp", running.local_addr);
         let mut app = Self { url, client: reqwest::Client::new(), session: None, running, _data: data };

@@ -1,0 +1,148 @@
+//! Rampart as a library: write a team's own MCP tools in Rust and serve them with all of
+//! Rampart — authentication (API tokens, JWT, mTLS…), deny-by-default roles with typed
+//! scopes, rate limits, the tamper-evident audit log, every transport, and the `rampart`
+//! command line, client and shell — without writing any of it.
+//!
+//! A tool is an `async fn(&State, Args, &CallContext) -> Result<Out, ToolError>`:
+//! `Args` is a `serde` + `schemars` type (its schema is the tool's `inputSchema`), `Out`
+//! is a `String`, a [`ToolOutput`] or [`Structured<T>`] (whose schema is the tool's
+//! `outputSchema`). A [`ToolRouter`] names the functions; a [`Toolbox`] serves the
+//! router's tools (and, if it wants, resources and prompts). [`Rampart`] adds toolboxes
+//! to the built-in ones and runs the whole `rampart` command line:
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use rampart::{CallContext, Rampart, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
+//! use schemars::JsonSchema;
+//! use serde::Deserialize;
+//! use serde_json::{Map, Value};
+//!
+//! struct Greeter {
+//!     tools: ToolRouter<Greeter>,
+//! }
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct GreetArguments {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
+//! async fn greet(_: &Greeter, arguments: GreetArguments, _: &CallContext) -> Result<String, ToolError> {
+//!     Ok(format!("Hello, {}!", arguments.name))
+//! }
+//!
+//! #[async_trait]
+//! impl Toolbox for Greeter {
+//!     fn name(&self) -> &str {
+//!         "greeter"
+//!     }
+//!     async fn tools(&self) -> Vec<ToolSpec> {
+//!         self.tools.specs()
+//!     }
+//!     async fn call_tool(&self, tool: &str, arguments: Map<String, Value>, context: &CallContext)
+//!         -> Result<ToolOutput, ToolError> {
+//!         self.tools.call(self, tool, arguments, context).await
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let tools = ToolRouter::new().tool(ToolSpec::named("greet", "Greet someone.").read_only(), greet);
+//!     // `my-server serve`, `my-server token create …`, `my-server tool greet --name Ada`…
+//!     Rampart::new().toolbox(Greeter { tools }).run()
+//! }
+//! ```
+//!
+//! The security applies to these tools exactly as to the built-in ones: a caller sees and
+//! calls `greet` only if one of its roles grants it (`[roles.NAME] tools = ["greet"]` in
+//! `rampart.toml`), every call is rate-limited and recorded, and a tool that touches a
+//! resource of its own asks the policy first with [`CallContext::authorize`] and a typed
+//! [`Request`] (e.g. `Request::scope("notebook", "team")`, granted by `scopes = {
+//! notebook = ["team"] }`).
+//!
+//! [`testing::TestServer`] runs a toolbox through the real server in a unit test, and
+//! `docs/toolbox-guide.md` walks through writing, securing and testing a toolbox.
+
+pub mod testing;
+
+use std::process::ExitCode;
+
+/// The `async_trait` attribute [`Toolbox`] implementations need.
+pub use async_trait::async_trait;
+pub use rampart_config::{Config, LoadOptions};
+pub use rampart_core::{
+    Access, CallContext, CallError, Caller, CatalogChanges, ClientPeer, CompletionRef, Content, IntoToolOutput,
+    LogLevel, NoArguments, Principal, PrincipalKind, PromptArgument, PromptMessage, PromptOutput, PromptRole,
+    PromptSpec, Request, ResourceContents, ResourceSpec, ResourceTemplateSpec, ServiceStatus, Structured, TaskSupport,
+    ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox, Transport, VERSION, parse_arguments,
+    pretty,
+};
+pub use rampart_server::{ServerError, ToolboxFactory};
+/// The JSON Schema derive the argument and result types of tools use (version 1).
+pub use schemars;
+/// JSON values, as tools receive and return them.
+pub use serde_json;
+
+/// A Rampart server with the program's own toolboxes: add them, then [`Rampart::run`] the
+/// `rampart` command line (the server, tokens, audit, policy, the client and the shell)
+/// or [`Rampart::serve`] a configuration directly.
+#[derive(Debug, Default)]
+pub struct Rampart {
+    added: Vec<ToolboxFactory>,
+}
+
+impl Rampart {
+    /// Rampart with its built-in toolboxes only (those `tools.enabled` names).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `toolbox`, built once by the program and served whatever the configuration
+    /// (the policy decides who may use it). Its tool names must not clash with another
+    /// toolbox's: the server refuses to start.
+    #[must_use]
+    pub fn toolbox<T: Toolbox>(mut self, toolbox: T) -> Self {
+        self.added.push(ToolboxFactory::from_toolbox(toolbox));
+        self
+    }
+
+    /// Adds the toolbox `name`, built by `build` from its `[toolbox.NAME]` section of
+    /// `rampart.toml` (JSON `null` when there is none) at start and again by a reload that
+    /// changed the section. `build`'s error stops the start (or the reload), naming the
+    /// toolbox.
+    #[must_use]
+    pub fn toolbox_from_settings<T, E, F>(mut self, name: &str, build: F) -> Self
+    where
+        T: Toolbox,
+        E: std::fmt::Display,
+        F: Fn(&serde_json::Value) -> Result<T, E> + Send + Sync + 'static,
+    {
+        self.added.push(ToolboxFactory::new(name, build));
+        self
+    }
+
+    /// The toolboxes added so far.
+    pub fn toolboxes(&self) -> &[ToolboxFactory] {
+        &self.added
+    }
+
+    /// Runs the `rampart` command line on the process's arguments with these toolboxes:
+    /// `serve` serves them, `config check` checks their sections, every client command
+    /// (`tools`, `tool NAME --flags`, `shell`, `chat`) reaches them like any tool. Returns
+    /// the process's exit status.
+    pub fn run(self) -> ExitCode {
+        rampart_cli::main_with(self.added)
+    }
+
+    /// Loads the configuration as `rampart serve` does (defaults < file < `RAMPART_*`
+    /// environment < `options.overrides`) and serves it with these toolboxes until
+    /// SIGINT/SIGTERM (HTTP) or the end of stdin (stdio). Logging is the caller's to set
+    /// up (e.g. `tracing-subscriber`).
+    ///
+    /// # Errors
+    /// [`ServerError`] for a bad configuration, a toolbox that cannot be built, or an
+    /// address that cannot be bound.
+    pub async fn serve(self, options: LoadOptions) -> Result<(), ServerError> {
+        let loaded = rampart_config::load(options.clone()).map_err(|error| ServerError::Config(error.to_string()))?;
+        rampart_server::serve(loaded.config, options, self.added).await
+    }
+}
