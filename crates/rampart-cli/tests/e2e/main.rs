@@ -7,6 +7,7 @@ mod support;
 
 mod audit_checkpoints;
 mod bad_input;
+mod business_apis;
 mod chat;
 mod cli;
 mod dbus;
