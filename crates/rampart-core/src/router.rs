@@ -47,6 +47,8 @@ use crate::{CallContext, ToolError, ToolOutput, ToolSpec, tool::input_schema_for
 /// The arguments of a tool that takes none: `{}` (unknown fields refused).
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The schema says nothing: this comment is not the tool's description.
+#[schemars(description = "")]
 pub struct NoArguments {}
 
 /// A tool's structured result: `T` goes into `structuredContent`, its pretty-printed JSON

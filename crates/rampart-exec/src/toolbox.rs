@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rampart_core::{
-    CallContext, Request, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments,
+    CallContext, Request, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -35,9 +35,9 @@ struct Inner {
     interpreters: BTreeMap<String, PathBuf>,
     timeout_s: u64,
     max_output_bytes: usize,
-    network: bool,
     sandbox: Sandbox,
     scratch: Arc<ScratchDirs>,
+    tools: ToolRouter<Inner>,
 }
 
 impl ExecToolbox {
@@ -76,9 +76,9 @@ impl ExecToolbox {
             interpreters: config.interpreters.clone(),
             timeout_s: config.timeout_s,
             max_output_bytes: config.max_output_bytes,
-            network: config.network,
             sandbox,
             scratch,
+            tools: Inner::tools(config),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -127,23 +127,6 @@ fn sweep_in_background(scratch: Weak<ScratchDirs>, idle: Duration) {
             let _ = tokio::task::spawn_blocking(move || scratch.expire_idle()).await;
         }
     });
-}
-
-/// The tools, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tool {
-    RunCommand,
-    RunScript,
-}
-
-impl Tool {
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "run_command" => Some(Self::RunCommand),
-            "run_script" => Some(Self::RunScript),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -252,47 +235,87 @@ struct Job {
 }
 
 impl Inner {
-    fn job(&self, tool: Tool, arguments: Map<String, Value>) -> Result<Job, ToolError> {
-        match tool {
-            Tool::RunCommand => {
-                let arguments: RunCommandArguments = parse_arguments(arguments)?;
-                let program = self.programs.get(&arguments.program).ok_or_else(|| {
-                    ToolError::InvalidArguments(format!(
-                        "'{}' is not an allowed program; allowed: {}",
-                        arguments.program,
-                        names(&self.programs)
-                    ))
-                })?;
-                Ok(Job {
-                    name: arguments.program,
-                    program: program.clone(),
-                    args: arguments.args,
-                    script: None,
-                    cwd: arguments.cwd,
-                    stdin: arguments.stdin,
-                    timeout_s: arguments.timeout_s,
-                })
-            }
-            Tool::RunScript => {
-                let arguments: RunScriptArguments = parse_arguments(arguments)?;
-                let program = self.interpreters.get(&arguments.language).ok_or_else(|| {
-                    ToolError::InvalidArguments(format!(
-                        "'{}' is not a configured interpreter; configured: {}",
-                        arguments.language,
-                        names(&self.interpreters)
-                    ))
-                })?;
-                Ok(Job {
-                    name: arguments.language,
-                    program: program.clone(),
-                    args: Vec::new(),
-                    script: Some(arguments.code),
-                    cwd: None,
-                    stdin: None,
-                    timeout_s: arguments.timeout_s,
-                })
-            }
-        }
+    /// The tools; their descriptions name the configured programs, interpreters and limits.
+    fn tools(config: &ExecConfig) -> ToolRouter<Self> {
+        let network = if config.network { "network access allowed" } else { "no network" };
+        let sandbox = format!(
+            "It runs in a sandbox: {network}; read access to system directories only; a scratch directory \
+             (the working directory and HOME) that persists between calls of this session; limits of {} s \
+             wall clock, {} bytes of output per stream; never as root.",
+            config.timeout_s, config.max_output_bytes
+        );
+        let command = format!(
+            "Run an allowed program with arguments, directly (no shell: no pipes, globbing or variable \
+             expansion). Allowed programs: {}. {sandbox} A non-zero exit is reported as an error with the output.",
+            names(&config.programs)
+        );
+        let script = format!(
+            "Run a script: the code is saved to a file in the scratch directory and run by the interpreter. \
+             Languages: {}. {sandbox}",
+            names(&config.interpreters)
+        );
+        let annotations = ToolAnnotations::write().destructive(true).open_world(config.network);
+        ToolRouter::new()
+            .tool(
+                ToolSpec::named("run_command", &command)
+                    .title("Run Command")
+                    .output::<RunResult>()
+                    .annotations(annotations.clone())
+                    .task_support(TaskSupport::Optional),
+                Self::run_command,
+            )
+            .tool(
+                ToolSpec::named("run_script", &script)
+                    .title("Run Script")
+                    .output::<RunResult>()
+                    .annotations(annotations)
+                    .task_support(TaskSupport::Optional),
+                Self::run_script,
+            )
+    }
+
+    async fn run_command(
+        &self,
+        arguments: RunCommandArguments,
+        context: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let program = self.programs.get(&arguments.program).ok_or_else(|| {
+            ToolError::InvalidArguments(format!(
+                "'{}' is not an allowed program; allowed: {}",
+                arguments.program,
+                names(&self.programs)
+            ))
+        })?;
+        let job = Job {
+            name: arguments.program,
+            program: program.clone(),
+            args: arguments.args,
+            script: None,
+            cwd: arguments.cwd,
+            stdin: arguments.stdin,
+            timeout_s: arguments.timeout_s,
+        };
+        self.execute(job, context).await
+    }
+
+    async fn run_script(&self, arguments: RunScriptArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
+        let program = self.interpreters.get(&arguments.language).ok_or_else(|| {
+            ToolError::InvalidArguments(format!(
+                "'{}' is not a configured interpreter; configured: {}",
+                arguments.language,
+                names(&self.interpreters)
+            ))
+        })?;
+        let job = Job {
+            name: arguments.language,
+            program: program.clone(),
+            args: Vec::new(),
+            script: Some(arguments.code),
+            cwd: None,
+            stdin: None,
+            timeout_s: arguments.timeout_s,
+        };
+        self.execute(job, context).await
     }
 
     fn timeout(&self, requested: Option<u64>) -> Result<u64, ToolError> {
@@ -307,13 +330,9 @@ impl Inner {
         }
     }
 
-    async fn call(
-        &self,
-        tool: Tool,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        let job = self.job(tool, arguments)?;
+    /// Authorizes `job`, then runs it in the session's scratch directory; a non-zero exit is
+    /// an error result carrying the output.
+    async fn execute(&self, job: Job, context: &CallContext) -> Result<ToolOutput, ToolError> {
         context.authorize(&Request::command(job.name.as_str()))?;
         let timeout_s = self.timeout(job.timeout_s)?;
         if job.args.iter().chain(job.cwd.iter()).any(|text| text.contains('\0')) {
@@ -409,30 +428,6 @@ fn write_script(scratch: &Path, code: &str) -> Result<PathBuf, ToolError> {
     Ok(path)
 }
 
-impl ExecToolbox {
-    fn describe(&self) -> (String, String) {
-        let inner = &self.inner;
-        let network = if inner.network { "network access allowed" } else { "no network" };
-        let sandbox = format!(
-            "It runs in a sandbox: {network}; read access to system directories only; a scratch directory \
-             (the working directory and HOME) that persists between calls of this session; limits of {} s \
-             wall clock, {} bytes of output per stream; never as root.",
-            inner.timeout_s, inner.max_output_bytes
-        );
-        let command = format!(
-            "Run an allowed program with arguments, directly (no shell: no pipes, globbing or variable \
-             expansion). Allowed programs: {}. {sandbox} A non-zero exit is reported as an error with the output.",
-            names(&inner.programs)
-        );
-        let script = format!(
-            "Run a script: the code is saved to a file in the scratch directory and run by the interpreter. \
-             Languages: {}. {sandbox}",
-            names(&inner.interpreters)
-        );
-        (command, script)
-    }
-}
-
 #[async_trait]
 impl Toolbox for ExecToolbox {
     fn name(&self) -> &str {
@@ -444,25 +439,7 @@ impl Toolbox for ExecToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        let (command, script) = self.describe();
-        let annotations = ToolAnnotations {
-            read_only_hint: Some(false),
-            destructive_hint: Some(true),
-            idempotent_hint: Some(false),
-            open_world_hint: Some(self.inner.network),
-        };
-        vec![
-            ToolSpec::new::<RunCommandArguments>("run_command", &command)
-                .title("Run Command")
-                .output::<RunResult>()
-                .annotations(annotations.clone())
-                .task_support(TaskSupport::Optional),
-            ToolSpec::new::<RunScriptArguments>("run_script", &script)
-                .title("Run Script")
-                .output::<RunResult>()
-                .annotations(annotations)
-                .task_support(TaskSupport::Optional),
-        ]
+        self.inner.tools.specs()
     }
 
     async fn call_tool(
@@ -471,7 +448,6 @@ impl Toolbox for ExecToolbox {
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        let tool = Tool::from_name(tool).ok_or_else(|| ToolError::NotFound(format!("tool '{tool}'")))?;
-        self.inner.call(tool, arguments, context).await
+        self.inner.tools.call(&self.inner, tool, arguments, context).await
     }
 }

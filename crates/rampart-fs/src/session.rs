@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use cap_std::fs::{Metadata, PermissionsExt};
-use rampart_core::{Access, CallContext, Content, ResourceContents, ToolError, ToolOutput, parse_arguments};
-use serde_json::{Map, Value};
+use rampart_core::{Access, CallContext, Content, ResourceContents, ToolOutput};
 
 use crate::config::RootMode;
 use crate::confined::{self, EntryKind, FsError, Resolved};
@@ -15,8 +14,8 @@ use crate::edit::{self, Edit};
 use crate::roots::{self, Located, Root};
 use crate::toolbox::{
     BlobResource, DirectoryTreeArguments, EditFileArguments, ListDirectoryWithSizesArguments, MediaBlock, MediaResult,
-    MoveFileArguments, NoArguments, PathArguments, ReadMultipleFilesArguments, ReadTextFileArguments,
-    SearchFilesArguments, SortBy, TextResult, Tool, WriteFileArguments,
+    MoveFileArguments, PathArguments, ReadMultipleFilesArguments, ReadTextFileArguments, SearchFilesArguments, SortBy,
+    WriteFileArguments,
 };
 use crate::walk::{Patterns, Walk};
 
@@ -59,29 +58,6 @@ impl Session {
         Self { roots, narrowed_from: client, limits, context }
     }
 
-    /// Runs `tool`.
-    pub(crate) fn call(&self, tool: Tool, arguments: Map<String, Value>) -> Result<ToolOutput, ToolError> {
-        let text = match tool {
-            Tool::ReadTextFile => self.read_text_file(parse_arguments(arguments)?)?,
-            Tool::ReadMediaFile => return Ok(self.read_media_file(parse_arguments(arguments)?)?),
-            Tool::ReadMultipleFiles => self.read_multiple_files(parse_arguments(arguments)?)?,
-            Tool::WriteFile => self.write_file(parse_arguments(arguments)?)?,
-            Tool::EditFile => self.edit_file(parse_arguments(arguments)?)?,
-            Tool::CreateDirectory => self.create_directory(parse_arguments(arguments)?)?,
-            Tool::ListDirectory => self.list_directory(parse_arguments(arguments)?)?,
-            Tool::ListDirectoryWithSizes => self.list_directory_with_sizes(parse_arguments(arguments)?)?,
-            Tool::DirectoryTree => self.directory_tree(parse_arguments(arguments)?)?,
-            Tool::MoveFile => self.move_file(parse_arguments(arguments)?)?,
-            Tool::SearchFiles => self.search_files(parse_arguments(arguments)?)?,
-            Tool::GetFileInfo => self.get_file_info(parse_arguments(arguments)?)?,
-            Tool::ListAllowedDirectories => {
-                parse_arguments::<NoArguments>(arguments)?;
-                self.list_allowed_directories()
-            }
-        };
-        ToolOutput::structured(&TextResult { content: text.clone() }, text)
-    }
-
     fn locate(&self, path: &str) -> Result<Located, FsError> {
         if self.roots.is_empty() {
             let client = self.narrowed_from.as_deref().unwrap_or_default();
@@ -116,7 +92,7 @@ impl Session {
         confined::read_capped(file, metadata.len(), limit, resolved)
     }
 
-    fn read_text_file(&self, arguments: ReadTextFileArguments) -> Result<String, FsError> {
+    pub(crate) fn read_text_file(&self, arguments: ReadTextFileArguments) -> Result<String, FsError> {
         let head = arguments.head.filter(|n| *n > 0);
         let tail = arguments.tail.filter(|n| *n > 0);
         if head.is_some() && tail.is_some() {
@@ -135,7 +111,7 @@ impl Session {
         }
     }
 
-    fn read_media_file(&self, arguments: PathArguments) -> Result<ToolOutput, FsError> {
+    pub(crate) fn read_media_file(&self, arguments: PathArguments) -> Result<ToolOutput, FsError> {
         let resolved = self.existing(&arguments.path, Access::Read)?;
         let bytes = Self::read_bytes(&resolved, self.limits.max_read_bytes)?;
         let data = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -155,7 +131,7 @@ impl Session {
         Ok(ToolOutput { content: vec![content], structured_content: Some(structured), is_error: false })
     }
 
-    fn read_multiple_files(&self, arguments: ReadMultipleFilesArguments) -> Result<String, FsError> {
+    pub(crate) fn read_multiple_files(&self, arguments: ReadMultipleFilesArguments) -> Result<String, FsError> {
         if arguments.paths.is_empty() {
             return Err(FsError::Failed("At least one file path must be provided".into()));
         }
@@ -187,7 +163,7 @@ impl Session {
         Ok(results.join("\n---\n"))
     }
 
-    fn write_file(&self, arguments: WriteFileArguments) -> Result<String, FsError> {
+    pub(crate) fn write_file(&self, arguments: WriteFileArguments) -> Result<String, FsError> {
         let resolved = confined::resolve_for_write(&self.locate(&arguments.path)?)?;
         resolved.authorize(&self.context, Access::ReadWrite)?;
         let (dir, name) = resolved.open_parent()?;
@@ -195,7 +171,7 @@ impl Session {
         Ok(format!("Successfully wrote to {}", arguments.path))
     }
 
-    fn edit_file(&self, arguments: EditFileArguments) -> Result<String, FsError> {
+    pub(crate) fn edit_file(&self, arguments: EditFileArguments) -> Result<String, FsError> {
         let access = if arguments.dry_run { Access::Read } else { Access::ReadWrite };
         let resolved = self.existing(&arguments.path, access)?;
         let (dir, name) = resolved.open_parent()?;
@@ -214,7 +190,7 @@ impl Session {
         Ok(edit::fenced(&diff))
     }
 
-    fn create_directory(&self, arguments: PathArguments) -> Result<String, FsError> {
+    pub(crate) fn create_directory(&self, arguments: PathArguments) -> Result<String, FsError> {
         let (resolved, missing) = confined::resolve_for_create_dir(&self.locate(&arguments.path)?)?;
         resolved.authorize(&self.context, Access::ReadWrite)?;
         let existing_depth = resolved.rel.components().count() - missing.len();
@@ -245,14 +221,17 @@ impl Session {
         }
     }
 
-    fn list_directory(&self, arguments: PathArguments) -> Result<String, FsError> {
+    pub(crate) fn list_directory(&self, arguments: PathArguments) -> Result<String, FsError> {
         let (entries, truncated) = self.entries(&arguments.path)?;
         let lines: Vec<String> =
             entries.iter().map(|entry| format!("{} {}", tag(entry), entry.display_name())).collect();
         Ok(lines.join("\n") + &self.truncation_note(truncated))
     }
 
-    fn list_directory_with_sizes(&self, arguments: ListDirectoryWithSizesArguments) -> Result<String, FsError> {
+    pub(crate) fn list_directory_with_sizes(
+        &self,
+        arguments: ListDirectoryWithSizesArguments,
+    ) -> Result<String, FsError> {
         let (mut entries, truncated) = self.entries(&arguments.path)?;
         match arguments.sort_by {
             SortBy::Name => {
@@ -276,7 +255,7 @@ impl Session {
         Ok(lines.join("\n") + &self.truncation_note(truncated))
     }
 
-    fn directory_tree(&self, arguments: DirectoryTreeArguments) -> Result<String, FsError> {
+    pub(crate) fn directory_tree(&self, arguments: DirectoryTreeArguments) -> Result<String, FsError> {
         let (resolved, dir) = self.directory(&arguments.path)?;
         let excludes = Patterns::tree_excludes(&arguments.exclude_patterns)?;
         let mut walk = Walk::new(&self.context, excludes, self.limits.max_list_entries);
@@ -292,7 +271,7 @@ impl Session {
         serde_json::to_string_pretty(&tree).map_err(|error| FsError::Failed(format!("serializing the tree: {error}")))
     }
 
-    fn move_file(&self, arguments: MoveFileArguments) -> Result<String, FsError> {
+    pub(crate) fn move_file(&self, arguments: MoveFileArguments) -> Result<String, FsError> {
         let source = confined::resolve_parent(&self.locate(&arguments.source)?)?;
         let destination = confined::resolve_parent(&self.locate(&arguments.destination)?)?;
         source.authorize(&self.context, Access::ReadWrite)?;
@@ -309,7 +288,7 @@ impl Session {
         Ok(format!("Successfully moved {} to {}", arguments.source, arguments.destination))
     }
 
-    fn search_files(&self, arguments: SearchFilesArguments) -> Result<String, FsError> {
+    pub(crate) fn search_files(&self, arguments: SearchFilesArguments) -> Result<String, FsError> {
         let (resolved, dir) = self.directory(&arguments.path)?;
         let pattern = Patterns::plain(std::slice::from_ref(&arguments.pattern))?;
         let excludes = Patterns::plain(&arguments.exclude_patterns)?;
@@ -325,7 +304,7 @@ impl Session {
         Ok(text)
     }
 
-    fn get_file_info(&self, arguments: PathArguments) -> Result<String, FsError> {
+    pub(crate) fn get_file_info(&self, arguments: PathArguments) -> Result<String, FsError> {
         let resolved = self.existing(&arguments.path, Access::Read)?;
         let metadata = if resolved.rel.as_os_str().is_empty() {
             resolved.root.dir.dir_metadata()
@@ -352,7 +331,7 @@ impl Session {
         Ok(lines.join("\n"))
     }
 
-    fn list_allowed_directories(&self) -> String {
+    pub(crate) fn list_allowed_directories(&self) -> String {
         let lines: Vec<String> = self
             .roots
             .iter()

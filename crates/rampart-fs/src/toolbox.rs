@@ -1,17 +1,23 @@
-//! [`FsToolbox`]: the tool specs, their arguments, and the dispatch of a call to
-//! [`Session`] on a blocking thread after the client's roots are known.
+//! [`FsToolbox`]: the tool specs, their arguments, and each tool as a method of
+//! [`Session`], run on a blocking thread after the client's roots are known.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rampart_core::{CallContext, PeerError, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox};
+use rampart_core::{
+    CallContext, IntoToolOutput, NoArguments, PeerError, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec,
+    Toolbox, output_schema_for,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::config::{FsConfig, FsConfigError};
+use crate::confined::FsError;
 use crate::roots::Root;
 use crate::session::{Limits, Session};
 
@@ -23,6 +29,7 @@ const ROOTS_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct FsToolbox {
     roots: Vec<Arc<Root>>,
     limits: Limits,
+    tools: ToolRouter<Self>,
 }
 
 impl FsToolbox {
@@ -51,7 +58,7 @@ impl FsToolbox {
             roots.push(Arc::new(opened));
         }
         let limits = Limits { max_read_bytes: config.max_read_bytes, max_list_entries: config.max_list_entries };
-        Ok(Self { roots, limits })
+        Ok(Self { roots, limits, tools: Self::tools() })
     }
 
     /// The real paths of the configured roots, for the banner and `system_about`.
@@ -73,6 +80,22 @@ impl FsToolbox {
             }
             Ok(Ok(answer)) => parse_roots(answer).map(Some),
         }
+    }
+
+    /// Runs `work` in this call's [`Session`] (the configured roots narrowed by the
+    /// client's) on a blocking thread.
+    async fn in_session<T: Send + 'static>(
+        &self,
+        context: &CallContext,
+        work: impl FnOnce(&Session) -> Result<T, FsError> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let client_roots = Self::client_roots(context).await?;
+        let (configured, limits, context) = (self.roots.clone(), self.limits, context.clone());
+        tokio::task::spawn_blocking(move || {
+            work(&Session::open(&configured, client_roots, limits, context)).map_err(ToolError::from)
+        })
+        .await
+        .map_err(|error| ToolError::Internal(format!("fs task failed: {error}")))?
     }
 }
 
@@ -97,181 +120,183 @@ fn parse_roots(answer: Value) -> Result<Vec<PathBuf>, ToolError> {
         .collect())
 }
 
-/// The tools, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tool {
-    ReadTextFile,
-    ReadMediaFile,
-    ReadMultipleFiles,
-    WriteFile,
-    EditFile,
-    CreateDirectory,
-    ListDirectory,
-    ListDirectoryWithSizes,
-    DirectoryTree,
-    MoveFile,
-    SearchFiles,
-    GetFileInfo,
-    ListAllowedDirectories,
-}
-
-impl Tool {
-    const ALL: [Self; 13] = [
-        Self::ReadTextFile,
-        Self::ReadMediaFile,
-        Self::ReadMultipleFiles,
-        Self::WriteFile,
-        Self::EditFile,
-        Self::CreateDirectory,
-        Self::ListDirectory,
-        Self::ListDirectoryWithSizes,
-        Self::DirectoryTree,
-        Self::MoveFile,
-        Self::SearchFiles,
-        Self::GetFileInfo,
-        Self::ListAllowedDirectories,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::ReadTextFile => "read_text_file",
-            Self::ReadMediaFile => "read_media_file",
-            Self::ReadMultipleFiles => "read_multiple_files",
-            Self::WriteFile => "write_file",
-            Self::EditFile => "edit_file",
-            Self::CreateDirectory => "create_directory",
-            Self::ListDirectory => "list_directory",
-            Self::ListDirectoryWithSizes => "list_directory_with_sizes",
-            Self::DirectoryTree => "directory_tree",
-            Self::MoveFile => "move_file",
-            Self::SearchFiles => "search_files",
-            Self::GetFileInfo => "get_file_info",
-            Self::ListAllowedDirectories => "list_allowed_directories",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|tool| tool.name() == name)
-    }
-
-    fn spec(self) -> ToolSpec {
-        let (title, description, annotations) = self.describe();
-        let spec = match self {
-            Self::ReadTextFile => ToolSpec::new::<ReadTextFileArguments>(self.name(), description),
-            Self::ReadMediaFile => ToolSpec::new::<PathArguments>(self.name(), description).output::<MediaResult>(),
-            Self::ReadMultipleFiles => ToolSpec::new::<ReadMultipleFilesArguments>(self.name(), description),
-            Self::WriteFile => ToolSpec::new::<WriteFileArguments>(self.name(), description),
-            Self::EditFile => ToolSpec::new::<EditFileArguments>(self.name(), description),
-            Self::ListDirectoryWithSizes => ToolSpec::new::<ListDirectoryWithSizesArguments>(self.name(), description),
-            Self::DirectoryTree => ToolSpec::new::<DirectoryTreeArguments>(self.name(), description),
-            Self::MoveFile => ToolSpec::new::<MoveFileArguments>(self.name(), description),
-            Self::SearchFiles => ToolSpec::new::<SearchFilesArguments>(self.name(), description),
-            Self::ListAllowedDirectories => ToolSpec::new::<NoArguments>(self.name(), description),
-            Self::CreateDirectory | Self::ListDirectory | Self::GetFileInfo => {
-                ToolSpec::new::<PathArguments>(self.name(), description)
-            }
-        };
-        let spec = if self == Self::ReadMediaFile { spec } else { spec.output::<TextResult>() };
-        spec.title(title).annotations(annotations)
-    }
-
-    fn describe(self) -> (&'static str, &'static str, ToolAnnotations) {
-        let read = ToolAnnotations::read_only();
-        match self {
-            Self::ReadTextFile => (
-                "Read Text File",
-                "Read a file as UTF-8 text (invalid bytes are replaced). Give 'head' for only the first N lines or \
-                 'tail' for only the last N, not both. Files over the server's read limit need head or tail. \
-                 Only works within allowed directories.",
-                read,
-            ),
-            Self::ReadMediaFile => (
-                "Read Media File",
-                "Read an image or audio file and return it base64-encoded with its MIME type; other files come back \
-                 as an embedded binary resource. Only works within allowed directories.",
-                read,
-            ),
-            Self::ReadMultipleFiles => (
-                "Read Multiple Files",
-                "Read several text files in one call. Each file's content is preceded by its path; a file that \
-                 cannot be read shows its error without stopping the others. Only works within allowed directories.",
-                read,
-            ),
-            Self::WriteFile => (
-                "Write File",
-                "Create a file, or replace an existing file's content entirely, atomically (readers see the old or \
-                 the new content, never a mix). Overwrites without warning. Only works within allowed directories \
-                 that are writable.",
-                write(true, true),
-            ),
-            Self::EditFile => (
-                "Edit File",
-                "Edit a text file: each edit replaces the first occurrence of oldText with newText (lines matching \
-                 up to surrounding whitespace also count, keeping the file's indentation). Returns a git-style \
-                 unified diff; with dryRun the file is left unchanged. Only works within allowed directories.",
-                write(true, false),
-            ),
-            Self::CreateDirectory => (
-                "Create Directory",
-                "Create a directory, with any missing parents; succeeds if it already exists. Only works within \
-                 allowed directories that are writable.",
-                write(false, true),
-            ),
-            Self::ListDirectory => (
-                "List Directory",
-                "List a directory's entries, sorted by name, each prefixed with [DIR] or [FILE]. Only works within \
-                 allowed directories.",
-                read,
-            ),
-            Self::ListDirectoryWithSizes => (
-                "List Directory with Sizes",
-                "List a directory's entries with [DIR]/[FILE] prefixes and file sizes, sorted by name or by size \
-                 (largest first), followed by totals. Only works within allowed directories.",
-                read,
-            ),
-            Self::DirectoryTree => (
-                "Directory Tree",
-                "A recursive tree of a directory as JSON (2-space indented): each entry has 'name' and 'type' \
-                 (file or directory), and directories have 'children'. Symbolic links are not followed. \
-                 excludePatterns are globs relative to the path. Only works within allowed directories.",
-                read,
-            ),
-            Self::MoveFile => (
-                "Move File",
-                "Move or rename a file or directory. Fails if the destination exists. Source and destination must \
-                 both be within allowed directories that are writable.",
-                write(true, false),
-            ),
-            Self::SearchFiles => (
-                "Search Files",
-                "Recursively find files and directories whose path relative to 'path' matches a glob pattern: \
-                 '*.ext' matches in 'path' itself, '**/*.ext' at any depth. Returns full paths. Symbolic links are \
-                 not followed. Only searches within allowed directories.",
-                read,
-            ),
-            Self::GetFileInfo => (
-                "Get File Info",
-                "Metadata of a file or directory: size, creation, modification and access times, type and \
-                 permissions, without reading its content. Only works within allowed directories.",
-                read,
-            ),
-            Self::ListAllowedDirectories => (
-                "List Allowed Directories",
-                "The directories this server may access (subdirectories included), marked read-only where writes \
-                 are refused. Relative paths are accepted when there is exactly one.",
-                read,
-            ),
-        }
+impl FsToolbox {
+    /// The tools, each a method of [`Session`] run in the call's session.
+    fn tools() -> ToolRouter<Self> {
+        ToolRouter::new()
+            .tool(
+                ToolSpec::named(
+                    "read_text_file",
+                    "Read a file as UTF-8 text (invalid bytes are replaced). Give 'head' for only the first N lines \
+                     or 'tail' for only the last N, not both. Files over the server's read limit need head or tail. \
+                     Only works within allowed directories.",
+                )
+                .title("Read Text File")
+                .read_only(),
+                text(Session::read_text_file),
+            )
+            .tool(
+                ToolSpec::named(
+                    "read_media_file",
+                    "Read an image or audio file and return it base64-encoded with its MIME type; other files come \
+                     back as an embedded binary resource. Only works within allowed directories.",
+                )
+                .title("Read Media File")
+                .output::<MediaResult>()
+                .read_only(),
+                in_session(Session::read_media_file),
+            )
+            .tool(
+                ToolSpec::named(
+                    "read_multiple_files",
+                    "Read several text files in one call. Each file's content is preceded by its path; a file that \
+                     cannot be read shows its error without stopping the others. Only works within allowed \
+                     directories.",
+                )
+                .title("Read Multiple Files")
+                .read_only(),
+                text(Session::read_multiple_files),
+            )
+            .tool(
+                ToolSpec::named(
+                    "write_file",
+                    "Create a file, or replace an existing file's content entirely, atomically (readers see the old \
+                     or the new content, never a mix). Overwrites without warning. Only works within allowed \
+                     directories that are writable.",
+                )
+                .title("Write File")
+                .annotations(ToolAnnotations::write().destructive(true).idempotent(true)),
+                text(Session::write_file),
+            )
+            .tool(
+                ToolSpec::named(
+                    "edit_file",
+                    "Edit a text file: each edit replaces the first occurrence of oldText with newText (lines \
+                     matching up to surrounding whitespace also count, keeping the file's indentation). Returns a \
+                     git-style unified diff; with dryRun the file is left unchanged. Only works within allowed \
+                     directories.",
+                )
+                .title("Edit File")
+                .annotations(ToolAnnotations::write().destructive(true)),
+                text(Session::edit_file),
+            )
+            .tool(
+                ToolSpec::named(
+                    "create_directory",
+                    "Create a directory, with any missing parents; succeeds if it already exists. Only works within \
+                     allowed directories that are writable.",
+                )
+                .title("Create Directory")
+                .annotations(ToolAnnotations::write().idempotent(true)),
+                text(Session::create_directory),
+            )
+            .tool(
+                ToolSpec::named(
+                    "list_directory",
+                    "List a directory's entries, sorted by name, each prefixed with [DIR] or [FILE]. Only works \
+                     within allowed directories.",
+                )
+                .title("List Directory")
+                .read_only(),
+                text(Session::list_directory),
+            )
+            .tool(
+                ToolSpec::named(
+                    "list_directory_with_sizes",
+                    "List a directory's entries with [DIR]/[FILE] prefixes and file sizes, sorted by name or by \
+                     size (largest first), followed by totals. Only works within allowed directories.",
+                )
+                .title("List Directory with Sizes")
+                .read_only(),
+                text(Session::list_directory_with_sizes),
+            )
+            .tool(
+                ToolSpec::named(
+                    "directory_tree",
+                    "A recursive tree of a directory as JSON (2-space indented): each entry has 'name' and 'type' \
+                     (file or directory), and directories have 'children'. Symbolic links are not followed. \
+                     excludePatterns are globs relative to the path. Only works within allowed directories.",
+                )
+                .title("Directory Tree")
+                .read_only(),
+                text(Session::directory_tree),
+            )
+            .tool(
+                ToolSpec::named(
+                    "move_file",
+                    "Move or rename a file or directory. Fails if the destination exists. Source and destination \
+                     must both be within allowed directories that are writable.",
+                )
+                .title("Move File")
+                .annotations(ToolAnnotations::write().destructive(true)),
+                text(Session::move_file),
+            )
+            .tool(
+                ToolSpec::named(
+                    "search_files",
+                    "Recursively find files and directories whose path relative to 'path' matches a glob pattern: \
+                     '*.ext' matches in 'path' itself, '**/*.ext' at any depth. Returns full paths. Symbolic links \
+                     are not followed. Only searches within allowed directories.",
+                )
+                .title("Search Files")
+                .read_only(),
+                text(Session::search_files),
+            )
+            .tool(
+                ToolSpec::named(
+                    "get_file_info",
+                    "Metadata of a file or directory: size, creation, modification and access times, type and \
+                     permissions, without reading its content. Only works within allowed directories.",
+                )
+                .title("Get File Info")
+                .read_only(),
+                text(Session::get_file_info),
+            )
+            .tool(
+                ToolSpec::named(
+                    "list_allowed_directories",
+                    "The directories this server may access (subdirectories included), marked read-only where \
+                     writes are refused. Relative paths are accepted when there is exactly one.",
+                )
+                .title("List Allowed Directories")
+                .read_only(),
+                text(|session, _: NoArguments| Ok(session.list_allowed_directories())),
+            )
     }
 }
 
-/// A tool that changes the filesystem.
-fn write(destructive: bool, idempotent: bool) -> ToolAnnotations {
-    ToolAnnotations {
-        read_only_hint: Some(false),
-        destructive_hint: Some(destructive),
-        idempotent_hint: Some(idempotent),
-        open_world_hint: Some(false),
+/// What the tool functions made by [`in_session`] and [`text`] return.
+type SessionCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, ToolError>> + Send + 'a>>;
+
+/// The tool function that runs `work` in the call's session ([`FsToolbox::in_session`]).
+fn in_session<A, T>(
+    work: impl Fn(&Session, A) -> Result<T, FsError> + Copy + Send + Sync + 'static,
+) -> impl for<'a> Fn(&'a FsToolbox, A, &'a CallContext) -> SessionCall<'a, T> + Send + Sync
+where
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    move |fs, arguments, context| Box::pin(fs.in_session(context, move |session| work(session, arguments)))
+}
+
+/// [`in_session`] for a tool whose result is text.
+fn text<A: Send + 'static>(
+    work: impl Fn(&Session, A) -> Result<String, FsError> + Copy + Send + Sync + 'static,
+) -> impl for<'a> Fn(&'a FsToolbox, A, &'a CallContext) -> SessionCall<'a, Text> + Send + Sync {
+    in_session(move |session, arguments| work(session, arguments).map(Text))
+}
+
+/// A text tool's result: the text, also as [`TextResult`] (as the reference server
+/// returns it), whose schema is the tool's output schema.
+struct Text(String);
+
+impl IntoToolOutput for Text {
+    fn into_tool_output(self) -> Result<ToolOutput, ToolError> {
+        ToolOutput::structured(&TextResult { content: self.0.clone() }, self.0)
+    }
+
+    fn output_schema() -> Option<Map<String, Value>> {
+        Some(output_schema_for::<TextResult>())
     }
 }
 
@@ -282,10 +307,6 @@ pub(crate) struct PathArguments {
     /// Absolute path under an allowed directory, or relative to it when there is only one.
     pub(crate) path: String,
 }
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NoArguments {}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -447,7 +468,7 @@ impl Toolbox for FsToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        Tool::ALL.into_iter().map(Tool::spec).collect()
+        self.tools.specs()
     }
 
     async fn call_tool(
@@ -456,13 +477,6 @@ impl Toolbox for FsToolbox {
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        let tool = Tool::from_name(tool).ok_or_else(|| ToolError::NotFound(format!("tool '{tool}'")))?;
-        let client_roots = Self::client_roots(context).await?;
-        let (configured, limits, context) = (self.roots.clone(), self.limits, context.clone());
-        tokio::task::spawn_blocking(move || {
-            Session::open(&configured, client_roots, limits, context).call(tool, arguments)
-        })
-        .await
-        .map_err(|error| ToolError::Internal(format!("fs task failed: {error}")))?
+        self.tools.call(self, tool, arguments, context).await
     }
 }

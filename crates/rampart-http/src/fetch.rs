@@ -69,21 +69,16 @@ struct FetchResult {
     body_truncated: bool,
 }
 
-/// The tool's description.
+/// The tool's description; its input schema is `FetchArguments`'.
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec::new::<FetchArguments>(
+    ToolSpec::named(
         "http_fetch",
         "Fetch a web page from an allowed host and return its content, HTML converted to Markdown. Long pages are \
          returned in parts: call again with start_index to read on.",
     )
     .title("Fetch a web page")
     .output::<FetchResult>()
-    .annotations(ToolAnnotations {
-        read_only_hint: Some(true),
-        destructive_hint: Some(false),
-        idempotent_hint: Some(true),
-        open_world_hint: Some(true),
-    })
+    .annotations(ToolAnnotations::read_only().open_world(true))
 }
 
 impl Fetcher {

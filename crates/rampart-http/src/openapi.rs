@@ -229,12 +229,10 @@ impl Operation {
     /// The tool's description.
     pub(crate) fn spec(&self) -> ToolSpec {
         let read_only = matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS");
-        ToolSpec::with_schema(&self.tool, &self.description, self.input_schema.clone()).annotations(ToolAnnotations {
-            read_only_hint: Some(read_only),
-            destructive_hint: Some(!read_only),
-            idempotent_hint: Some(read_only),
-            open_world_hint: Some(true),
-        })
+        let annotations =
+            if read_only { ToolAnnotations::read_only() } else { ToolAnnotations::write().destructive(true) };
+        ToolSpec::with_schema(&self.tool, &self.description, self.input_schema.clone())
+            .annotations(annotations.open_world(true))
     }
 
     /// Turns the arguments into a method, a path and a query.

@@ -5,10 +5,12 @@ use std::{collections::BTreeMap, time::Duration};
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use futures::future::BoxFuture;
 use globset::GlobSet;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rampart_core::{
-    CallContext, Request, ServiceStatus, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments,
+    CallContext, NoArguments, Request, ServiceStatus, Structured, ToolAnnotations, ToolError, ToolOutput, ToolRouter,
+    ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,7 +20,7 @@ use url::Url;
 use crate::{
     client::{Endpoint, Outgoing, Received, RequestError},
     config::{self, ApiConfig, AuthConfig, HttpConfig, HttpConfigError},
-    fetch::Fetcher,
+    fetch::{self, FetchArguments, Fetcher},
     openapi::{self, Operation},
     path,
     redact::Secrets,
@@ -36,6 +38,7 @@ pub struct HttpToolbox {
     apis: BTreeMap<String, Api>,
     fetch: Option<Fetcher>,
     operations: BTreeMap<String, Operation>,
+    tools: ToolRouter<Self>,
 }
 
 /// Names and base URLs only (the configuration holds no secret, but keep it short).
@@ -97,7 +100,43 @@ impl HttpToolbox {
             apis.insert(name, api);
         }
         let fetch = if config.fetch.enabled { Some(Fetcher::new(config.fetch)?) } else { None };
-        Ok(Self { apis, fetch, operations })
+        let tools = Self::tools(fetch.is_some(), operations.values());
+        Ok(Self { apis, fetch, operations, tools })
+    }
+
+    /// The tools, each a method below: `http_fetch` when enabled, and one tool per
+    /// OpenAPI operation, whose schema comes from the document.
+    fn tools<'a>(fetch: bool, operations: impl Iterator<Item = &'a Operation>) -> ToolRouter<Self> {
+        let mut tools = ToolRouter::new()
+            .tool(
+                ToolSpec::named(
+                    "http_list_apis",
+                    "List the configured HTTP APIs you may call: name, base URL, allowed methods and path globs.",
+                )
+                .title("List HTTP APIs")
+                .read_only(),
+                Self::list_apis,
+            )
+            .tool(
+                ToolSpec::named(
+                    "http_request",
+                    "Call a configured HTTP API: method and path (below its base URL, within its allowed methods \
+                     and paths), optional query parameters and JSON body. Credentials are added server-side. \
+                     Returns the status, selected headers and the body (parsed when JSON, truncated at the API's \
+                     size limit); a non-2xx status is an error result that still carries the response.",
+                )
+                .title("Call an HTTP API")
+                .output::<HttpResponse>()
+                .annotations(ToolAnnotations::write().destructive(true).open_world(true)),
+                Self::request,
+            );
+        if fetch {
+            tools = tools.tool(fetch::spec(), Self::fetch);
+        }
+        for operation in operations {
+            tools = tools.dynamic_tool(operation.spec(), operation_tool(operation.clone()));
+        }
+        tools
     }
 
     /// Asks the policy, then finds the API: an unknown name and a forbidden one are both
@@ -273,10 +312,6 @@ pub(crate) fn request_error(target: &str, error: &RequestError, secrets: &Secret
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NoArguments {}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct RequestArguments {
     /// Configured API name (see http_list_apis).
     api: String,
@@ -329,10 +364,6 @@ struct ApiEntry {
     tools: Vec<String>,
 }
 
-fn json_text(value: &impl Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
 #[async_trait]
 impl Toolbox for HttpToolbox {
     fn name(&self) -> &str {
@@ -340,36 +371,7 @@ impl Toolbox for HttpToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        let open_world = ToolAnnotations {
-            read_only_hint: Some(false),
-            destructive_hint: Some(true),
-            idempotent_hint: Some(false),
-            open_world_hint: Some(true),
-        };
-        let mut tools = vec![
-            ToolSpec::new::<NoArguments>(
-                "http_list_apis",
-                "List the configured HTTP APIs you may call: name, base URL, allowed methods and path globs.",
-            )
-            .title("List HTTP APIs")
-            .output::<ApiList>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<RequestArguments>(
-                "http_request",
-                "Call a configured HTTP API: method and path (below its base URL, within its allowed methods and \
-                 paths), optional query parameters and JSON body. Credentials are added server-side. Returns the \
-                 status, selected headers and the body (parsed when JSON, truncated at the API's size limit); a \
-                 non-2xx status is an error result that still carries the response.",
-            )
-            .title("Call an HTTP API")
-            .output::<HttpResponse>()
-            .annotations(open_world),
-        ];
-        if self.fetch.is_some() {
-            tools.push(crate::fetch::spec());
-        }
-        tools.extend(self.operations.values().map(Operation::spec));
-        tools
+        self.tools.specs()
     }
 
     async fn call_tool(
@@ -378,30 +380,7 @@ impl Toolbox for HttpToolbox {
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        match tool {
-            "http_list_apis" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                self.list_apis(context)
-            }
-            "http_request" => {
-                let arguments: RequestArguments = parse_arguments(arguments)?;
-                let api = self.api(context, &arguments.api)?;
-                let (query, body) = (arguments.query.as_ref(), arguments.json_body.as_ref());
-                api.request(&arguments.method, &arguments.path, query, body, context).await
-            }
-            "http_fetch" => match &self.fetch {
-                Some(fetcher) => fetcher.call(parse_arguments(arguments)?, context).await,
-                None => Err(ToolError::NotFound(format!("tool '{tool}'"))),
-            },
-            other => match self.operations.get(other) {
-                Some(operation) => {
-                    let api = self.api(context, &operation.api)?;
-                    let call = operation.prepare(arguments)?;
-                    api.request(&call.method, &call.path, Some(&call.query), call.body.as_ref(), context).await
-                }
-                None => Err(ToolError::NotFound(format!("tool '{other}'"))),
-            },
-        }
+        self.tools.call(self, tool, arguments, context).await
     }
 
     async fn readiness(&self) -> Vec<ServiceStatus> {
@@ -410,7 +389,7 @@ impl Toolbox for HttpToolbox {
 }
 
 impl HttpToolbox {
-    fn list_apis(&self, context: &CallContext) -> Result<ToolOutput, ToolError> {
+    async fn list_apis(&self, _: NoArguments, context: &CallContext) -> Result<Structured<ApiList>, ToolError> {
         let apis = self
             .apis
             .values()
@@ -428,7 +407,38 @@ impl HttpToolbox {
             })
             .collect();
         let fetch_hosts = self.fetch.as_ref().map(Fetcher::hosts);
-        let result = ApiList { apis, fetch_hosts };
-        ToolOutput::structured(&result, json_text(&result))
+        Ok(Structured(ApiList { apis, fetch_hosts }))
+    }
+
+    /// The response, an error result for a non-2xx status; `HttpResponse`'s schema is set
+    /// on the spec.
+    async fn request(&self, arguments: RequestArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
+        let api = self.api(context, &arguments.api)?;
+        let (query, body) = (arguments.query.as_ref(), arguments.json_body.as_ref());
+        api.request(&arguments.method, &arguments.path, query, body, context).await
+    }
+
+    /// `http_fetch`, served only when `[http.fetch]` is enabled.
+    async fn fetch(&self, arguments: FetchArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
+        let fetcher = self.fetch.as_ref().ok_or_else(|| ToolError::NotFound("tool 'http_fetch'".into()))?;
+        fetcher.call(arguments, context).await
+    }
+}
+
+/// What the function of an OpenAPI operation's tool returns.
+type OperationCall<'a> = BoxFuture<'a, Result<ToolOutput, ToolError>>;
+
+/// The function of an OpenAPI operation's tool: asks the policy about its API, then
+/// sends the same checked request as `http_request`. A closure, to know its operation
+/// (the router hands a function no tool name), so its future is boxed.
+fn operation_tool(
+    operation: Operation,
+) -> impl for<'a> Fn(&'a HttpToolbox, Map<String, Value>, &'a CallContext) -> OperationCall<'a> + Send + Sync {
+    move |toolbox, arguments, context| {
+        let checked = toolbox.api(context, &operation.api).and_then(|api| Ok((api, operation.prepare(arguments)?)));
+        Box::pin(async move {
+            let (api, call) = checked?;
+            api.request(&call.method, &call.path, Some(&call.query), call.body.as_ref(), context).await
+        })
     }
 }

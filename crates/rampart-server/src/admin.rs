@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
-use rampart_core::{CallContext, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox, parse_arguments};
+use rampart_core::{CallContext, NoArguments, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -39,12 +39,95 @@ impl ReloadHandle {
 pub(crate) struct AdminToolbox {
     tokens: Arc<TokenService>,
     reload: Arc<ReloadHandle>,
+    tools: ToolRouter<Self>,
 }
 
 impl AdminToolbox {
     /// Tools over `tokens`, reloading through `reload`.
     pub(crate) fn new(tokens: Arc<TokenService>, reload: Arc<ReloadHandle>) -> Self {
-        Self { tokens, reload }
+        Self { tokens, reload, tools: Self::tools() }
+    }
+
+    /// The tools, each a method below.
+    fn tools() -> ToolRouter<Self> {
+        ToolRouter::new()
+            .tool(
+                ToolSpec::named("admin_token_create", "Create an API token with roles; returns the token once.")
+                    .title("Create an API token")
+                    .output::<CreatedToken>()
+                    .annotations(ToolAnnotations::write()),
+                Self::token_create,
+            )
+            .tool(
+                ToolSpec::named("admin_token_list", "List API tokens (never their secrets): roles, status, dates.")
+                    .title("List API tokens")
+                    .output::<TokenList>()
+                    .read_only(),
+                Self::token_list,
+            )
+            .tool(
+                ToolSpec::named("admin_token_revoke", "Revoke an API token by id or name; it stops working at once.")
+                    .title("Revoke an API token")
+                    .output::<TokenInfo>()
+                    .annotations(ToolAnnotations::write().destructive(true).idempotent(true)),
+                Self::token_revoke,
+            )
+            .tool(
+                ToolSpec::named("admin_token_rotate", "Replace an API token's secret; the old one stops working.")
+                    .title("Rotate an API token")
+                    .output::<CreatedToken>()
+                    .annotations(ToolAnnotations::write().destructive(true)),
+                Self::token_rotate,
+            )
+            .tool(
+                ToolSpec::named(
+                    "admin_config_reload",
+                    "Re-read the server's configuration and apply it at once (roles, limits, toolboxes); an invalid \
+                     one is refused and the running one stays.",
+                )
+                .title("Reload the configuration")
+                .output::<ReloadReport>()
+                .annotations(ToolAnnotations::write().idempotent(true)),
+                Self::config_reload,
+            )
+            .tool(
+                ToolSpec::named(
+                    "admin_upstream_list",
+                    "List the upstream MCP servers mounted behind Rampart: state, since when, last error, tools, \
+                     calls, p50/p99 latency.",
+                )
+                .title("List upstream MCP servers")
+                .read_only(),
+                Self::upstream_list,
+            )
+            .tool(
+                ToolSpec::named(
+                    "admin_upstream_show",
+                    "Show one upstream MCP server, with the diff of each pinned tool whose definition changed.",
+                )
+                .title("Show an upstream MCP server")
+                .read_only(),
+                Self::upstream_show,
+            )
+            .tool(
+                ToolSpec::named(
+                    "admin_upstream_approve",
+                    "Approve the changed definition of an upstream's pinned tool (or all of them), which is served \
+                     again; returns the diff approved.",
+                )
+                .title("Approve changed upstream tools")
+                .annotations(ToolAnnotations::write()),
+                Self::upstream_approve,
+            )
+            .tool(
+                ToolSpec::named(
+                    "admin_upstream_restart",
+                    "Restart an upstream MCP server: close its sessions (its processes) and connect again.",
+                )
+                .title("Restart an upstream MCP server")
+                .annotations(ToolAnnotations::write().idempotent(true)),
+                Self::upstream_restart,
+            )
     }
 }
 
@@ -65,10 +148,6 @@ struct TokenKey {
     /// Token id (tok_…) or name.
     id: String,
 }
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NoArguments {}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -173,176 +252,95 @@ impl Toolbox for AdminToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        let write = ToolAnnotations {
-            read_only_hint: Some(false),
-            destructive_hint: Some(false),
-            idempotent_hint: Some(false),
-            open_world_hint: Some(false),
-        };
-        vec![
-            ToolSpec::new::<CreateArguments>(
-                "admin_token_create",
-                "Create an API token with roles; returns the token once.",
-            )
-            .title("Create an API token")
-            .output::<CreatedToken>()
-            .annotations(write.clone()),
-            ToolSpec::new::<NoArguments>(
-                "admin_token_list",
-                "List API tokens (never their secrets): roles, status, dates.",
-            )
-            .title("List API tokens")
-            .output::<TokenList>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<TokenKey>(
-                "admin_token_revoke",
-                "Revoke an API token by id or name; it stops working at once.",
-            )
-            .title("Revoke an API token")
-            .output::<TokenInfo>()
-            .annotations(ToolAnnotations {
-                destructive_hint: Some(true),
-                idempotent_hint: Some(true),
-                ..write.clone()
-            }),
-            ToolSpec::new::<TokenKey>(
-                "admin_token_rotate",
-                "Replace an API token's secret; the old one stops working.",
-            )
-            .title("Rotate an API token")
-            .output::<CreatedToken>()
-            .annotations(ToolAnnotations { destructive_hint: Some(true), ..write.clone() }),
-            ToolSpec::new::<NoArguments>(
-                "admin_config_reload",
-                "Re-read the server's configuration and apply it at once (roles, limits, toolboxes); an invalid one \
-                 is refused and the running one stays.",
-            )
-            .title("Reload the configuration")
-            .output::<ReloadReport>()
-            .annotations(ToolAnnotations { idempotent_hint: Some(true), ..write.clone() }),
-            ToolSpec::new::<NoArguments>(
-                "admin_upstream_list",
-                "List the upstream MCP servers mounted behind Rampart: state, since when, last error, tools, calls, \
-                 p50/p99 latency.",
-            )
-            .title("List upstream MCP servers")
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<UpstreamKey>(
-                "admin_upstream_show",
-                "Show one upstream MCP server, with the diff of each pinned tool whose definition changed.",
-            )
-            .title("Show an upstream MCP server")
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<ApproveArguments>(
-                "admin_upstream_approve",
-                "Approve the changed definition of an upstream's pinned tool (or all of them), which is served again; \
-                 returns the diff approved.",
-            )
-            .title("Approve changed upstream tools")
-            .annotations(write.clone()),
-            ToolSpec::new::<UpstreamKey>(
-                "admin_upstream_restart",
-                "Restart an upstream MCP server: close its sessions (its processes) and connect again.",
-            )
-            .title("Restart an upstream MCP server")
-            .annotations(ToolAnnotations {
-                destructive_hint: Some(false),
-                idempotent_hint: Some(true),
-                ..write
-            }),
-        ]
+        self.tools.specs()
     }
 
     async fn call_tool(
         &self,
         tool: &str,
         arguments: Map<String, Value>,
-        _: &CallContext,
+        context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        match tool {
-            "admin_token_create" => {
-                let a: CreateArguments = parse_arguments(arguments)?;
-                let expires = a.expires_in.as_deref().map(parse_duration).transpose().map_err(failed)?;
-                let token = self.tokens.create(&a.name, a.roles, expires).await.map_err(failed)?;
-                created(&token, "created")
-            }
-            "admin_token_list" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                let tokens = self.tokens.list().await.map_err(failed)?;
-                let text = tokens
-                    .iter()
-                    .map(|t| format!("{} {} [{}] {} {}", t.id, t.name, t.roles.join(","), t.status, t.prefix))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                ToolOutput::structured(&TokenList { tokens }, text)
-            }
-            "admin_token_revoke" => {
-                let key: TokenKey = parse_arguments(arguments)?;
-                let revoked = self.tokens.revoke(&key.id).await.map_err(failed)?;
-                let text = format!("Token '{}' ({}) revoked.", revoked.name, revoked.id);
-                ToolOutput::structured(&revoked, text)
-            }
-            "admin_token_rotate" => {
-                let key: TokenKey = parse_arguments(arguments)?;
-                let token = self.tokens.rotate(&key.id).await.map_err(failed)?;
-                created(&token, "rotated")
-            }
-            "admin_config_reload" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                let reloader = self
-                    .reload
-                    .get()
-                    .ok_or_else(|| ToolError::Failed("this process serves no configuration to reload".into()))?;
-                let report = reloader.reload().await.map_err(|error| ToolError::Failed(error.to_string()))?;
-                let text = report.to_string();
-                ToolOutput::structured(&report, text)
-            }
-            "admin_upstream_list" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                let mut upstreams = Vec::new();
-                for upstream in self.upstreams().await? {
-                    upstreams.push(upstream.status().await);
-                }
-                let text = upstreams.iter().map(status_line).collect::<Vec<_>>().join("\n");
-                let text = if text.is_empty() {
-                    "No upstream MCP server is configured ([upstreams.NAME]).".into()
-                } else {
-                    text
-                };
-                ToolOutput::structured(&UpstreamList { upstreams }, text)
-            }
-            "admin_upstream_show" => {
-                let a: UpstreamKey = parse_arguments(arguments)?;
-                let upstream = self.upstream(&a.upstream).await?;
-                let status = upstream.status().await;
-                let changed_tools = upstream.changed_tools();
-                let mut text = status_line(&status);
-                for changed in &changed_tools {
-                    text.push_str(&format!(
-                        "\n\nchanged tool '{}' (hidden until approved):\n{}",
-                        changed.tool, changed.diff
-                    ));
-                }
-                ToolOutput::structured(&UpstreamDetail { status, changed_tools }, text)
-            }
-            "admin_upstream_approve" => {
-                let a: ApproveArguments = parse_arguments(arguments)?;
-                let upstream = self.upstream(&a.upstream).await?;
-                let approved = upstream.approve(a.tool.as_deref()).await.map_err(ToolError::Failed)?;
-                let text = approved
-                    .iter()
-                    .map(|c| format!("approved '{}' (served as '{}'):\n{}", c.tool, c.served_as, c.diff))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                ToolOutput::structured(&Approved { approved }, text)
-            }
-            "admin_upstream_restart" => {
-                let a: UpstreamKey = parse_arguments(arguments)?;
-                let upstream = self.upstream(&a.upstream).await?;
-                upstream.restart().await;
-                ToolOutput::structured(&upstream.status().await, format!("upstream '{}' is restarting", a.upstream))
-            }
-            other => Err(ToolError::NotFound(format!("tool '{other}'"))),
+        self.tools.call(self, tool, arguments, context).await
+    }
+}
+
+/// The tools. Their results are structured, each with its own text (not the JSON); the
+/// `admin_upstream_*` ones declare no output schema.
+impl AdminToolbox {
+    async fn token_create(&self, a: CreateArguments, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let expires = a.expires_in.as_deref().map(parse_duration).transpose().map_err(failed)?;
+        let token = self.tokens.create(&a.name, a.roles, expires).await.map_err(failed)?;
+        created(&token, "created")
+    }
+
+    async fn token_list(&self, _: NoArguments, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let tokens = self.tokens.list().await.map_err(failed)?;
+        let text = tokens
+            .iter()
+            .map(|t| format!("{} {} [{}] {} {}", t.id, t.name, t.roles.join(","), t.status, t.prefix))
+            .collect::<Vec<_>>()
+            .join("\n");
+        ToolOutput::structured(&TokenList { tokens }, text)
+    }
+
+    async fn token_revoke(&self, key: TokenKey, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let revoked = self.tokens.revoke(&key.id).await.map_err(failed)?;
+        let text = format!("Token '{}' ({}) revoked.", revoked.name, revoked.id);
+        ToolOutput::structured(&revoked, text)
+    }
+
+    async fn token_rotate(&self, key: TokenKey, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let token = self.tokens.rotate(&key.id).await.map_err(failed)?;
+        created(&token, "rotated")
+    }
+
+    async fn config_reload(&self, _: NoArguments, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let reloader = self
+            .reload
+            .get()
+            .ok_or_else(|| ToolError::Failed("this process serves no configuration to reload".into()))?;
+        let report = reloader.reload().await.map_err(|error| ToolError::Failed(error.to_string()))?;
+        let text = report.to_string();
+        ToolOutput::structured(&report, text)
+    }
+
+    async fn upstream_list(&self, _: NoArguments, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let mut upstreams = Vec::new();
+        for upstream in self.upstreams().await? {
+            upstreams.push(upstream.status().await);
         }
+        let text = upstreams.iter().map(status_line).collect::<Vec<_>>().join("\n");
+        let text =
+            if text.is_empty() { "No upstream MCP server is configured ([upstreams.NAME]).".into() } else { text };
+        ToolOutput::structured(&UpstreamList { upstreams }, text)
+    }
+
+    async fn upstream_show(&self, a: UpstreamKey, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let upstream = self.upstream(&a.upstream).await?;
+        let status = upstream.status().await;
+        let changed_tools = upstream.changed_tools();
+        let mut text = status_line(&status);
+        for changed in &changed_tools {
+            text.push_str(&format!("\n\nchanged tool '{}' (hidden until approved):\n{}", changed.tool, changed.diff));
+        }
+        ToolOutput::structured(&UpstreamDetail { status, changed_tools }, text)
+    }
+
+    async fn upstream_approve(&self, a: ApproveArguments, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let upstream = self.upstream(&a.upstream).await?;
+        let approved = upstream.approve(a.tool.as_deref()).await.map_err(ToolError::Failed)?;
+        let text = approved
+            .iter()
+            .map(|c| format!("approved '{}' (served as '{}'):\n{}", c.tool, c.served_as, c.diff))
+            .collect::<Vec<_>>()
+            .join("\n");
+        ToolOutput::structured(&Approved { approved }, text)
+    }
+
+    async fn upstream_restart(&self, a: UpstreamKey, _: &CallContext) -> Result<ToolOutput, ToolError> {
+        let upstream = self.upstream(&a.upstream).await?;
+        upstream.restart().await;
+        ToolOutput::structured(&upstream.status().await, format!("upstream '{}' is restarting", a.upstream))
     }
 }

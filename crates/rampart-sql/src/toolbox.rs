@@ -5,8 +5,8 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Access, CallContext, Request, ServiceStatus, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec,
-    Toolbox, parse_arguments,
+    Access, CallContext, NoArguments, Request, ServiceStatus, Structured, TaskSupport, ToolAnnotations, ToolError,
+    ToolOutput, ToolRouter, ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `sql` toolbox.
 pub struct SqlToolbox {
     databases: BTreeMap<String, Database>,
+    tools: ToolRouter<Self>,
 }
 
 /// Names and engines only: the pools' connection options hold credentials.
@@ -83,7 +84,64 @@ impl SqlToolbox {
                 .map_err(|message| SqlConfigError::Value { key: format!("sql.databases.{name}.url"), message })?;
             databases.insert(name, Database { config, pool });
         }
-        Ok(Self { databases })
+        Ok(Self { databases, tools: Self::tools() })
+    }
+
+    /// The tools, each a method below (`tools` lists `sql_execute` only when a database is
+    /// configured writable).
+    fn tools() -> ToolRouter<Self> {
+        ToolRouter::new()
+            .tool(
+                ToolSpec::named(
+                    "sql_list_databases",
+                    "List the configured SQL databases you may read: name, engine, whether writable, row cap and \
+                     timeout.",
+                )
+                .title("List databases")
+                .read_only(),
+                Self::list_databases,
+            )
+            .tool(
+                ToolSpec::named("sql_list_tables", "List the tables and views of a database.")
+                    .title("List tables")
+                    .read_only(),
+                Self::list_tables,
+            )
+            .tool(
+                ToolSpec::named(
+                    "sql_describe_table",
+                    "Describe a table: columns with types, nullability and defaults, primary key, indexes, foreign \
+                     keys.",
+                )
+                .title("Describe a table")
+                .read_only(),
+                Self::describe_table,
+            )
+            .tool(
+                ToolSpec::named(
+                    "sql_query",
+                    "Run one read-only SQL query (SELECT, WITH, VALUES, EXPLAIN, SHOW) with bound parameters. Returns \
+                     columns with types and rows, capped at the database's row cap (truncated says whether more \
+                     existed). Writes, locking clauses and side-effecting functions are refused.",
+                )
+                .title("Query a database")
+                .output::<QueryResult>()
+                .read_only()
+                .task_support(TaskSupport::Optional),
+                Self::query,
+            )
+            .tool(
+                ToolSpec::named(
+                    "sql_execute",
+                    "Run one writing SQL statement (INSERT, UPDATE, DELETE, DDL) on a database configured writable, \
+                     in its own transaction, committed on success. Returns the number of rows affected.",
+                )
+                .title("Write to a database")
+                .output::<ExecuteResult>()
+                .annotations(ToolAnnotations::write().destructive(true))
+                .task_support(TaskSupport::Optional),
+                Self::execute,
+            )
     }
 
     /// Asks the policy, then finds the database: an unknown name and a forbidden one are
@@ -95,10 +153,6 @@ impl SqlToolbox {
         })
     }
 }
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NoArguments {}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -192,10 +246,6 @@ struct ExecuteResult {
     rows_affected: u64,
 }
 
-fn json_text(value: &impl Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
 #[async_trait]
 impl Toolbox for SqlToolbox {
     fn name(&self) -> &str {
@@ -203,53 +253,11 @@ impl Toolbox for SqlToolbox {
     }
 
     async fn tools(&self) -> Vec<ToolSpec> {
-        let mut tools = vec![
-            ToolSpec::new::<NoArguments>(
-                "sql_list_databases",
-                "List the configured SQL databases you may read: name, engine, whether writable, row cap and timeout.",
-            )
-            .title("List databases")
-            .output::<DatabaseList>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<ListTablesArguments>("sql_list_tables", "List the tables and views of a database.")
-                .title("List tables")
-                .output::<metadata::TableList>()
-                .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<DescribeTableArguments>(
-                "sql_describe_table",
-                "Describe a table: columns with types, nullability and defaults, primary key, indexes, foreign keys.",
-            )
-            .title("Describe a table")
-            .output::<metadata::TableDescription>()
-            .annotations(ToolAnnotations::read_only()),
-            ToolSpec::new::<QueryArguments>(
-                "sql_query",
-                "Run one read-only SQL query (SELECT, WITH, VALUES, EXPLAIN, SHOW) with bound parameters. Returns \
-                 columns with types and rows, capped at the database's row cap (truncated says whether more \
-                 existed). Writes, locking clauses and side-effecting functions are refused.",
-            )
-            .title("Query a database")
-            .output::<QueryResult>()
-            .annotations(ToolAnnotations::read_only())
-            .task_support(TaskSupport::Optional),
-        ];
-        if self.databases.values().any(|database| database.config.writable) {
-            tools.push(
-                ToolSpec::new::<ExecuteArguments>(
-                    "sql_execute",
-                    "Run one writing SQL statement (INSERT, UPDATE, DELETE, DDL) on a database configured writable, \
-                     in its own transaction, committed on success. Returns the number of rows affected.",
-                )
-                .title("Write to a database")
-                .output::<ExecuteResult>()
-                .annotations(ToolAnnotations {
-                    read_only_hint: Some(false),
-                    destructive_hint: Some(true),
-                    idempotent_hint: Some(false),
-                    open_world_hint: Some(false),
-                })
-                .task_support(TaskSupport::Optional),
-            );
+        let mut tools = self.tools.specs();
+        // Routed whatever the configuration (it refuses a read-only database), listed only
+        // when there is a writable one.
+        if !self.databases.values().any(|database| database.config.writable) {
+            tools.retain(|tool| tool.name != "sql_execute");
         }
         tools
     }
@@ -260,17 +268,7 @@ impl Toolbox for SqlToolbox {
         arguments: Map<String, Value>,
         context: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        match tool {
-            "sql_list_databases" => {
-                parse_arguments::<NoArguments>(arguments)?;
-                self.list_databases(context)
-            }
-            "sql_list_tables" => self.list_tables(parse_arguments(arguments)?, context).await,
-            "sql_describe_table" => self.describe_table(parse_arguments(arguments)?, context).await,
-            "sql_query" => self.query(parse_arguments(arguments)?, context).await,
-            "sql_execute" => self.execute(parse_arguments(arguments)?, context).await,
-            other => Err(ToolError::NotFound(format!("tool '{other}'"))),
-        }
+        self.tools.call(self, tool, arguments, context).await
     }
 
     async fn readiness(&self) -> Vec<ServiceStatus> {
@@ -288,7 +286,11 @@ impl Toolbox for SqlToolbox {
 }
 
 impl SqlToolbox {
-    fn list_databases(&self, context: &CallContext) -> Result<ToolOutput, ToolError> {
+    async fn list_databases(
+        &self,
+        _: NoArguments,
+        context: &CallContext,
+    ) -> Result<Structured<DatabaseList>, ToolError> {
         let databases: Vec<DatabaseEntry> = self
             .databases
             .iter()
@@ -301,27 +303,25 @@ impl SqlToolbox {
                 statement_timeout_ms: database.config.statement_timeout_ms,
             })
             .collect();
-        let result = DatabaseList { databases };
-        ToolOutput::structured(&result, json_text(&result))
+        Ok(Structured(DatabaseList { databases }))
     }
 
     async fn list_tables(
         &self,
         arguments: ListTablesArguments,
         context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
+    ) -> Result<Structured<metadata::TableList>, ToolError> {
         let database = self.database(context, &arguments.database, Access::Read)?;
         let limits = database.limits(None);
         let run = metadata::list_tables(&database.pool, &arguments.database, arguments.schema.as_deref(), limits);
-        let result = bounded(&arguments.database, limits.timeout, run).await?;
-        ToolOutput::structured(&result, json_text(&result))
+        Ok(Structured(bounded(&arguments.database, limits.timeout, run).await?))
     }
 
     async fn describe_table(
         &self,
         arguments: DescribeTableArguments,
         context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
+    ) -> Result<Structured<metadata::TableDescription>, ToolError> {
         let database = self.database(context, &arguments.database, Access::Read)?;
         let limits = database.limits(None);
         let run = metadata::describe_table(&database.pool, &arguments.database, &arguments.table, limits);
@@ -329,9 +329,10 @@ impl SqlToolbox {
         let result = bounded(&arguments.database, limits.timeout * 4, run).await?.ok_or_else(|| {
             ToolError::Failed(format!("no table or view '{}' in database '{}'", arguments.table, arguments.database))
         })?;
-        ToolOutput::structured(&result, json_text(&result))
+        Ok(Structured(result))
     }
 
+    /// The rows rendered as a table for the text; `QueryResult`'s schema is set on the spec.
     async fn query(&self, arguments: QueryArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
         let database = self.database(context, &arguments.database, Access::Read)?;
         let limits = database.limits(arguments.max_rows);
@@ -351,6 +352,7 @@ impl SqlToolbox {
         ToolOutput::structured(&result, text)
     }
 
+    /// A sentence for the text; `ExecuteResult`'s schema is set on the spec.
     async fn execute(&self, arguments: ExecuteArguments, context: &CallContext) -> Result<ToolOutput, ToolError> {
         let database = self.database(context, &arguments.database, Access::ReadWrite)?;
         if !database.config.writable {

@@ -105,3 +105,12 @@ async fn errors_and_unknown_tools_come_back_as_tool_errors() {
     assert!(matches!(error, ToolError::NotFound(_)), "{error:?}");
     assert!(router.has("fail") && !router.has("missing"));
 }
+
+#[test]
+fn a_tool_without_arguments_has_a_bare_object_schema() {
+    let spec = ToolSpec::named("ping", "Ping.");
+    assert_eq!(
+        serde_json::Value::Object(spec.input_schema),
+        json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "NoArguments", "type": "object", "properties": {}, "additionalProperties": false})
+    );
+}
