@@ -22,7 +22,7 @@ use rampart_core::{
     PromptSpec, ResourceContents, ResourceSpec, ResourceTemplateSpec, ServiceStatus, TaskSupport, ToolAnnotations,
     ToolError, ToolOutput, ToolSpec, Toolbox,
 };
-use rampart_mcp::{ClientError, ClientEvents, ClientTarget, ConnectOptions, McpClient, ServerNotice};
+use rampart_mcp::{ClientError, ClientEvents, ClientTarget, ConnectOptions, InProcessServer, McpClient, ServerNotice};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -121,12 +121,45 @@ impl UpstreamToolbox {
         pins: Option<Arc<dyn PinStore>>,
     ) -> Result<Self, String> {
         let Resolved { target, options, oauth_secret } = config.resolve(base)?;
+        let pins = if config.pin { pins } else { None };
+        Self::connecting(name, format!("upstream:{name}"), config, target, options, oauth_secret, pins)
+    }
+
+    /// An rmcp server of this program mounted as the toolbox `NAME`, under the
+    /// same rules as a configured upstream: `config`'s prefix (none by default here: the
+    /// program's own tools keep their names), filters and session sharing apply (one
+    /// instance per principal unless `stateless`), its tools join the first catalog
+    /// (started at once), nothing is pinned (the code is the program's own). Must run
+    /// inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// A message when the filters do not compile.
+    pub fn mounted(name: &str, server: InProcessServer, config: UpstreamConfig) -> Result<Self, String> {
+        let config = UpstreamConfig {
+            prefix: Some(config.prefix.clone().unwrap_or_default()),
+            start: Start::Eager,
+            pin: false,
+            ..config
+        };
+        let options = ConnectOptions { client_name: Some("rampart".into()), ..ConnectOptions::default() };
+        Self::connecting(name, name.to_owned(), config, ClientTarget::InProcess(server), options, None, None)
+    }
+
+    fn connecting(
+        name: &str,
+        toolbox_name: String,
+        config: UpstreamConfig,
+        target: ClientTarget,
+        options: ConnectOptions,
+        oauth_secret: Option<String>,
+        pins: Option<Arc<dyn PinStore>>,
+    ) -> Result<Self, String> {
         let filter = config.tools.filter()?;
         let inner = Inner {
             name: name.to_owned(),
-            toolbox_name: format!("upstream:{name}"),
+            toolbox_name,
             prefix: config.prefix_for(name),
-            pins: if config.pin { pins } else { None },
+            pins,
             config,
             target,
             options,

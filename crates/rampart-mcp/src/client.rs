@@ -60,6 +60,55 @@ pub enum ClientTarget {
         /// Show the child's stderr (its logs) on ours.
         show_stderr: bool,
     },
+    /// An rmcp server in this process, a new instance per connection.
+    InProcess(InProcessServer),
+}
+
+/// An rmcp server (any [`rmcp::ServerHandler`], e.g. one written with `#[tool_router]`)
+/// run inside this process: each connection makes a new instance and speaks MCP to it
+/// over an in-memory pipe, as it would over stdio — same messages, same capabilities,
+/// progress, logs, sampling and elicitation — without a process.
+#[derive(Clone)]
+pub struct InProcessServer {
+    name: String,
+    start: Arc<dyn Fn(tokio::io::DuplexStream) + Send + Sync>,
+}
+
+impl std::fmt::Debug for InProcessServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessServer").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Bytes buffered each way between an in-process server and its client.
+const IN_PROCESS_PIPE_BYTES: usize = 256 * 1024;
+
+impl InProcessServer {
+    /// The server `name` (for messages), whose instances `new_server` makes. Each runs
+    /// on the Tokio runtime until its client goes away.
+    pub fn new<S, F>(name: &str, new_server: F) -> Self
+    where
+        S: rmcp::ServerHandler,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let label = name.to_owned();
+        let start = move |pipe: tokio::io::DuplexStream| {
+            let server = new_server();
+            let label = label.clone();
+            tokio::spawn(async move {
+                match server.serve(pipe).await {
+                    Ok(running) => drop(running.waiting().await),
+                    Err(error) => tracing::warn!(server = %label, %error, "in-process MCP server did not start"),
+                }
+            });
+        };
+        Self { name: name.to_owned(), start: Arc::new(start) }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Why a client operation failed.
@@ -499,6 +548,11 @@ impl McpClient {
                     }
                 }
             }
+            ClientTarget::InProcess(server) => {
+                let (ours, theirs) = tokio::io::duplex(IN_PROCESS_PIPE_BYTES);
+                (server.start)(theirs);
+                handler().serve(ours).await.map_err(|error| connect_error(error.to_string()))?
+            }
             ClientTarget::Stdio { command, show_stderr } => {
                 let (program, args) =
                     command.split_first().ok_or_else(|| ClientError::Usage("--stdio needs a command".into()))?;
@@ -707,5 +761,6 @@ fn describe(target: &ClientTarget) -> String {
     match target {
         ClientTarget::Http { url, .. } => url.clone(),
         ClientTarget::Stdio { command, .. } => command.join(" "),
+        ClientTarget::InProcess(server) => format!("in-process server '{}'", server.name),
     }
 }

@@ -4,6 +4,66 @@
 //!
 //! Keeping rmcp here means SDK churn touches one crate; everything else speaks
 //! `rampart-core` types.
+//!
+//! The server side:
+//!
+//! - [`McpHandler`]: rmcp's `ServerHandler` over one [`rampart_core::Pipeline`]; every
+//!   request becomes a [`rampart_core::CallContext`] and a pipeline call, and a
+//!   [`rampart_core::CallError`] becomes a JSON-RPC error in one place. [`ServerIdentity`]
+//!   is its `serverInfo`, [`TaskSettings`] how tool calls run as tasks (SEP-2663).
+//! - Transports: [`serve_stdio`] (MCP "stdio"), [`streamable_http_service`] (MCP
+//!   "Streamable HTTP", a tower service to mount at `/mcp`, with [`HttpOptions`]),
+//!   [`LegacySse`] (the HTTP+SSE transport of MCP 2024-11-05) and [`spawn_session`] for
+//!   transports the server frames itself (WebSocket, D-Bus).
+//! - Sessions: [`SessionOwners`] binds each session id to the principal that opened it;
+//!   [`BoundSession`], put in a request's extensions by the HTTP layer, is the only source
+//!   of a request's session id.
+//!
+//! The client side: [`McpClient`] connects to any MCP server ([`ClientTarget`]: a URL, or
+//! a command run as a child in its own process group) and calls it; [`ConnectOptions`]
+//! sets headers, the child's environment ([`SAFE_INHERITED_ENV`] only, when asked) and
+//! where the server's own notifications and requests go ([`ClientEvents`], or queued as
+//! [`ServerNotice`]s). The `rampart` command's client and the gateway both use it.
+//!
+//! Serving a pipeline on stdio (building one, with its guard, is `rampart-server`'s job):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use rampart_core::{Pipeline, Transport};
+//! use rampart_mcp::{McpHandler, ServerIdentity, serve_stdio};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! async fn serve(pipeline: Arc<Pipeline>) -> std::io::Result<()> {
+//!     let identity = ServerIdentity { name: "my-tools".into(), version: "0.1.0".into(), instructions: None };
+//!     let handler = McpHandler::new(pipeline, identity, Transport::Stdio);
+//!     // Returns when the client closes stdin, or when the token is cancelled.
+//!     serve_stdio(handler, CancellationToken::new()).await
+//! }
+//! ```
+//!
+//! Calling a tool on a running server, e.g. from a toolbox's end-to-end test:
+//!
+//! ```no_run
+//! use rampart_mcp::{ClientTarget, McpClient};
+//!
+//! # async fn example() -> Result<(), rampart_mcp::ClientError> {
+//! let target = ClientTarget::Http {
+//!     url: "http://127.0.0.1:8080/mcp".into(),
+//!     token: std::env::var("RAMPART_TOKEN").ok(), // sent as `Authorization: Bearer …`
+//! };
+//! let client = McpClient::connect(&target).await?;
+//! for tool in client.list_tools().await? {
+//!     println!("{}: {}", tool.name, tool.description);
+//! }
+//! let mut arguments = serde_json::Map::new();
+//! arguments.insert("timezone".into(), "Europe/Paris".into());
+//! // The `CallToolResult` as JSON: `content`, `structuredContent`, `isError`.
+//! let result = client.call_tool("get_current_time", arguments).await?;
+//! println!("{}", result["structuredContent"]);
+//! client.close().await;
+//! # Ok(()) }
+//! ```
 
 mod channel;
 mod client;
@@ -20,10 +80,14 @@ mod wire;
 
 pub use channel::{ChannelSession, spawn_session};
 pub use client::{
-    ClientError, ClientEvents, ClientTarget, ConnectOptions, McpClient, SAFE_INHERITED_ENV, ServerNotice, ToolInfo,
+    ClientError, ClientEvents, ClientTarget, ConnectOptions, InProcessServer, McpClient, SAFE_INHERITED_ENV,
+    ServerNotice, ToolInfo,
 };
 pub use handler::{McpHandler, ServerIdentity};
 pub use legacy_sse_server::{Delivery, LegacySse, SseOptions};
+/// The rmcp version Rampart speaks MCP with, for programs that mount their own rmcp servers
+/// in-process ([`InProcessServer`]).
+pub use rmcp;
 pub use session::{BoundSession, SessionCheck, SessionOwner, SessionOwners};
 pub use tasks::TaskSettings;
 pub use transport::{HttpOptions, SessionCount, serve_stdio, streamable_http_service};

@@ -76,6 +76,10 @@ pub use rampart_core::{
     ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox, Transport, VERSION, parse_arguments,
     pretty,
 };
+use rampart_gateway::{UpstreamConfig, UpstreamToolbox};
+/// The rmcp (official Rust MCP SDK) Rampart is built on: a server written with it mounts
+/// with [`Rampart::rmcp_server`] when it uses this version.
+pub use rampart_mcp::rmcp;
 pub use rampart_server::{ServerError, ToolboxFactory};
 /// The JSON Schema derive the argument and result types of tools use (version 1).
 pub use schemars;
@@ -117,6 +121,35 @@ impl Rampart {
         F: Fn(&serde_json::Value) -> Result<T, E> + Send + Sync + 'static,
     {
         self.added.push(ToolboxFactory::new(name, build));
+        self
+    }
+
+    /// Mounts an rmcp server of the program — any [`rmcp::ServerHandler`], e.g. a struct
+    /// with a `#[tool_router]` — as the toolbox `name`, unchanged: each principal gets its
+    /// own instance from `new_server` (as each session would over streamable HTTP), which
+    /// Rampart speaks MCP to in-process, so its tools, resources, prompts, progress, logs
+    /// and elicitation reach clients through the same authentication, policy, limits and
+    /// audit as every other tool. `[toolbox.NAME]` may set `prefix` (none by default),
+    /// `stateless = true` (one instance for everyone), `tools.include`/`exclude`/`rename`
+    /// and `timeout_secs`, as for an `[upstreams.NAME]` server.
+    #[must_use]
+    pub fn rmcp_server<S, F>(mut self, name: &str, new_server: F) -> Self
+    where
+        S: rmcp::ServerHandler,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let server = rampart_mcp::InProcessServer::new(name, new_server);
+        let toolbox = name.to_owned();
+        self.added.push(ToolboxFactory::new(name, move |settings: &serde_json::Value| {
+            let config: UpstreamConfig = match settings {
+                serde_json::Value::Null => UpstreamConfig::default(),
+                other => serde_json::from_value(other.clone()).map_err(|error| error.to_string())?,
+            };
+            if config.command.is_some() || config.url.is_some() {
+                return Err("command and url are for [upstreams.NAME]: this server runs in the program".to_owned());
+            }
+            UpstreamToolbox::mounted(&toolbox, server.clone(), config)
+        }));
         self
     }
 

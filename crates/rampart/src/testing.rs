@@ -198,3 +198,162 @@ impl ClientPeer for RecordingPeer {
         Err(PeerError::Unsupported)
     }
 }
+
+/// A program built on Rampart (its binary, e.g. `env!("CARGO_BIN_EXE_my-server")`) run
+/// as a user runs it: `serve` on a loopback port, `token create`, and its own command
+/// line as the MCP client — for end-to-end tests of the whole program. Every command
+/// runs under `timeout` with its own data directory (the store, the audit log).
+#[derive(Debug)]
+pub struct Program {
+    binary: std::path::PathBuf,
+    config: std::path::PathBuf,
+    data: tempfile::TempDir,
+}
+
+/// A `serve` of a [`Program`], stopped (SIGTERM to its PID) when dropped.
+#[derive(Debug)]
+pub struct Serving {
+    child: std::process::Child,
+    /// The MCP endpoint, `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a command printed: its exit status (0 success, 1 the tool reported an error,
+/// 2 a usage, connection or protocol error), stdout and stderr.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output (data; JSON under `--json`).
+    pub stdout: String,
+    /// Standard error (notes, errors).
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout as JSON (`null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or(Value::Null)
+    }
+}
+
+impl Program {
+    /// `binary` with the configuration file `config`, in a new data directory.
+    ///
+    /// # Errors
+    /// When the temporary directory cannot be made.
+    pub fn new(binary: impl Into<std::path::PathBuf>, config: impl Into<std::path::PathBuf>) -> std::io::Result<Self> {
+        Ok(Self { binary: binary.into(), config: config.into(), data: tempfile::tempdir()? })
+    }
+
+    /// Runs `PROGRAM ARGS` (at most 60 s) with the data directory and configuration set
+    /// through `RAMPART_DATA_DIR` and `RAMPART_CONFIG`.
+    ///
+    /// # Errors
+    /// When the program cannot be started.
+    pub fn run(&self, args: &[&str]) -> std::io::Result<Output> {
+        let output = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(&self.binary)
+            .args(args)
+            .env("RAMPART_DATA_DIR", self.data.path())
+            .env("RAMPART_CONFIG", &self.config)
+            .env_remove("RAMPART_URL")
+            .env_remove("RAMPART_TOKEN")
+            .output()?;
+        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+        Ok(Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: text(output.stdout),
+            stderr: text(output.stderr),
+        })
+    }
+
+    /// `PROGRAM serve --listen 127.0.0.1:0` (stopped after `seconds` at most), once its
+    /// banner names the endpoint.
+    ///
+    /// # Errors
+    /// When it cannot start or exits before serving (its stderr is in the error).
+    pub fn serve(&self, seconds: u32) -> std::io::Result<Serving> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("timeout")
+            .args(["--signal=TERM", &seconds.to_string()])
+            .arg(&self.binary)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RAMPART_DATA_DIR", self.data.path())
+            .env("RAMPART_CONFIG", &self.config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let url = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return Err(std::io::Error::other(format!("the server stopped before serving:\n{seen}")));
+            };
+            if let Some(rest) = line.split("streamable HTTP at ").nth(1) {
+                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        };
+        // Keep reading, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Serving { child, url })
+    }
+
+    /// A new API token `name` with `role` (`PROGRAM token create`).
+    ///
+    /// # Errors
+    /// When the command fails (its stderr is in the error).
+    pub fn token(&self, name: &str, role: &str) -> std::io::Result<String> {
+        let output = self.run(&["token", "create", "--name", name, "--role", role])?;
+        if output.code != 0 {
+            return Err(std::io::Error::other(output.stderr));
+        }
+        Ok(output.stdout.trim().to_owned())
+    }
+
+    /// Calls `tool` with `arguments` on `serving` with `token`, through the program's own
+    /// client (`PROGRAM call TOOL --args JSON --json`).
+    ///
+    /// # Errors
+    /// When the program cannot be started.
+    pub fn call(&self, serving: &Serving, token: &str, tool: &str, arguments: &Value) -> std::io::Result<Output> {
+        let arguments = arguments.to_string();
+        self.run(&["call", tool, "--args", &arguments, "--url", &serving.url, "--token", token, "--json"])
+    }
+
+    /// The audit records of `principal` (e.g. `token:alice`), waiting up to 10 s until
+    /// `until` holds for them (records are stored a few milliseconds after the answer).
+    ///
+    /// # Errors
+    /// When `audit search` fails.
+    pub fn audit(&self, principal: &str, until: impl Fn(&[Value]) -> bool) -> std::io::Result<Vec<Value>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let output = self.run(&["audit", "search", "--principal", principal, "--json"])?;
+            if output.code != 0 {
+                return Err(std::io::Error::other(output.stderr));
+            }
+            let records: Vec<Value> = match output.json() {
+                Value::Array(records) => records,
+                _ => output.stdout.lines().filter_map(|line| serde_json::from_str(line).ok()).collect(),
+            };
+            if until(&records) || std::time::Instant::now() > deadline {
+                return Ok(records);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

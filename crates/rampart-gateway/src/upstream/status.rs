@@ -122,6 +122,7 @@ impl Inner {
         let (transport, target) = match &self.target {
             ClientTarget::Stdio { command, .. } => ("stdio", command.join(" ")),
             ClientTarget::Http { url, .. } => ("http", url.clone()),
+            ClientTarget::InProcess(server) => ("in-process", server.name().to_owned()),
         };
         UpstreamStatus {
             name: self.name.clone(),
