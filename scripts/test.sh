@@ -3,7 +3,8 @@
 #   1. installs the pinned third-party MCP clients into tests/clients (Node 22, the
 #      official conformance suite and MCP Inspector from npm; the Python SDK into a venv);
 #   2. cargo nextest: unit tests and the end-to-end tests that drive the real binary with
-#      rmcp's client, the Python SDK and the Inspector CLI;
+#      rmcp's client, the Python SDK and the Inspector CLI, and the examples' tests; then
+#      the doctests (the crates' examples and docs/toolbox-guide.md);
 #   3. a short soak (bench/soak.py: 20,000 calls with tokens, policy and audit, memory and
 #      descriptors flat, every call recorded once, the audit log verifying);
 #   4. the official MCP conformance suite (active server scenarios) against
@@ -35,6 +36,9 @@ else
   echo "cargo-nextest not found; falling back to cargo test" >&2
   cargo test --workspace --no-fail-fast
 fi
+
+echo "== doctests (crate examples and docs/toolbox-guide.md)" >&2
+cargo test --doc --workspace
 
 echo "== soak, short (bench/soak.py; the million-call run is a script, see bench/README.md)" >&2
 cargo build -q -p rampart-cli

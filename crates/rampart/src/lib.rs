@@ -64,6 +64,11 @@
 
 pub mod testing;
 
+/// The guide to writing a toolbox (`docs/toolbox-guide.md`), whose code blocks are
+/// compiled as this crate's doctests.
+#[doc = include_str!("../../../docs/toolbox-guide.md")]
+pub mod guide {}
+
 use std::process::ExitCode;
 
 /// The `async_trait` attribute [`Toolbox`] implementations need.
