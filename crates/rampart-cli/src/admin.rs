@@ -223,6 +223,13 @@ fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {
     if let Some(uri) = text.strip_prefix("resource:") {
         return Ok(Request::resource(uri.to_owned()));
     }
+    if let Some(scope) = text.strip_prefix("scope:") {
+        let parts: Vec<&str> = scope.splitn(3, ':').collect();
+        let [kind, a, name] = parts.as_slice() else {
+            bail!("--resource '{text}': a toolbox's own scope is scope:KIND:read:NAME or scope:KIND:write:NAME")
+        };
+        return Ok(Request::scope((*kind).to_owned(), (*name).to_owned(), access(a)?));
+    }
     let parts: Vec<&str> = text.splitn(3, ':').collect();
     Ok(match parts.as_slice() {
         ["prompt", name] => Request::prompt((*name).to_owned()),
@@ -232,7 +239,7 @@ fn parse_resource(text: &str) -> anyhow::Result<Request<'static>> {
         ["http", name] => Request::http_api((*name).to_owned()),
         _ => bail!(
             "--resource '{text}': use resource:URI, prompt:NAME, fs:read:/path, fs:write:/path, command:NAME, \
-             db:read:NAME, db:write:NAME or http:NAME"
+             db:read:NAME, db:write:NAME, http:NAME or scope:KIND:read:NAME"
         ),
     })
 }

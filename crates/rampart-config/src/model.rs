@@ -767,12 +767,14 @@ roles = ["admin"]
 
 # Roles: deny by default. Built in: public (system_health), reader (read-only tools),
 # writer (reader + write tools), admin (everything). A [roles.NAME] table with a built-in
-# name adds to it. Resource scopes are typed: fs paths, commands, databases, HTTP APIs.
+# name adds to it. Resource scopes are typed: fs paths, commands, databases, HTTP APIs,
+# and the kinds a program built on Rampart defines for its own toolboxes (scopes.KIND).
 # [roles.analyst]
 # includes = ["reader"]
 # tools = ["sql_*"]
 # databases = [{ name = "analytics", access = "read" }]
 # fs = [{ path = "/srv/reports/**", access = "read" }]
+# scopes = { notebook = [{ name = "team-*", access = "read-write" }] }
 
 [tools]
 # Enabled toolboxes.

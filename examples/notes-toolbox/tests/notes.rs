@@ -77,6 +77,15 @@ fn the_real_binary_serves_the_notes_by_role_and_records_the_refusals() {
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(output.stdout.contains("Deploy"), "{}", output.stdout);
 
+    // The operator can ask the policy about a notebook without calling anything.
+    let explain = |role: &str| {
+        let args = ["policy", "explain", "--role", role, "--resource", "scope:notebook:write:team-ops", "--json"];
+        program.run(&args).unwrap()
+    };
+    let (editor_may, reader_may) = (explain("notes-editor"), explain("notes-reader"));
+    assert!(text(&editor_may).contains("allow"), "{}", text(&editor_may));
+    assert!(text(&reader_may).contains("deny"), "{}", text(&reader_may));
+
     let denied = |records: &[Value]| records.iter().any(|r| r["decision"] == "deny" && r["tool"] == "note_delete");
     let records = program.audit("token:rd", denied).unwrap();
     assert!(denied(&records), "the refused delete is recorded: {records:#?}");
