@@ -5,6 +5,18 @@
 //! (`rampart-mcp`) translate to and from these types, toolboxes (`rampart-tools`, user
 //! crates, the gateway) implement [`Toolbox`], and the server (`rampart-server`) builds one
 //! [`Pipeline`] that every transport calls into.
+//!
+//! - What a tool is and returns: [`ToolSpec`], [`ToolOutput`], [`ToolError`]; tools
+//!   declared as functions with typed arguments and results: [`ToolRouter`],
+//!   [`Structured`], [`NoArguments`].
+//! - Who calls: [`Caller`] and its [`Principal`]; what they attempt: [`Request`] (a tool,
+//!   resource, prompt or typed scope) with [`Access`]; who decides: the [`Guard`]
+//!   (policy, limits, audit), asked by the pipeline and by a tool through
+//!   [`CallContext::authorize`].
+//! - What a running tool reaches: [`CallContext`] (cancellation, progress, logs,
+//!   server-to-client requests through a [`ClientPeer`]).
+//! - What is served: the [`Catalog`], collected from every toolbox and swapped whole; a
+//!   toolbox tells it of changes through [`CatalogChanges`].
 
 mod caller;
 mod catalog;
@@ -29,7 +41,7 @@ pub use pipeline::{CallError, CatalogUpdate, Pipeline, PipelineBuilder};
 pub use prompt::{PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec};
 pub use request::{Access, Request};
 pub use resource::{ResourceSpec, ResourceTemplateSpec};
-pub use router::{IntoToolOutput, NoArguments, Structured, ToolFn, ToolRouter, pretty};
+pub use router::{IntoToolOutput, NoArguments, Routes, Structured, ToolFn, ToolRouter, pretty};
 pub use tool::{
     CompletionRef, ServiceStatus, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolSpec, Toolbox,
     input_schema_for, output_schema_for, parse_arguments,

@@ -36,7 +36,7 @@
 //! # let _: ToolRouter<Greeter> = router;
 //! ```
 
-use std::{future::Future, pin::Pin};
+use std::{any::Any, future::Future, pin::Pin};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -235,6 +235,82 @@ impl<S: ?Sized + Send + Sync + 'static> ToolRouter<S> {
         match self.routes.iter().find(|(spec, _)| spec.name == tool) {
             Some((_, handler)) => handler(state, arguments, context).await,
             None => Err(ToolError::NotFound(format!("tool '{tool}'"))),
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> ToolRouter<S> {
+    /// This router with the state its functions are handed, as
+    /// [`crate::Toolbox::routes`] returns it: `Some(self.tools.bind(self))`.
+    pub fn bind<'a>(&'a self, state: &'a S) -> Routes<'a> {
+        Routes { router: self, state }
+    }
+}
+
+/// A toolbox's [`ToolRouter`] bound to the toolbox: what [`crate::Toolbox::routes`]
+/// returns, so that the trait's `tools` and `call_tool` serve the router's tools without
+/// the toolbox writing them.
+pub struct Routes<'a> {
+    router: &'a dyn ErasedRouter,
+    state: &'a (dyn Any + Send + Sync),
+}
+
+impl std::fmt::Debug for Routes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.router.specs().iter().map(|spec| spec.name.clone())).finish()
+    }
+}
+
+impl Routes<'_> {
+    /// The tools' specs ([`ToolRouter::specs`]).
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.router.specs()
+    }
+
+    /// Runs `tool` ([`ToolRouter::call`]).
+    ///
+    /// # Errors
+    /// As [`ToolRouter::call`].
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        context: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        self.router.call_erased(self.state, tool, arguments, context).await
+    }
+}
+
+/// A [`ToolRouter`] whose state type is known only to itself ([`Routes`] pairs it with a
+/// state of that type).
+trait ErasedRouter: Send + Sync {
+    fn specs(&self) -> Vec<ToolSpec>;
+
+    fn call_erased<'a>(
+        &'a self,
+        state: &'a (dyn Any + Send + Sync),
+        tool: &'a str,
+        arguments: Map<String, Value>,
+        context: &'a CallContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+}
+
+impl<S: Send + Sync + 'static> ErasedRouter for ToolRouter<S> {
+    fn specs(&self) -> Vec<ToolSpec> {
+        ToolRouter::specs(self)
+    }
+
+    fn call_erased<'a>(
+        &'a self,
+        state: &'a (dyn Any + Send + Sync),
+        tool: &'a str,
+        arguments: Map<String, Value>,
+        context: &'a CallContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        match state.downcast_ref::<S>() {
+            Some(state) => Box::pin(self.call(state, tool, arguments, context)),
+            // `bind` pairs a router only with a state of its own type.
+            None => Box::pin(async { Err(ToolError::Internal("a tool router bound to another state".into())) }),
         }
     }
 }

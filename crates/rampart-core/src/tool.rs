@@ -288,13 +288,24 @@ pub trait Toolbox: Send + Sync + 'static {
     /// The toolbox's name, e.g. `system`; shown by `system_about` and the banner.
     fn name(&self) -> &str;
 
-    /// The tools this toolbox serves now. Names must be unique across the server. Asked
-    /// when the pipeline collects its catalog (at start, on a reload, and after
-    /// [`CatalogChanges::changed`]), never per request: a toolbox whose tools change calls
-    /// that to have them collected again.
-    async fn tools(&self) -> Vec<ToolSpec>;
+    /// The toolbox's tools as a [`crate::ToolRouter`] bound to the toolbox,
+    /// `Some(self.tools.bind(self))`: then [`Toolbox::tools`] and [`Toolbox::call_tool`]
+    /// need not be written. `None` (the default) for a toolbox that implements those two
+    /// itself (an upstream server's tools).
+    fn routes(&self) -> Option<crate::Routes<'_>> {
+        None
+    }
 
-    /// Runs `tool` with `arguments` (already known to belong to this toolbox).
+    /// The tools this toolbox serves now (by default, its [`Toolbox::routes`]'). Names
+    /// must be unique across the server. Asked when the pipeline collects its catalog (at
+    /// start, on a reload, and after [`CatalogChanges::changed`]), never per request: a
+    /// toolbox whose tools change calls that to have them collected again.
+    async fn tools(&self) -> Vec<ToolSpec> {
+        self.routes().map(|routes| routes.specs()).unwrap_or_default()
+    }
+
+    /// Runs `tool` with `arguments` (already known to belong to this toolbox; by default
+    /// through its [`Toolbox::routes`]).
     ///
     /// # Errors
     /// A [`ToolError`]; the pipeline turns it into an `isError` result.
@@ -303,7 +314,12 @@ pub trait Toolbox: Send + Sync + 'static {
         tool: &str,
         arguments: Map<String, Value>,
         context: &CallContext,
-    ) -> Result<ToolOutput, ToolError>;
+    ) -> Result<ToolOutput, ToolError> {
+        match self.routes() {
+            Some(routes) => routes.call(tool, arguments, context).await,
+            None => Err(ToolError::NotFound(format!("tool '{tool}'"))),
+        }
+    }
 
     /// Concrete resources this toolbox serves now (collected like [`Toolbox::tools`]).
     async fn resources(&self) -> Vec<ResourceSpec> {

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rampart_core::{
-    CallContext, Request, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox,
+    CallContext, Request, Routes, TaskSupport, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{ExecConfig, ExecConfigError};
 use crate::run::{self, Finished, Run, RunError};
@@ -438,16 +438,7 @@ impl Toolbox for ExecToolbox {
         self.end_session(session);
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.inner.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.inner.tools.call(&self.inner, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.inner.tools.bind(&self.inner))
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rampart_core::{
-    CallContext, IntoToolOutput, NoArguments, PeerError, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec,
-    Toolbox, output_schema_for,
+    CallContext, IntoToolOutput, NoArguments, PeerError, Routes, ToolAnnotations, ToolError, ToolOutput, ToolRouter,
+    ToolSpec, Toolbox, output_schema_for,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -467,16 +467,7 @@ impl Toolbox for FsToolbox {
         "fs"
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 }

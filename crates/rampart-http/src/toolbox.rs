@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use globset::GlobSet;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rampart_core::{
-    CallContext, NoArguments, Request, ServiceStatus, Structured, ToolAnnotations, ToolError, ToolOutput, ToolRouter,
-    ToolSpec, Toolbox,
+    CallContext, NoArguments, Request, Routes, ServiceStatus, Structured, ToolAnnotations, ToolError, ToolOutput,
+    ToolRouter, ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -370,17 +370,8 @@ impl Toolbox for HttpToolbox {
         "http"
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 
     async fn readiness(&self) -> Vec<ServiceStatus> {

@@ -6,10 +6,11 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
-use rampart_core::{CallContext, NoArguments, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
+use rampart_core::{
+    CallContext, NoArguments, Routes, ToolAnnotations, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use rampart_gateway::{ChangedTool, UpstreamStatus, UpstreamToolbox};
 
@@ -251,17 +252,8 @@ impl Toolbox for AdminToolbox {
         "admin"
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 }
 

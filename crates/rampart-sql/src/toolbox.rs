@@ -5,12 +5,12 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use async_trait::async_trait;
 use rampart_core::{
-    Access, CallContext, NoArguments, Request, ServiceStatus, Structured, TaskSupport, ToolAnnotations, ToolError,
-    ToolOutput, ToolRouter, ToolSpec, Toolbox,
+    Access, CallContext, NoArguments, Request, Routes, ServiceStatus, Structured, TaskSupport, ToolAnnotations,
+    ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{
     analyze,
@@ -262,13 +262,8 @@ impl Toolbox for SqlToolbox {
         tools
     }
 
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 
     async fn readiness(&self) -> Vec<ServiceStatus> {

@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rampart_core::{CallContext, NoArguments, Structured, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
+use rampart_core::{CallContext, NoArguments, Routes, Structured, ToolError, ToolRouter, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::time::{self, TimeConversionResult, TimeResult};
 
@@ -113,17 +112,8 @@ impl Toolbox for SystemToolbox {
         "system"
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 }
 

@@ -7,15 +7,13 @@
 //! `Args` is a `serde` + `schemars` type (its schema is the tool's `inputSchema`), `Out`
 //! is a `String`, a [`ToolOutput`] or [`Structured<T>`] (whose schema is the tool's
 //! `outputSchema`). A [`ToolRouter`] names the functions; a [`Toolbox`] serves the
-//! router's tools (and, if it wants, resources and prompts). [`Rampart`] adds toolboxes
+//! router's tools ([`Toolbox::routes`]) and, if it wants, resources and prompts. [`Rampart`] adds toolboxes
 //! to the built-in ones and runs the whole `rampart` command line:
 //!
 //! ```no_run
-//! use async_trait::async_trait;
-//! use rampart::{CallContext, Rampart, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
+//! use rampart::{CallContext, Rampart, Routes, ToolError, ToolRouter, ToolSpec, Toolbox, async_trait};
 //! use schemars::JsonSchema;
 //! use serde::Deserialize;
-//! use serde_json::{Map, Value};
 //!
 //! struct Greeter {
 //!     tools: ToolRouter<Greeter>,
@@ -36,12 +34,8 @@
 //!     fn name(&self) -> &str {
 //!         "greeter"
 //!     }
-//!     async fn tools(&self) -> Vec<ToolSpec> {
-//!         self.tools.specs()
-//!     }
-//!     async fn call_tool(&self, tool: &str, arguments: Map<String, Value>, context: &CallContext)
-//!         -> Result<ToolOutput, ToolError> {
-//!         self.tools.call(self, tool, arguments, context).await
+//!     fn routes(&self) -> Option<Routes<'_>> {
+//!         Some(self.tools.bind(self))
 //!     }
 //! }
 //!
@@ -77,9 +71,9 @@ pub use rampart_config::{Config, LoadOptions};
 pub use rampart_core::{
     Access, CallContext, CallError, Caller, CatalogChanges, ClientPeer, CompletionRef, Content, IntoToolOutput,
     LogLevel, NoArguments, Principal, PrincipalKind, PromptArgument, PromptMessage, PromptOutput, PromptRole,
-    PromptSpec, Request, ResourceContents, ResourceSpec, ResourceTemplateSpec, ServiceStatus, Structured, TaskSupport,
-    ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox, Transport, VERSION, parse_arguments,
-    pretty,
+    PromptSpec, Request, ResourceContents, ResourceSpec, ResourceTemplateSpec, Routes, ServiceStatus, Structured,
+    TaskSupport, ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox, Transport, VERSION,
+    parse_arguments, pretty,
 };
 use rampart_gateway::{UpstreamConfig, UpstreamToolbox};
 /// The rmcp (official Rust MCP SDK) Rampart is built on: a server written with it mounts

@@ -4,8 +4,7 @@
 //! principal with any roles — no process, no port, no token.
 //!
 //! ```no_run
-//! # use rampart::{async_trait, CallContext, ToolError, ToolOutput, ToolRouter, ToolSpec, Toolbox};
-//! # use serde_json::{Map, Value};
+//! # use rampart::{async_trait, CallContext, Routes, ToolError, ToolRouter, ToolSpec, Toolbox};
 //! # struct Greeter(ToolRouter<Greeter>);
 //! # #[derive(serde::Deserialize, schemars::JsonSchema)]
 //! # struct Name { name: String }
@@ -13,10 +12,7 @@
 //! # #[async_trait]
 //! # impl Toolbox for Greeter {
 //! #     fn name(&self) -> &str { "greeter" }
-//! #     async fn tools(&self) -> Vec<ToolSpec> { self.0.specs() }
-//! #     async fn call_tool(&self, t: &str, a: Map<String, Value>, c: &CallContext) -> Result<ToolOutput, ToolError> {
-//! #         self.0.call(self, t, a, c).await
-//! #     }
+//! #     fn routes(&self) -> Option<Routes<'_>> { Some(self.0.bind(self)) }
 //! # }
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use rampart::{Rampart, testing::TestServer};

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 
 use rampart::{
     Access, CallContext, CatalogChanges, PromptArgument, PromptMessage, PromptOutput, PromptRole, PromptSpec, Request,
-    ResourceContents, ResourceSpec, ResourceTemplateSpec, Structured, ToolAnnotations, ToolError, ToolOutput,
-    ToolRouter, ToolSpec, Toolbox, async_trait, schemars::JsonSchema,
+    ResourceContents, ResourceSpec, ResourceTemplateSpec, Routes, Structured, ToolAnnotations, ToolError, ToolRouter,
+    ToolSpec, Toolbox, async_trait, schemars::JsonSchema,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -355,17 +355,8 @@ impl Toolbox for Notes {
         "notes"
     }
 
-    async fn tools(&self) -> Vec<ToolSpec> {
-        self.tools.specs()
-    }
-
-    async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        context: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        self.tools.call(self, tool, arguments, context).await
+    fn routes(&self) -> Option<Routes<'_>> {
+        Some(self.tools.bind(self))
     }
 
     /// One resource per note (the policy's `resources` grants filter the list per caller).
