@@ -1,4 +1,4 @@
-// sqlx::migrate! embeds migrations/ at build time: rebuild when they change.
+//! `sqlx::migrate!` embeds `migrations/` at build time: rebuild when they change.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

@@ -14,7 +14,7 @@
 //!   stored.
 //! - [`AuditSink`]: storage back-ends ([`JsonlSink`], [`MemorySink`]; the database one
 //!   lives with the store).
-//! - [`verify`] / [`Verifier`]: find an edited, deleted or reordered record by number.
+//! - [`verify()`] / [`Verifier`]: find an edited, deleted or reordered record by number.
 //! - [`Checkpoint`]: the chain's head signed with an Ed25519 key kept outside the store
 //!   (its module docs define the signed message and the checkpoint file);
 //!   [`Checkpointer`] makes the writer sign them, [`Verifier::with_checkpoints`] checks a

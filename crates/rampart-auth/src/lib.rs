@@ -3,6 +3,15 @@
 //! Supported schemes: a static bearer key (RFC 6750 §2.1) and HTTP Basic (RFC 7617) with
 //! an argon2 password hash. Secrets are compared in constant time (over SHA-256 digests,
 //! so lengths do not leak either), and nothing here logs a secret.
+//!
+//! - [`Authenticator`]: the configured key and Basic user; [`Authenticator::authenticate`]
+//!   turns an `Authorization` value into a [`Principal`] or an [`AuthError`], and
+//!   [`Authenticator::challenge`] is the 401's `WWW-Authenticate`.
+//! - [`hash_password`]: the argon2id PHC string for `auth.basic.password_hash`.
+//! - API tokens, without IO ([`generate_token`] → [`NewToken`], [`check_token_format`],
+//!   [`token_digest`]): `rpt_` + 256 random bits in base62 + a CRC32 checksum, 53
+//!   characters ([`TOKEN_LEN`]); only their SHA-256 digest is stored. Looking a digest up
+//!   is the server's job (`rampart-server`'s token service over `rampart-store`).
 
 mod token;
 
@@ -40,7 +49,8 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A short machine-readable reason: `missing`, `malformed`, `invalid`.
+    /// A short machine-readable reason: `missing`, `malformed`, `invalid`,
+    /// `insufficient_scope`.
     pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "missing",

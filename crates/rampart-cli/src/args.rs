@@ -1,5 +1,10 @@
 //! Command-line arguments (clap). Every flag of `serve` overrides the configuration key
 //! named in its help.
+//!
+//! The doc comments here are `--help` text, printed as written: `[llm] model`, a bare
+//! URL or `Bearer <token>` are meant for a terminal, and escaping them for rustdoc would
+//! print the backslashes.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -586,7 +591,8 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         tool: Option<String>,
         /// An MCP resource or prompt, or a scope: resource:URI, prompt:NAME, fs:read:/path,
-        /// fs:write:/path, command:NAME, db:read:NAME, db:write:NAME, http:NAME.
+        /// fs:write:/path, command:NAME, db:read:NAME, db:write:NAME, http:NAME, or a
+        /// toolbox's own kind, scope:KIND:read:NAME / scope:KIND:write:NAME.
         #[arg(long)]
         resource: Option<String>,
         #[command(flatten)]

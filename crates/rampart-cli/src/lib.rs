@@ -2,7 +2,7 @@
 //! administration (`token`, `audit`, `policy`), and a client for any MCP server (`tools`,
 //! `tool`, `call`, `resources`, `read`, `prompts`, `prompt`, `shell`).
 //!
-//! Every command returns a report that one printer ([`output`]) renders: data on stdout
+//! Every command returns a report that one printer (`output`) renders: data on stdout
 //! (JSON under `--json`), everything else (notes, progress, errors) on stderr. Exit
 //! status: 0 success, 1 the tool reported an error (`isError`), 2 usage, configuration,
 //! connection or protocol error, 130 interrupted (the call cancelled on the server).

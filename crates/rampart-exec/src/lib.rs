@@ -37,8 +37,10 @@
 //! The policy is asked (`Request::Command` with the program's or the language's name)
 //! before anything runs. The scratch directory of an MCP session persists between its
 //! calls and is deleted by [`ExecToolbox::end_session`] or after `scratch_idle_s` idle
-//! (`scratch`). [`ExecToolbox::check_sandbox`] reports which layers the machine enforces;
-//! [`ExecToolbox::new`] refuses to start when a layer of `require` is missing.
+//! (`scratch`). [`ExecToolbox::check_sandbox`] reports which layers the machine enforces
+//! (a [`SandboxReport`] of each [`Layer`]); [`ExecToolbox::new`] (from an [`ExecConfig`])
+//! and [`ExecToolbox::from_config`] (the `[exec]` table as JSON) refuse to start, with an
+//! [`ExecConfigError`] naming the key, when a layer of `require` is missing.
 
 mod config;
 mod confine;

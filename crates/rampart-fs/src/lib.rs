@@ -24,6 +24,11 @@
 //! A root configured `mode = "read"` refuses writes whatever the caller's role allows. When
 //! the client supports MCP Roots, its roots narrow (never widen) the configured ones for
 //! each call (`roots/list` is asked on every call; an empty answer narrows nothing).
+//!
+//! [`FsToolbox::from_config`] builds the toolbox from the `[fs]` table as JSON (as
+//! `rampart-config` keeps it), [`FsToolbox::new`] from an [`FsConfig`] ([`RootConfig`] per
+//! root, [`RootMode`]); either opens every root at once and fails with an
+//! [`FsConfigError`] naming the key (`fs.roots[0].path`).
 
 mod config;
 mod confined;

@@ -26,6 +26,11 @@
 //!    sensitive, and replaced by `***` in every header, body and error the call returns.
 //! 4. **Limits** (`client.rs`): one deadline for the whole call (redirects and body
 //!    included), bodies read as a stream up to `max_response_bytes`, no decompression.
+//!
+//! [`HttpToolbox::from_config`] builds the toolbox from the `[http]` table as JSON (as
+//! `rampart-config` keeps it), [`HttpToolbox::new`] from an [`HttpConfig`] ([`ApiConfig`]
+//! per API with its [`AuthConfig`], [`FetchConfig`] for `http_fetch`); it connects to
+//! nothing, and fails with an [`HttpConfigError`] naming the key.
 
 mod client;
 mod config;

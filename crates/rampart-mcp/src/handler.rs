@@ -270,7 +270,7 @@ impl ServerHandler for McpHandler {
         (*self.info).clone()
     }
 
-    /// The session handshake: marks this handler as a session's (see [`SessionTracker`]).
+    /// The session handshake: marks this handler as a session's (see `SessionTracker`).
     async fn initialize(
         &self,
         request: InitializeRequestParams,
@@ -311,7 +311,7 @@ impl ServerHandler for McpHandler {
     /// through header validation; with no known caller, nothing.
     ///
     /// rmcp asks on every `tools/call`: the wire form of each tool is built once per
-    /// catalog generation ([`ToolCache`]), and only the caller's permission is asked each
+    /// catalog generation (`ToolCache`), and only the caller's permission is asked each
     /// time.
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let caller = crate::current_caller()?;

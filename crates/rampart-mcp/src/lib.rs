@@ -19,11 +19,12 @@
 //!   [`BoundSession`], put in a request's extensions by the HTTP layer, is the only source
 //!   of a request's session id.
 //!
-//! The client side: [`McpClient`] connects to any MCP server ([`ClientTarget`]: a URL, or
-//! a command run as a child in its own process group) and calls it; [`ConnectOptions`]
-//! sets headers, the child's environment ([`SAFE_INHERITED_ENV`] only, when asked) and
-//! where the server's own notifications and requests go ([`ClientEvents`], or queued as
-//! [`ServerNotice`]s). The `rampart` command's client and the gateway both use it.
+//! The client side: [`McpClient`] connects to any MCP server ([`ClientTarget`]: a URL, a
+//! command run as a child in its own process group, or an rmcp server in this process,
+//! [`InProcessServer`]) and calls it; [`ConnectOptions`] sets headers, the child's
+//! environment ([`SAFE_INHERITED_ENV`] only, when asked) and where the server's own
+//! notifications and requests go ([`ClientEvents`], or queued as [`ServerNotice`]s). The
+//! `rampart` command's client and the gateway both use it.
 //!
 //! Serving a pipeline on stdio (building one, with its guard, is `rampart-server`'s job):
 //!

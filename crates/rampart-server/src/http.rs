@@ -6,8 +6,8 @@
 //! 2. Host/Origin guard: DNS-rebinding attempts are refused before anything else runs,
 //!    public paths included;
 //! 3. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
-//! 4. authentication: everything else needs credentials; it stores the [`Caller`] that
-//!    the MCP handler and the pipeline use;
+//! 4. authentication: everything else needs credentials; it stores the
+//!    [`Caller`](rampart_core::Caller) that the MCP handler and the pipeline use;
 //! 5. session binding: a session belongs to the principal that opened it; another
 //!    principal naming it is answered as for an unknown session, and recorded
 //!    (`sessions.rs`);

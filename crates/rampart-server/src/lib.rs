@@ -1,7 +1,31 @@
 //! Rampart's composition root: turns a validated [`rampart_config::Config`] into a running
 //! server. It builds the one [`rampart_core::Pipeline`] from the enabled toolboxes, wires
-//! authentication, and serves it over stdio or streamable HTTP (axum), with graceful
-//! shutdown on SIGINT/SIGTERM.
+//! authentication, and serves it over stdio, streamable HTTP (axum; also WebSocket and the
+//! legacy HTTP+SSE transport) or D-Bus, with graceful shutdown on SIGINT/SIGTERM.
+//!
+//! - [`validate`]: everything checkable before serving (`rampart config check`); returns
+//!   what is configured but unused.
+//! - [`build`] → [`Built`]: store, policy, audit log, [`SecurityGuard`], [`TokenService`],
+//!   the toolboxes (built-in, `[upstreams.NAME]`, and a program's [`ToolboxFactory`]s), the
+//!   pipeline, the [`Reloader`].
+//! - [`serve`]: build, then serve until SIGINT/SIGTERM (HTTP) or the end of stdin; SIGHUP
+//!   reloads. [`start_http`] → [`Running`] for tests.
+//! - [`router`]/[`AppState`]: the axum router and its layers; [`LocalAdmin`]: the pipeline
+//!   `rampart token …` calls through; [`StoreSink`]: the audit sink over the store.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use rampart_config::{LoadOptions, load};
+//!
+//! let options = LoadOptions { dotenv: true, ..LoadOptions::default() };
+//! let loaded = load(options.clone())?;
+//! for warning in rampart_server::validate(&loaded.config, &[])? {
+//!     eprintln!("warning: {warning}");
+//! }
+//! // Serves until SIGINT/SIGTERM (HTTP) or the end of stdin (stdio); SIGHUP reloads.
+//! rampart_server::serve(loaded.config, options, Vec::new()).await?;
+//! # Ok(()) }
+//! ```
 
 mod admin;
 mod audit_store;

@@ -24,6 +24,11 @@
 //!
 //! The real boundary is the database's own: configure each database with a role that can
 //! only SELECT (README).
+//!
+//! [`SqlToolbox::from_config`] builds the toolbox from the `[sql]` table as JSON (as
+//! `rampart-config` keeps it), [`SqlToolbox::new`] from an [`SqlConfig`] (a
+//! [`DatabaseConfig`] per database); inside a Tokio runtime, connecting to nothing yet,
+//! and failing with an [`SqlConfigError`] naming the key.
 
 mod analyze;
 mod config;

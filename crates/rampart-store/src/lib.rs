@@ -9,6 +9,17 @@
 //! The connection is lazy: the server starts while PostgreSQL is down, `/readyz` reports
 //! the store as degraded, and the first operation after it comes back connects and
 //! migrates.
+//!
+//! - [`Store`]: [`Store::open`] a URL (`sqlite://PATH`, `postgres://…`), then one method
+//!   per operation; those on rows return a `Send + 'static` future (it owns a pool
+//!   handle), which a caller can spawn.
+//! - Tokens ([`TokenRow`], table `api_tokens`): digests and metadata only, never a token.
+//! - Audit records ([`AuditRow`], table `audit_records`): each record's exact JSON plus the
+//!   columns [`AuditQuery`] filters on; sealing and verifying are `rampart-audit`'s, the
+//!   mapping between the two `rampart-server`'s.
+//! - Upstream pins ([`PinRow`], table `upstream_pins`): the gateway's pinned tool
+//!   definitions.
+//! - [`StoreError`]: what failed, with the URL's password masked ([`redact_url`]).
 
 mod audit;
 mod pins;
