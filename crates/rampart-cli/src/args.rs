@@ -17,7 +17,14 @@ Configuration precedence: flags > RAMPART_* environment (and ./.env) > rampart.t
 
 /// Rampart: a secure MCP server and gateway.
 #[derive(Debug, Parser)]
-#[command(name = "rampart", version, about, after_help = AFTER_HELP)]
+// The about line holds for a program built on Rampart too (its binary's own name is
+// used in the usage line).
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a secure MCP server and gateway, and a client, shell and agent for any MCP server.",
+    after_help = AFTER_HELP
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
