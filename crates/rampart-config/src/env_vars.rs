@@ -93,6 +93,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvVarKind::String,
         "postgres://... to use PostgreSQL for the store",
     ),
+    key(
+        "RAMPART_CLUSTER_REDIS_URL",
+        "cluster.redis_url",
+        EnvVarKind::String,
+        "redis://... shared by the replicas of one deployment (limits, revocations, reloads)",
+    ),
     key("RAMPART_AUDIT_FILE", "audit.file", EnvVarKind::String, "write the audit log as JSON lines to this file"),
     EnvVar { name: "RAMPART_URL", key: None, kind: EnvVarKind::Other, doc: "client commands: server URL" },
     EnvVar { name: "RAMPART_TOKEN", key: None, kind: EnvVarKind::Other, doc: "client commands: bearer token" },

@@ -30,6 +30,8 @@ pub struct Config {
     pub dbus: DbusConfig,
     /// `[roles.NAME]`: roles, added to the built-in `public`, `reader`, `writer`, `admin`.
     pub roles: PolicyConfig,
+    /// `[cluster]`: what replicas behind one load balancer share (Redis).
+    pub cluster: ClusterConfig,
     /// `[limits]`: rate limits, caps and timeouts.
     pub limits: LimitsConfig,
     /// `[tls]`: serve HTTPS (TLS 1.3 only), optionally requiring client certificates.
@@ -356,6 +358,26 @@ fn admin_roles() -> Vec<String> {
     vec!["admin".into()]
 }
 
+/// `[cluster]`: several replicas of one server behind a load balancer, on one store.
+/// Without `redis_url` each replica keeps its limits and caches to itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://HOST:6379/0` (or `rediss://` for TLS): rate limits and failed-login
+    /// throttling counted across replicas, and revoked tokens and reloads applied by every
+    /// replica at once. The server does not start when it cannot reach it.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel, so that several deployments can share one
+    /// Redis. Default `rampart`.
+    pub namespace: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { redis_url: None, namespace: "rampart".into() }
+    }
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -640,6 +662,14 @@ level = "info"
 # data_dir = "/var/lib/rampart"
 # PostgreSQL instead of SQLite; prefer RAMPART_DATABASE_URL (it holds a password).
 # database_url = "postgres://rampart:secret@127.0.0.1/rampart"
+
+# Several replicas behind one load balancer, on one PostgreSQL store: Redis makes them one
+# deployment (rate limits and failed-login throttling counted across replicas, a revoked
+# token refused by every replica at once, a reload run by all). Prefer
+# RAMPART_CLUSTER_REDIS_URL. See docs/deploy.md.
+# [cluster]
+# redis_url = "redis://127.0.0.1:6379/0"
+# namespace = "rampart"
 
 [audit]
 # One hash-chained record per request: `rampart audit tail | search | verify`.

@@ -215,7 +215,9 @@ pub(crate) async fn authenticate(
             let path = request.uri().path().to_owned();
             tracing::warn!(remote = ?remote, reason = error.reason(), %path, "authentication failed");
             credentials.guard.metrics().auth_failure(error.reason());
-            if let Some(wait) = remote.and_then(|r| limits.auth_failed(r.ip())) {
+            if let Some(remote) = remote
+                && let Some(wait) = limits.auth_failed(remote.ip()).await
+            {
                 return throttled(&credentials, wait);
             }
             credentials.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), &path).await;

@@ -37,6 +37,9 @@ pub enum ServerError {
     /// The store cannot be opened.
     #[error("store: {0}")]
     Store(String),
+    /// `[cluster] redis_url` is invalid or Redis does not answer.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The D-Bus transport could not start (no bus, name taken).
     #[error("D-Bus: {0}")]
     Dbus(String),

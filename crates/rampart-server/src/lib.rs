@@ -30,6 +30,7 @@
 mod admin;
 mod audit_store;
 mod auth;
+mod cluster;
 mod dbus;
 mod error;
 mod guard;
@@ -54,6 +55,7 @@ mod websocket;
 
 pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push_row, record_from_row};
 pub use auth::Credentials;
+pub use cluster::{Cluster, Event as ClusterEvent, Verdict};
 pub use error::ServerError;
 pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, router};
 pub use jwt::{JwtConfigError, JwtVerifier};

@@ -1,6 +1,11 @@
 //! Rate limits and caps (governor): requests per minute per principal and per
 //! (principal, tool), concurrent tool calls per principal, the per-call time limit, and
 //! throttling of failed authentication per remote address.
+//!
+//! With a [`Cluster`], the rates (per principal, per tool, failed logins per address) are
+//! counted in Redis across every replica, and an address blocked on one replica is
+//! blocked on all; the concurrency cap stays per replica. When Redis does not answer, each
+//! replica counts alone until it does.
 
 use std::{
     collections::HashMap,
@@ -14,6 +19,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use rampart_config::LimitsConfig;
 use rampart_core::{Admission, Refusal};
 use tokio::sync::Semaphore;
+
+use crate::cluster::{Cluster, Event, Verdict};
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
@@ -30,10 +37,28 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A quota as the cluster counts it: `burst` requests, then one each `period`.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    period: Duration,
+    burst: u32,
+}
+
+impl Rate {
+    fn over(calls: u32, period: Duration) -> Option<Self> {
+        (calls > 0 && !period.is_zero()).then(|| Self { period: period / calls, burst: calls })
+    }
+}
+
 /// Every limit, from `[limits]`.
 pub struct Limits {
     per_principal: Option<DefaultKeyedRateLimiter<String>>,
     per_tool: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    /// The same quotas, for the cluster.
+    principal_rate: Option<Rate>,
+    tool_rates: HashMap<String, Rate>,
+    failed_auth_rate: Option<Rate>,
+    cluster: Option<Arc<Cluster>>,
     concurrent: usize,
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
     call_timeout: Option<Duration>,
@@ -51,9 +76,20 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
-    /// Limits from the configuration.
-    pub fn new(config: &LimitsConfig) -> Self {
+    /// Limits from the configuration, counted in `cluster` when there is one.
+    pub fn new(config: &LimitsConfig, cluster: Option<Arc<Cluster>>) -> Self {
+        let minute = Duration::from_secs(60);
         Self {
+            principal_rate: Rate::over(config.calls_per_minute, minute),
+            tool_rates: config
+                .tools
+                .iter()
+                .filter_map(|(tool, limit)| {
+                    Rate::over(limit.calls, Duration::from_secs(limit.period_secs)).map(|rate| (tool.clone(), rate))
+                })
+                .collect(),
+            failed_auth_rate: Rate::over(config.failed_auth_per_minute, minute),
+            cluster,
             per_principal: limiter(config.calls_per_minute),
             per_tool: config
                 .tools
@@ -74,21 +110,13 @@ impl Limits {
     ///
     /// # Errors
     /// [`Refusal::RateLimited`] with the time to wait.
-    pub fn admit(&self, principal: &str, tool: Option<&str>) -> Result<Admission, Refusal> {
+    pub async fn admit(&self, principal: &str, tool: Option<&str>) -> Result<Admission, Refusal> {
         let key = principal.to_owned();
-        if let Some(limiter) = &self.per_principal
-            && let Err(not_until) = limiter.check_key(&key)
-        {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            return Err(Refusal::RateLimited { retry_after_ms: millis(wait) });
-        }
+        let rate = self.principal_rate.map(|rate| (format!("p:{principal}"), rate));
+        self.count(rate, self.per_principal.as_ref(), &key).await?;
         let Some(tool) = tool else { return Ok(Admission::default()) };
-        if let Some(limiter) = self.per_tool.get(tool)
-            && let Err(not_until) = limiter.check_key(&key)
-        {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            return Err(Refusal::RateLimited { retry_after_ms: millis(wait) });
-        }
+        let rate = self.tool_rates.get(tool).map(|rate| (format!("t:{tool}:{principal}"), *rate));
+        self.count(rate, self.per_tool.get(tool), &key).await?;
         let permit = if self.concurrent > 0 {
             let semaphore = {
                 let mut semaphores = self.semaphores.lock().unwrap_or_else(PoisonError::into_inner);
@@ -102,6 +130,30 @@ impl Limits {
             None
         };
         Ok(Admission { permit, timeout: self.call_timeout })
+    }
+
+    /// Counts one request under a quota: in the cluster when there is one (under
+    /// `cluster_key`) and it answers, else with the replica's own `limiter`.
+    async fn count<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        rate: Option<(String, Rate)>,
+        limiter: Option<&DefaultKeyedRateLimiter<K>>,
+        key: &K,
+    ) -> Result<(), Refusal> {
+        if let (Some(cluster), Some((cluster_key, rate))) = (&self.cluster, rate) {
+            match cluster.check(&cluster_key, rate.period, rate.burst).await {
+                Ok(Verdict::Admit) => return Ok(()),
+                Ok(Verdict::Wait(wait)) => return Err(Refusal::RateLimited { retry_after_ms: millis(wait) }),
+                Err(error) => cluster.unavailable(&error),
+            }
+        }
+        if let Some(limiter) = limiter
+            && let Err(not_until) = limiter.check_key(key)
+        {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            return Err(Refusal::RateLimited { retry_after_ms: millis(wait) });
+        }
+        Ok(())
     }
 
     /// How long `address` must still wait after too many failed authentications.
@@ -118,76 +170,34 @@ impl Limits {
     }
 
     /// Counts a failed authentication from `address`; past the quota it is blocked until
-    /// the quota refills, and the wait is returned.
-    pub fn auth_failed(&self, address: IpAddr) -> Option<Duration> {
-        let limiter = self.failed_auth.as_ref()?;
-        if let Err(not_until) = limiter.check_key(&address) {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-            blocked.insert(address, Instant::now() + wait);
-            if blocked.len() > 100_000 {
-                let now = Instant::now();
-                blocked.retain(|_, until| *until > now);
-            }
-            return Some(wait);
+    /// the quota refills (on every replica, in a cluster), and the wait is returned.
+    pub async fn auth_failed(&self, address: IpAddr) -> Option<Duration> {
+        let rate = self.failed_auth_rate.map(|rate| (format!("fa:{address}"), rate));
+        let Err(Refusal::RateLimited { retry_after_ms }) = self.count(rate, self.failed_auth.as_ref(), &address).await
+        else {
+            return None;
+        };
+        let wait = Duration::from_millis(retry_after_ms);
+        self.block(address, wait);
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(Event::AuthBlocked { address, wait_ms: retry_after_ms }).await;
         }
-        None
+        Some(wait)
+    }
+
+    /// Refuses `address` for `wait` (it failed too many logins here or on another
+    /// replica).
+    pub fn block(&self, address: IpAddr, wait: Duration) {
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = Instant::now() + wait;
+        let entry = blocked.entry(address).or_insert(until);
+        *entry = (*entry).max(until);
+        if blocked.len() > 100_000 {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn limits(per_minute: u32, concurrent: u32, tool_quota: Option<u32>) -> Limits {
-        let mut config =
-            LimitsConfig { calls_per_minute: per_minute, concurrent_calls: concurrent, ..Default::default() };
-        if let Some(quota) = tool_quota {
-            config.tools.insert("slow".into(), rampart_config::ToolLimit { calls: quota, period_secs: 60 });
-        }
-        Limits::new(&config)
-    }
-
-    #[test]
-    fn per_principal_quota_then_refusal_naming_the_wait() {
-        let limits = limits(3, 0, None);
-        for _ in 0..3 {
-            assert!(limits.admit("alice", Some("t")).is_ok());
-        }
-        let Err(Refusal::RateLimited { retry_after_ms }) = limits.admit("alice", Some("t")) else { panic!("limited") };
-        assert!((1..=20_000).contains(&retry_after_ms), "{retry_after_ms}");
-        assert!(limits.admit("bob", Some("t")).is_ok(), "another principal is not affected");
-    }
-
-    #[test]
-    fn per_tool_quota_only_for_that_tool() {
-        let limits = limits(0, 0, Some(1));
-        assert!(limits.admit("alice", Some("slow")).is_ok());
-        assert!(limits.admit("alice", Some("slow")).is_err());
-        assert!(limits.admit("alice", Some("fast")).is_ok());
-    }
-
-    #[test]
-    fn concurrency_cap_is_released_when_the_call_ends() {
-        let limits = limits(0, 2, None);
-        let first = limits.admit("alice", Some("t")).unwrap();
-        let _second = limits.admit("alice", Some("t")).unwrap();
-        assert!(limits.admit("alice", Some("t")).is_err(), "third concurrent call refused");
-        drop(first);
-        assert!(limits.admit("alice", Some("t")).is_ok(), "a slot freed");
-    }
-
-    #[test]
-    fn failed_authentication_blocks_the_address_only() {
-        let limits = Limits::new(&LimitsConfig { failed_auth_per_minute: 2, ..Default::default() });
-        let bad: IpAddr = "127.0.0.9".parse().unwrap();
-        let good: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(limits.auth_failed(bad).is_none());
-        assert!(limits.auth_failed(bad).is_none());
-        assert!(limits.auth_blocked(bad).is_none(), "within quota");
-        assert!(limits.auth_failed(bad).is_some(), "the failure past the quota blocks");
-        assert!(limits.auth_blocked(bad).is_some(), "over quota");
-        assert!(limits.auth_blocked(good).is_none());
-    }
-}
+mod tests;

@@ -79,6 +79,9 @@ pub(crate) struct Services {
     pub(crate) tokens: Arc<TokenService>,
     pub(crate) reload: Arc<ReloadHandle>,
     pub(crate) pins: Arc<dyn PinStore>,
+    /// The deployment's shared state, when `[cluster]` names one (limits rebuilt by a
+    /// reload count there too).
+    pub(crate) cluster: Option<Arc<crate::Cluster>>,
     /// The directory of the configuration file given with `--config`: relative paths of
     /// upstreams (`env_file`, `cwd`) start there (else in the working directory).
     pub(crate) config_dir: Option<std::path::PathBuf>,

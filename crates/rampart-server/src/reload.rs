@@ -110,6 +110,23 @@ impl Reloader {
     /// # Errors
     /// [`ReloadError`]; the running configuration stays.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let report = self.apply().await?;
+        if let Some(cluster) = &self.services.cluster {
+            cluster.publish(crate::ClusterEvent::Reload).await;
+        }
+        Ok(report)
+    }
+
+    /// Reloads because another replica of the cluster did (its configuration file is
+    /// this one's, e.g. one ConfigMap): the same as [`Reloader::reload`], told to no one.
+    ///
+    /// # Errors
+    /// [`ReloadError`]; the running configuration stays.
+    pub async fn reload_for_cluster(&self) -> Result<ReloadReport, ReloadError> {
+        self.apply().await
+    }
+
+    async fn apply(&self) -> Result<ReloadReport, ReloadError> {
         let mut running = self.running.lock().await;
         let config = load(self.options.clone()).map_err(|e| ReloadError::Invalid(e.to_string()))?.config;
         let fixed = fixed_changes(&running.config, &config);
@@ -127,7 +144,7 @@ impl Reloader {
         // From collecting the new catalog to installing it, no toolbox's own change runs.
         let update = self.pipeline.update_catalog().await;
         let catalog = setup::catalog(&toolboxes).await.map_err(|e| ReloadError::Invalid(e.to_string()))?;
-        let mut state = setup::guard_state(&config, policy.clone());
+        let mut state = setup::guard_state(&config, policy.clone(), self.services.cluster.clone());
         if config.limits == running.config.limits {
             // Unchanged limits keep their counters.
             state.limits = self.guard.limits();
@@ -181,7 +198,8 @@ fn fixed_changes(old: &Config, new: &Config) -> Vec<String> {
     diff("", &old_json, &new_json, &mut changes);
     // The sections with a `Secret` (`auth.key`, `auth.basic.password_hash`,
     // `store.database_url`); `audit.redact` is live.
-    let secret_sections = [("auth", old.auth != new.auth), ("store", old.store != new.store)];
+    let secret_sections =
+        [("auth", old.auth != new.auth), ("store", old.store != new.store), ("cluster", old.cluster != new.cluster)];
     for (section, differs) in secret_sections {
         if differs && !changes.iter().any(|change| change.starts_with(section)) {
             changes.push(format!("{section} (a secret)"));

@@ -16,7 +16,10 @@ use rampart_mcp::{HttpOptions, McpHandler, serve_stdio};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{AppState, Built, ResponsesInFlight, ServerError, ToolboxFactory, build, listener, metrics_router, router};
+use crate::{
+    AppState, Built, Cluster, ClusterEvent, ResponsesInFlight, ServerError, ToolboxFactory, build, listener,
+    metrics_router, router,
+};
 
 /// A running HTTP server.
 #[derive(Debug)]
@@ -159,6 +162,26 @@ async fn wait_idle(busy: impl Fn() -> bool, grace: Duration) -> bool {
     !busy()
 }
 
+/// Applies what the other replicas of the cluster publish: their revoked tokens leave this
+/// replica's cache, the addresses they blocked are blocked here, their reloads run here.
+fn apply_cluster_events(cluster: &Arc<Cluster>, built: &Built, stop: CancellationToken) {
+    let (tokens, guard, reloader) = (built.tokens.clone(), built.guard.clone(), built.reloader.clone());
+    let apply = move |event: ClusterEvent| match event {
+        ClusterEvent::TokenRevoked { digest } => tokens.forget_digest(&digest),
+        ClusterEvent::AuthBlocked { address, wait_ms } => guard.limits().block(address, Duration::from_millis(wait_ms)),
+        ClusterEvent::Reload => {
+            let reloader = reloader.clone();
+            tokio::spawn(async move {
+                tracing::info!("another replica reloaded its configuration: reloading");
+                if let Err(error) = reloader.reload_for_cluster().await {
+                    tracing::warn!(%error, "the reload another replica made does not apply here");
+                }
+            });
+        }
+    };
+    drop(cluster.listen(apply, stop));
+}
+
 /// Builds everything from `config` (loaded with `options`, which a reload reads again)
 /// with the toolboxes `added` by the embedding program, prints the banner, and serves
 /// until SIGINT/SIGTERM (HTTP) or until stdin closes (stdio); SIGHUP reloads the
@@ -175,6 +198,9 @@ pub async fn serve(config: Config, options: LoadOptions, added: Vec<ToolboxFacto
     let built = build(&config, transport, options, added).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
+    if let Some(cluster) = &built.cluster {
+        apply_cluster_events(cluster, &built, shutdown.clone());
+    }
     tokio::spawn(reload_on_hangup(built.pipeline.clone(), local_operator(&config)));
     match config.server.transport {
         TransportKind::Stdio => {

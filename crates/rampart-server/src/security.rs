@@ -183,7 +183,9 @@ impl Guard for SecurityGuard {
     /// that service resumes as soon as the sink answers again).
     async fn admit(&self, caller: &Caller, method: &str, target: Option<&str>) -> Result<Admission, Refusal> {
         let tool = if method == "tools/call" { target } else { None };
-        let admission = self.state.load().limits.admit(&caller.principal.id, tool)?;
+        // The limits in force when the request arrived, even if a reload swaps them meanwhile.
+        let limits = self.state.load().limits.clone();
+        let admission = limits.admit(&caller.principal.id, tool).await?;
         if self.audit_admits().await { Ok(admission) } else { Err(Refusal::AuditUnavailable) }
     }
 

@@ -19,7 +19,7 @@ use rampart_store::Store;
 use serde_json::{Map, Value};
 
 use crate::{
-    ServerError,
+    Cluster, ServerError,
     admin::ReloadHandle,
     audit_store::StoreSink,
     auth::Credentials,
@@ -49,6 +49,8 @@ pub struct Built {
     /// Applies a changed configuration to the running server (`SIGHUP`,
     /// `admin_config_reload`).
     pub reloader: Arc<Reloader>,
+    /// The deployment's shared state (`[cluster]`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Built {
@@ -104,8 +106,19 @@ pub(crate) fn redactor(config: &Config) -> Redactor {
 }
 
 /// What a reload may swap in the guard, from `config` (whose roles are `policy`).
-pub(crate) fn guard_state(config: &Config, policy: Arc<Policy>) -> GuardState {
-    GuardState { policy, limits: Arc::new(Limits::new(&config.limits)), redactor: Arc::new(redactor(config)) }
+pub(crate) fn guard_state(config: &Config, policy: Arc<Policy>, cluster: Option<Arc<Cluster>>) -> GuardState {
+    GuardState { policy, limits: Arc::new(Limits::new(&config.limits, cluster)), redactor: Arc::new(redactor(config)) }
+}
+
+/// The deployment's Redis, when `[cluster] redis_url` names one.
+///
+/// # Errors
+/// [`ServerError::Cluster`] when it does not answer.
+pub(crate) async fn connect_cluster(config: &Config) -> Result<Option<Arc<Cluster>>, ServerError> {
+    match &config.cluster.redis_url {
+        Some(url) => Ok(Some(Cluster::connect(url.expose(), &config.cluster.namespace).await?)),
+        None => Ok(None),
+    }
 }
 
 pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
@@ -216,11 +229,14 @@ pub async fn build(
     }
     let policy = build_policy(config)?;
     let store = open_store(config)?;
+    let cluster = connect_cluster(config).await?;
     let audit = start_audit(config, &store).await?;
-    let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
-    let tokens = Arc::new(TokenService::new(store.clone(), policy));
+    let state = guard_state(config, policy.clone(), cluster.clone());
+    let guard = Arc::new(SecurityGuard::new(state, Arc::new(Metrics::new()), audit));
+    let tokens = Arc::new(TokenService::new(store.clone(), policy).with_cluster(cluster.clone()));
     let reload = Arc::new(ReloadHandle::default());
     let services = registry::Services {
+        cluster: cluster.clone(),
         added,
         tokens: tokens.clone(),
         reload: reload.clone(),
@@ -249,7 +265,7 @@ pub async fn build(
     let reloader =
         Arc::new(Reloader::new(options, config.clone(), toolboxes, pipeline.clone(), guard.clone(), services));
     reload.set(&reloader);
-    Ok(Built { pipeline, credentials, tokens, store, guard, handler, reloader })
+    Ok(Built { pipeline, credentials, tokens, store, guard, handler, reloader, cluster })
 }
 
 /// How tasks are kept: `[limits] task_ttl_secs` (never below the call timeout + 60 s,
@@ -319,8 +335,11 @@ impl LocalAdmin {
             }
             Err(error) => return Err(error),
         };
-        let guard = Arc::new(SecurityGuard::new(guard_state(config, policy.clone()), Arc::new(Metrics::new()), audit));
-        let tokens = Arc::new(TokenService::new(store.clone(), policy));
+        // A revocation made here reaches every replica's cache at once.
+        let cluster = connect_cluster(config).await?;
+        let state = guard_state(config, policy.clone(), None);
+        let guard = Arc::new(SecurityGuard::new(state, Arc::new(Metrics::new()), audit));
+        let tokens = Arc::new(TokenService::new(store.clone(), policy).with_cluster(cluster));
         let admin = registry::TOOLBOXES.iter().filter(|kind| kind.name == "admin");
         let context =
             registry::BuildContext { names: &["admin".into()], tokens: &tokens, reload: &Arc::default(), pins: None };

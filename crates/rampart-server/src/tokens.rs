@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 const TOUCH_INTERVAL_MS: i64 = 60_000;
 
 /// How long a verified token is trusted without a database lookup. A revocation made in
-/// this process applies at once; one made elsewhere (the CLI, another replica) within
-/// this time.
+/// this process applies at once, and so does one made elsewhere (the CLI, another
+/// replica) in a cluster (`[cluster]`, an event); without one, within this time.
 const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A token operation failed.
@@ -143,6 +143,8 @@ pub struct TokenService {
     touched: Mutex<HashMap<String, i64>>,
     /// Recently verified tokens, by digest.
     verified: Mutex<HashMap<String, Verified>>,
+    /// Where revocations are told to the other replicas.
+    cluster: Option<Arc<crate::Cluster>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -159,6 +161,30 @@ impl TokenService {
             policy: arc_swap::ArcSwap::new(policy),
             touched: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            cluster: None,
+        }
+    }
+
+    /// Tells `cluster`'s other replicas of each revocation and rotation, so that their
+    /// caches forget the token at once.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Forgets the token whose secret has `digest` (revoked or rotated elsewhere): its
+    /// next use is looked up in the store.
+    pub fn forget_digest(&self, digest: &str) {
+        self.forget(digest);
+    }
+
+    /// Forgets `digest` here (again: a request may have cached it while the store was
+    /// being written) and everywhere else.
+    async fn forget_everywhere(&self, digest: &str) {
+        self.forget(digest);
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(crate::ClusterEvent::TokenRevoked { digest: digest.to_owned() }).await;
         }
     }
 
@@ -238,6 +264,7 @@ impl TokenService {
         if !self.store.revoke_token(&row.id, now_ms()).await? {
             return Err(TokenError::Revoked(key.to_owned()));
         }
+        self.forget_everywhere(&row.digest).await;
         Ok(info(&self.find(&row.id).await?, now_ms()))
     }
 
@@ -252,6 +279,7 @@ impl TokenService {
         if !self.store.rotate_token(&row.id, &new.digest, &new.display_prefix).await? {
             return Err(TokenError::Revoked(key.to_owned()));
         }
+        self.forget_everywhere(&row.digest).await;
         Ok(CreatedToken { token: new.secret, info: info(&self.find(&row.id).await?, now_ms()) })
     }
 

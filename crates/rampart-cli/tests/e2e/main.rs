@@ -10,6 +10,7 @@ mod bad_input;
 mod business_apis;
 mod chat;
 mod cli;
+mod cluster;
 mod dbus;
 mod exec;
 mod fs;

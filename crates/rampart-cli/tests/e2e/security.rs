@@ -15,18 +15,7 @@ use crate::support::{Server, TempDir, eventually, initialize_body, mcp_post, run
 
 /// Calls a tool over raw HTTP with `token`; returns (HTTP status, JSON-RPC response).
 async fn call(server: &Server, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let init =
-        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
-    if init.status() != 200 {
-        return (init.status().as_u16(), Value::Null);
-    }
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = init.text().await;
-    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
-    let (status, messages) =
-        crate::support::post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
-    (status, messages.into_iter().find(|m| m.get("id") == Some(&json!(2))).unwrap_or(Value::Null))
+    crate::support::call_tool_status(&server.url, token, tool, arguments).await
 }
 
 async fn list_tools(server: &Server, token: &str) -> Vec<String> {

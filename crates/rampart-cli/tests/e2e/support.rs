@@ -385,6 +385,28 @@ pub async fn call_tool(server: &Server, token: &str, tool: &str, arguments: serd
     messages.into_iter().find(|m| m.get("id") == Some(&serde_json::json!(2))).unwrap()
 }
 
+/// Opens a session at `url` with `token` and calls `tool`: the HTTP status (of the
+/// initialize request when it is refused, e.g. 401) and the JSON-RPC response (`null`
+/// when refused).
+pub async fn call_tool_status(
+    url: &str,
+    token: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let init = mcp_post(&client, url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
+    if init.status() != 200 {
+        return (init.status().as_u16(), serde_json::Value::Null);
+    }
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = init.text().await;
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+    let (status, messages) = post_in_session_with(&client, url, &session, token, body.to_string()).await;
+    let answer = messages.into_iter().find(|m| m.get("id") == Some(&serde_json::json!(2)));
+    (status, answer.unwrap_or(serde_json::Value::Null))
+}
+
 /// Polls `condition` every 20 ms without blocking the test's runtime (a call it waits
 /// for may run on it) until it holds; panics naming `what` after 10 s.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
