@@ -3,7 +3,7 @@
 //! the remote address in each request's extensions; graceful shutdown of every
 //! connection.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -13,6 +13,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::tls::ClientIdentity;
 use tokio_util::sync::CancellationToken;
+
+use crate::proxies::TrustedProxies;
 use tower::ServiceExt;
 
 /// Serves `app` on `listener` until `stop`, then waits for open connections to finish
@@ -25,6 +27,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
     header_read_timeout: Duration,
     tls: Option<TlsAcceptor>,
+    proxies: Arc<TrustedProxies>,
 ) {
     // Each connection holds a clone of `alive`; once they are all dropped, `gone` ends.
     let (alive, mut gone) = tokio::sync::mpsc::channel::<()>(1);
@@ -48,11 +51,12 @@ pub(crate) async fn serve(
         }
         let app = app.clone();
         let Some(tls) = tls.clone() else {
-            let service = request_service(app, remote, None);
+            let service = request_service(app, remote, None, proxies.clone());
             spawn_connection(&graceful, TokioIo::new(stream), service, header_read_timeout, remote);
             continue;
         };
         let watcher = graceful.clone();
+        let proxies = proxies.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(header_read_timeout, tls.accept(stream)).await;
             let stream = match handshake {
@@ -68,7 +72,7 @@ pub(crate) async fn serve(
             };
             let identity =
                 stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).map(crate::tls::identity);
-            let service = request_service(app, remote, identity);
+            let service = request_service(app, remote, identity, proxies);
             let mut builder = http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
@@ -113,12 +117,14 @@ impl Graceful {
     }
 }
 
-/// The per-connection service: the app, with the remote address and the client
-/// certificate's identity in each request's extensions.
+/// The per-connection service: the app, with the client's address (the peer's, or the
+/// one a trusted proxy forwarded: [`TrustedProxies`]) and the client certificate's
+/// identity in each request's extensions.
 fn request_service(
     app: Router,
     remote: SocketAddr,
     identity: Option<ClientIdentity>,
+    proxies: Arc<TrustedProxies>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -126,7 +132,9 @@ fn request_service(
     Future = impl Send,
 > + Clone {
     service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+        let forwarded = request.headers().get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+        let client = proxies.client(remote, forwarded);
+        request.extensions_mut().insert(ConnectInfo::<SocketAddr>(client));
         if let Some(identity) = &identity {
             request.extensions_mut().insert(identity.clone());
         }

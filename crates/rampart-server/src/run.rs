@@ -77,6 +77,8 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
     let responses = state.responses.clone();
     let (app, metrics) = router(state);
     let header_timeout = Duration::from_secs(config.limits.header_read_timeout_secs.max(1));
+    let proxies =
+        Arc::new(crate::proxies::TrustedProxies::parse(&config.server.trusted_proxies).map_err(ServerError::Config)?);
     let metrics_addr = match config.server.metrics_listen {
         Some(address) => {
             let metrics_listener =
@@ -88,6 +90,7 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
                 shutdown.clone(),
                 header_timeout,
                 None,
+                proxies.clone(),
             ));
             Some(bound)
         }
@@ -97,7 +100,7 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         Some(tls) => Some(crate::tls::acceptor(tls).map_err(|e| ServerError::Tls(e.to_string()))?),
         None => None,
     };
-    let server = listener::serve(listener, app, shutdown.clone(), header_timeout, tls);
+    let server = listener::serve(listener, app, shutdown.clone(), header_timeout, tls, proxies);
     let drain = drain_then_close(
         built.pipeline.clone(),
         built.handler.clone(),

@@ -199,6 +199,7 @@ fn authenticator(config: &Config) -> Result<Authenticator, ServerError> {
 pub fn validate(config: &Config, added: &[ToolboxFactory]) -> Result<Vec<String>, ServerError> {
     build_policy(config)?;
     registry::validate(config, added)?;
+    crate::proxies::TrustedProxies::parse(&config.server.trusted_proxies).map_err(ServerError::Config)?;
     authenticator(config)?;
     if let Some(jwt) = &config.auth.jwt {
         JwtVerifier::new(jwt).map_err(|e| ServerError::Auth(e.to_string()))?;

@@ -200,3 +200,60 @@ async fn slow_clients_are_cut_off_by_the_header_read_timeout() {
     assert!(read.is_ok(), "the server closed the connection within the timeout");
     server.assert_alive().await;
 }
+
+/// Failed logins through `client` (connecting from 127.0.0.1) claiming to be `forwarded`,
+/// until refused with 429; how many 401s came first (at most 10).
+async fn wrong_until_throttled(server: &Server, client: &reqwest::Client, forwarded: &str) -> usize {
+    for unauthorized in 0..10 {
+        let status = mcp_post(client, &server.url)
+            .bearer_auth("rpt_wrong")
+            .header("x-forwarded-for", forwarded)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 429 {
+            return unauthorized;
+        }
+        assert_eq!(status, 401);
+    }
+    10
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failed_logins_count_per_forwarded_client() {
+    let dir = TempDir::new("proxy");
+    let text = "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\n[limits]\nfailed_auth_per_minute = 2\n";
+    let server = Server::start(&["--config", &config_file(&dir, text)]);
+    let admin = server.admin_token();
+    let proxy = reqwest::Client::new();
+    // The proxy passes on what the client wrote (a forged first entry) and appends the
+    // client's real address: only the last untrusted entry counts.
+    assert_eq!(wrong_until_throttled(&server, &proxy, "203.0.113.50, 198.51.100.1").await, 2);
+    assert_eq!(wrong_until_throttled(&server, &proxy, "198.51.100.1").await, 0, "that client stays throttled");
+    // Another client behind the same proxy is not: its own quota.
+    assert_eq!(wrong_until_throttled(&server, &proxy, "198.51.100.2").await, 2);
+    let fresh = mcp_post(&proxy, &server.url)
+        .bearer_auth(&admin)
+        .header("x-forwarded-for", "198.51.100.3")
+        .json(&initialize_body(1, "2025-11-25"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200, "a third client behind the proxy is served");
+    // The audit record names the client, not the proxy.
+    let (code, audit, _) = server.cli_until(&["audit", "search", "--json"], |audit| audit.contains("198.51.100.2"));
+    assert_eq!(code, 0);
+    assert!(audit.contains("198.51.100.1:0") && audit.contains("198.51.100.2:0"), "{audit}");
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let dir = TempDir::new("no-proxy");
+    let server = Server::start(&["--config", &config_file(&dir, "[limits]\nfailed_auth_per_minute = 2\n")]);
+    let _admin = server.admin_token();
+    let client = reqwest::Client::new();
+    assert_eq!(wrong_until_throttled(&server, &client, "198.51.100.1").await, 2);
+    // A new claimed address buys nothing: the peer, 127.0.0.1, is throttled.
+    assert_eq!(wrong_until_throttled(&server, &client, "198.51.100.2").await, 0);
+}
