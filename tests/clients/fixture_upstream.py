@@ -15,9 +15,11 @@ Usage:
   --headers-file PATH      append one compact JSON line per HTTP request:
                              {"httpMethod": "POST", "path": "/mcp",
                               "headers": {"lowercased-name": "value", ...},
-                              "rpcMethod": "tools/call" | null, "rpcId": 3 | null}
-                           (rpcMethod/rpcId from the JSON-RPC body when it parses as one message;
-                           a batch gives lists; repeated header names are joined with ", ")
+                              "rpcMethod": "tools/call" | null, "rpcId": 3 | null,
+                              "rpcMeta": {"traceparent": ...} | null}
+                           (rpcMethod/rpcId/rpcMeta — the request's params._meta — from the
+                           JSON-RPC body when it parses as one message; a batch gives lists
+                           of methods and ids; repeated header names are joined with ", ")
   --description-file PATH  the `echo` tool's description, re-read verbatim (no trimming) on every
                            tools/list (default text when the file is missing: "Echoes its input.")
   --events-file PATH       `slow` appends compact JSON lines: {"event":"started","seconds":S} when it
@@ -191,12 +193,16 @@ class _RecordHeaders:
 
         rpc_method: Any = None
         rpc_id: Any = None
+        rpc_meta: Any = None
         try:
             doc = json.loads(body) if body else None
         except ValueError:
             doc = None
         if isinstance(doc, dict):
             rpc_method, rpc_id = doc.get("method"), doc.get("id")
+            params = doc.get("params")
+            if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
+                rpc_meta = params["_meta"]
         elif isinstance(doc, list):
             rpc_method = [m.get("method") if isinstance(m, dict) else None for m in doc]
             rpc_id = [m.get("id") if isinstance(m, dict) else None for m in doc]
@@ -208,6 +214,7 @@ class _RecordHeaders:
                 "headers": headers,
                 "rpcMethod": rpc_method,
                 "rpcId": rpc_id,
+                "rpcMeta": rpc_meta,
             },
         )
 

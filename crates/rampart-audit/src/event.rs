@@ -48,6 +48,11 @@ pub struct AuditEvent {
     /// `tasks/*` request was about. Absent from records that have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// The distributed trace the request was part of (W3C Trace Context: 32 lower-case
+    /// hex digits), when the server exports traces (`[telemetry]`): the trace to look up
+    /// in the tracing back-end for this record. Absent from records that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The request's arguments, already redacted; `null` when there were none.
     pub arguments: serde_json::Value,
     /// What policy decided.

@@ -39,6 +39,7 @@
 //!     tool: Some("system_health".into()),
 //!     toolbox: None,
 //!     task: None,
+//!     trace_id: None,
 //!     arguments: serde_json::json!({"password": "hunter2"}),
 //!     decision: Decision::Allow,
 //!     outcome: Outcome::Ok,

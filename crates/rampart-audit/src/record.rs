@@ -26,7 +26,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 ///  "tool":"fs_read","transport":"stdio"}
 /// ```
 ///
-/// - absent optional fields are `null`, never omitted;
+/// - absent optional fields are `null`, never omitted — except `toolbox`, `task` and
+///   `trace_id`, added later, which are omitted when absent, so that the records written
+///   before each existed keep their hash;
 /// - `time` is RFC 3339 UTC with exactly three fractional digits;
 /// - `duration_us` and `seq` are JSON integers (no floats among the record's own fields,
 ///   so every store reproduces them exactly);
@@ -203,11 +205,13 @@ impl Serialize for Wire<'_> {
         };
         let toolbox = event.toolbox.as_ref().filter(|_| after);
         let task = event.task.as_ref().filter(|_| after);
+        let trace_id = event.trace_id.as_ref().filter(|_| after);
         let len = 4 * usize::from(before)
             + usize::from(hash)
             + 11 * usize::from(after)
             + usize::from(toolbox.is_some())
-            + usize::from(task.is_some());
+            + usize::from(task.is_some())
+            + usize::from(trace_id.is_some());
         let mut map = serializer.serialize_map(Some(len))?;
         // In sorted key order (a test checks it): serializers keep the order written.
         if before {
@@ -237,6 +241,10 @@ impl Serialize for Wire<'_> {
             // Only when set: records written before the field existed keep their hash.
             if let Some(toolbox) = toolbox {
                 map.serialize_entry("toolbox", toolbox)?;
+            }
+            // Only when set, as `toolbox`.
+            if let Some(trace_id) = trace_id {
+                map.serialize_entry("trace_id", trace_id)?;
             }
             map.serialize_entry("transport", &event.transport)?;
         }
@@ -284,6 +292,8 @@ struct RecordWire {
     toolbox: Option<String>,
     #[serde(default)]
     task: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
     arguments: Value,
     decision: Decision,
     outcome: Outcome,
@@ -308,6 +318,7 @@ impl From<RecordWire> for AuditRecord {
                 tool: wire.tool,
                 toolbox: wire.toolbox,
                 task: wire.task,
+                trace_id: wire.trace_id,
                 arguments: wire.arguments,
                 decision: wire.decision,
                 outcome: wire.outcome,

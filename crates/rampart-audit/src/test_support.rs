@@ -23,6 +23,7 @@ pub(crate) fn event(n: u64) -> AuditEvent {
         tool: Some("system_time".into()),
         toolbox: None,
         task: None,
+        trace_id: None,
         arguments: json!({"timezone": "Europe/Paris", "n": n, "nested": {"b": 1.5, "a": [true, null]}}),
         decision: Decision::Allow,
         outcome: Outcome::Ok,

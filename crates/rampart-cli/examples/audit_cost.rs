@@ -44,6 +44,7 @@ fn event(redactor: &Redactor, session: &str, i: u64) -> AuditEvent {
         tool: Some("get_current_time".into()),
         toolbox: None,
         task: None,
+        trace_id: None,
         arguments: serde_json::json!({"timezone": "UTC"}),
         decision: Decision::Allow,
         outcome: Outcome::Ok,

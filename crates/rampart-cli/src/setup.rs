@@ -3,7 +3,8 @@
 use std::{io::Read, process::ExitCode};
 
 use anyhow::{Context, bail};
-use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, LogFormat, load};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use rampart_config::{ENV_VARS, EXAMPLE_CONFIG, LoadOptions, Loaded, LogConfig, LogFormat, TelemetryConfig, load};
 use serde_json::json;
 
 use crate::{
@@ -74,33 +75,106 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
     overrides
 }
 
-/// Starts logging to stderr. rmcp's debug output dumps whole requests, arguments and
-/// all, and its `info` logs every notification an upstream sends and its whole
-/// `initialize` answer, so it is capped at `warn` unless the filter names `rmcp`
-/// explicitly (e.g. `debug,rmcp=debug`): a plain `--log debug` must not write callers'
-/// secrets to the log.
-fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = if filter.contains("rmcp") { filter.to_owned() } else { format!("{filter},rmcp=warn") };
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .with_context(|| format!("log.level '{filter}' is not a valid filter"))?;
-    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(ansi).init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+/// Starts logging to stderr, and with `[telemetry] otlp_endpoint` the export of traces;
+/// returns the tracer provider to shut down when the server stops.
+///
+/// rmcp's debug output dumps whole requests, arguments and all, and its `info` logs every
+/// notification an upstream sends and its whole `initialize` answer, so it is capped at
+/// `warn` unless the filter names `rmcp` explicitly (e.g. `debug,rmcp=debug`): a plain
+/// `--log debug` must not write callers' secrets to the log. The spans made for tracing
+/// ([`rampart_core::TRACE_TARGET`]) stay out of the log unless the filter names them, so
+/// that without an exporter they are disabled where they are made.
+fn init_logging(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerProvider>> {
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+    let mut filter = if log.level.contains("rmcp") { log.level.clone() } else { format!("{},rmcp=warn", log.level) };
+    if !log.level.contains(rampart_core::TRACE_TARGET) {
+        filter.push_str(&format!(",{}=off", rampart_core::TRACE_TARGET));
     }
-    Ok(())
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .with_context(|| format!("log.level '{}' is not a valid filter", log.level))?;
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Some(endpoint) = &telemetry.otlp_endpoint else {
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match log.format {
+            LogFormat::Text => builder.with_ansi(ansi).init(),
+            LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        }
+        return Ok(None);
+    };
+    let provider = tracer_provider(endpoint, telemetry)?;
+    let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "rampart");
+    // The log as without telemetry; the traces get Rampart's trace spans and each HTTP
+    // request's span, and no events (log lines stay in the log).
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match log.format {
+        LogFormat::Text => logs.with_ansi(ansi).boxed(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).boxed(),
+    };
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.target() == rampart_core::TRACE_TARGET || rampart_server::is_traced_request_span(metadata)
+        }));
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(traces).try_init()?;
+    // W3C `traceparent` in and out (`rampart_mcp::trace`); nothing else is propagated.
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    Ok(Some(provider))
+}
+
+/// Spans batched and POSTed to the collector's `/v1/traces` (OTLP/HTTP, protobuf) from
+/// the SDK's own thread; new traces sampled at `sample_ratio`, continued ones as their
+/// caller decided. The exporter also reads the standard `OTEL_EXPORTER_OTLP_HEADERS`
+/// (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`) and `…_TIMEOUT` variables.
+fn tracer_provider(endpoint: &str, telemetry: &TelemetryConfig) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    use opentelemetry_sdk::trace::Sampler;
+
+    let base = endpoint.trim_end_matches('/');
+    let url = if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(url)
+        .build()
+        .with_context(|| format!("telemetry.otlp_endpoint '{endpoint}'"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(telemetry.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new("service.version", rampart_core::VERSION))
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(telemetry.sample_ratio))))
+        .with_resource(resource)
+        .build())
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let overrides = flag_overrides(&args);
     let options = LoadOptions { config_path: args.config, overrides, dotenv: true, env: None };
     let Loaded { config, file } = load(options.clone())?;
-    init_logging(&config.log.level, config.log.format)?;
+    let traces = init_logging(&config.log, &config.telemetry)?;
     if let Some(file) = &file {
         tracing::info!(file = %file.display(), "configuration loaded");
     }
-    rampart_server::serve(config, options, crate::added_toolboxes()).await?;
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+        tracing::info!(%endpoint, "exporting traces (OTLP/HTTP)");
+    }
+    let served = rampart_server::serve(config, options, crate::added_toolboxes()).await;
+    if let Some(provider) = traces {
+        // The last spans (those of the calls that finished while the server drained among
+        // them) are sent before the process exits. Blocking: off the runtime's threads.
+        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the last traces could not be exported"),
+            Err(error) => tracing::warn!(%error, "the last traces could not be exported"),
+        }
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -68,6 +68,18 @@ pub const ENV_VARS: &[EnvVar] = &[
     key("RAMPART_LOG", "log.level", EnvVarKind::String, "log filter, e.g. info or rampart=debug"),
     key("RAMPART_LOG_FORMAT", "log.format", EnvVarKind::String, "log format: text or json"),
     key(
+        "RAMPART_TELEMETRY_OTLP_ENDPOINT",
+        "telemetry.otlp_endpoint",
+        EnvVarKind::String,
+        "export traces to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318",
+    ),
+    key(
+        "RAMPART_TELEMETRY_SERVICE_NAME",
+        "telemetry.service_name",
+        EnvVarKind::String,
+        "service.name of the exported traces (default rampart)",
+    ),
+    key(
         "RAMPART_METRICS_LISTEN",
         "server.metrics_listen",
         EnvVarKind::String,

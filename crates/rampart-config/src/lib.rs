@@ -56,8 +56,8 @@ mod secret;
 pub use env_vars::{ENV_VARS, EnvVar, EnvVarKind};
 pub use load::{ConfigError, LoadOptions, Loaded, load};
 pub use model::{
-    AuditConfig, AuditFailure, AuthConfig, BasicAuthConfig, ClusterConfig, Config, DbusBus, DbusConfig, DbusUser, EXAMPLE_CONFIG,
-    JwtConfig, LimitsConfig, LogConfig, LogFormat, Profile, ServerConfig, StdioConfig, StoreConfig, SystemToolsConfig,
-    TlsClient, TlsConfig, ToolLimit, ToolsConfig, TransportKind,
+    AuditConfig, AuditFailure, AuthConfig, BasicAuthConfig, ClusterConfig, Config, DbusBus, DbusConfig, DbusUser,
+    EXAMPLE_CONFIG, JwtConfig, LimitsConfig, LogConfig, LogFormat, Profile, ServerConfig, StdioConfig, StoreConfig,
+    SystemToolsConfig, TelemetryConfig, TlsClient, TlsConfig, ToolLimit, ToolsConfig, TransportKind,
 };
 pub use secret::Secret;

@@ -85,6 +85,7 @@ pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
     figment = figment.merge(Layer { name: "command-line flags", dict: flags_layer(&options.overrides)? });
     let config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
     check_legacy_paths(&config.server)?;
+    check_telemetry(&config.telemetry)?;
     if let Some(key) = config.dbus.users.keys().find(|uid| uid.parse::<u32>().is_err()) {
         return Err(ConfigError::Invalid(format!(
             "[dbus.users.{key}]: a Unix user id (a number, as `id -u` prints it) was expected"
@@ -110,6 +111,28 @@ fn check_legacy_paths(server: &crate::ServerConfig) -> Result<(), ConfigError> {
     }
     if server.legacy_sse_path.trim_end_matches('/') == server.legacy_messages_path.trim_end_matches('/') {
         return Err(ConfigError::Invalid("server.legacy_sse_path and server.legacy_messages_path must differ".into()));
+    }
+    Ok(())
+}
+
+/// `[telemetry]`: an http(s) endpoint, a sampling ratio between 0 and 1.
+fn check_telemetry(telemetry: &crate::TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.otlp_endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(ConfigError::Invalid(format!(
+            "telemetry.otlp_endpoint = \"{endpoint}\": an http:// or https:// URL of an OTLP/HTTP collector \
+             was expected, e.g. http://127.0.0.1:4318"
+        )));
+    }
+    if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
+        return Err(ConfigError::Invalid(format!(
+            "telemetry.sample_ratio = {}: a fraction from 0.0 to 1.0 was expected",
+            telemetry.sample_ratio
+        )));
+    }
+    if telemetry.service_name.trim().is_empty() {
+        return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[telemetry]`: OpenTelemetry traces, exported over OTLP.
+    pub telemetry: TelemetryConfig,
     /// `[tools]`: which toolboxes are on, and their settings.
     pub tools: ToolsConfig,
     /// `[store]`: where tokens and audit records live.
@@ -202,6 +204,11 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// `Origin` values accepted (`scheme://host:port`); loopback origins always are.
     pub allowed_origins: Vec<String>,
+    /// Proxies in front of Rampart (load balancers, ingress), as addresses or CIDR ranges:
+    /// a request from one of them is attributed to the client its `X-Forwarded-For` names
+    /// (the rightmost entry that is not itself a trusted proxy) for failed-login
+    /// throttling, audit records and logs. Empty (default): the TCP peer, always.
+    pub trusted_proxies: Vec<String>,
     /// Allow a non-loopback listen address without authentication.
     pub insecure_no_auth: bool,
     /// Largest accepted request body, bytes. Default 4 MiB.
@@ -234,6 +241,7 @@ impl Default for ServerConfig {
             profile: Profile::Default,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             insecure_no_auth: false,
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace_secs: 10,
@@ -562,6 +570,31 @@ impl Default for LogConfig {
     }
 }
 
+/// `[telemetry]`: OpenTelemetry traces of every request (the HTTP request, the MCP
+/// request, the pipeline, the tool, and what the tool calls: an upstream, a database, an
+/// API), exported over OTLP/HTTP. A caller's W3C `traceparent` (header, or `_meta` per
+/// SEP-414) is continued and passed on; each audit record gets its trace id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP address, e.g. `http://127.0.0.1:4318` (spans are POSTed
+    /// to `/v1/traces` under it, unless the URL already ends so). Default none: nothing is
+    /// exported, and no span is made beyond those of the log.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans. Default `rampart`.
+    pub service_name: String,
+    /// The fraction of new traces that are recorded and exported, 0.0 to 1.0. Default 1.0.
+    /// A trace a caller started keeps the caller's decision (its `traceparent`'s sampled
+    /// flag).
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "rampart".into(), sample_ratio: 1.0 }
+    }
+}
+
 /// `[tools]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -655,6 +688,17 @@ anonymous = false
 [log]
 # A tracing filter: "info", "debug", "rampart_server=debug,info".
 level = "info"
+
+[telemetry]
+# OpenTelemetry traces over OTLP/HTTP: a span per request (HTTP, MCP request, pipeline,
+# tool, and the upstream, database or API it calls), continuing a caller's W3C
+# traceparent (HTTP header or _meta) and passing it on; each audit record gets the trace
+# id. Without an endpoint nothing is exported. A collector's credentials go in
+# OTEL_EXPORTER_OTLP_HEADERS (e.g. "authorization=Bearer ..."), not here.
+# otlp_endpoint = "http://127.0.0.1:4318"
+service_name = "rampart"
+# Fraction of new traces recorded (a caller's traceparent decides for the traces it started).
+sample_ratio = 1.0
 
 [store]
 # Where the embedded SQLite database lives (default: $XDG_DATA_HOME/rampart or

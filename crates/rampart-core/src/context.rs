@@ -95,6 +95,10 @@ pub struct CallContext {
     /// The task this call runs as (the tasks extension, SEP-2663), for audit; `None`
     /// for a call answered in its own response.
     pub task: Option<String>,
+    /// The distributed trace the call is part of (32 lower-case hex digits, W3C Trace
+    /// Context), for audit: set by the transport when spans are exported, from the span it
+    /// made for the request (which continues a caller's `traceparent`, or starts a trace).
+    pub trace_id: Option<String>,
     /// Cancelled when the client sends `notifications/cancelled` or disconnects.
     pub cancellation: CancellationToken,
     progress_token: Option<Value>,
@@ -108,6 +112,7 @@ impl std::fmt::Debug for CallContext {
             .field("caller", &self.caller)
             .field("request_id", &self.request_id)
             .field("task", &self.task)
+            .field("trace_id", &self.trace_id)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +125,7 @@ impl CallContext {
             caller,
             request_id: None,
             task: None,
+            trace_id: None,
             cancellation: CancellationToken::new(),
             progress_token: None,
             peer,
@@ -135,6 +141,12 @@ impl CallContext {
     /// Sets the request id.
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the id of the trace the call is part of (see [`CallContext::trace_id`]).
+    pub fn with_trace_id(mut self, id: Option<String>) -> Self {
+        self.trace_id = id;
         self
     }
 

@@ -120,6 +120,8 @@ pub struct CallRecord {
     pub request_id: Option<String>,
     /// The task the call ran as, or the task a `tasks/*` request was about.
     pub task: Option<String>,
+    /// The distributed trace the request was part of ([`crate::CallContext::trace_id`]).
+    pub trace_id: Option<String>,
     /// MCP method, e.g. `tools/call`.
     pub method: String,
     /// Tool or prompt name, or resource URI.

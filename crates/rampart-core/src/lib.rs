@@ -47,5 +47,12 @@ pub use tool::{
     input_schema_for, output_schema_for, parse_arguments,
 };
 
+/// The `tracing` target of the spans made for distributed tracing: the pipeline's span
+/// of a call, the tool's run within it, and the toolboxes' spans around what they call
+/// (an upstream MCP server, a database, an HTTP API). Only an OpenTelemetry layer
+/// (`[telemetry]`) enables this target; the log layer leaves it out, so without one these
+/// spans are disabled where they are made and cost nothing (no field is formatted).
+pub const TRACE_TARGET: &str = "rampart::trace";
+
 /// Rampart's version, as reported by `system_about`, `/healthz` and the banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

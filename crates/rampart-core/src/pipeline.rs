@@ -24,6 +24,7 @@ use arc_swap::ArcSwap;
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     CallContext, CallRecord, Caller, Catalog, CatalogChanges, CompletionRef, Decision, DuplicateName, Guard, Outcome,
@@ -174,6 +175,9 @@ struct Pending<'a> {
     toolbox: Option<String>,
     arguments: Value,
     started: Instant,
+    /// The request's span, which gets its decision and outcome (disabled unless spans
+    /// are exported; `Span::none()` for requests that make none).
+    span: tracing::Span,
 }
 
 impl Pipeline {
@@ -261,6 +265,7 @@ impl Pipeline {
             toolbox: None,
             arguments,
             started: Instant::now(),
+            span: tracing::Span::none(),
         }
     }
 
@@ -273,10 +278,18 @@ impl Pipeline {
         detail: Option<String>,
     ) -> Result<(), CallError> {
         let duration_ms = pending.started.elapsed().as_secs_f64() * 1000.0;
+        if !pending.span.is_disabled() {
+            pending.span.record("rampart.decision", decision.as_str());
+            pending.span.record("rampart.outcome", outcome.as_str());
+            if matches!(outcome, Outcome::Error | Outcome::TimedOut) {
+                pending.span.record("otel.status_code", "ERROR");
+            }
+        }
         let record = CallRecord {
             caller: pending.context.caller.clone(),
             request_id: pending.context.request_id.clone(),
             task: pending.context.task.clone(),
+            trace_id: pending.context.trace_id.clone(),
             method: pending.method.into(),
             target: pending.target,
             toolbox: pending.toolbox,
@@ -389,8 +402,32 @@ impl Pipeline {
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<(ToolOutput, Outcome), CallError> {
+        // A child of the transport's span for the request (the current one). Disabled, and
+        // free, unless spans are exported (`TRACE_TARGET`); no arguments in it, and the
+        // tool's name once it is known to be one (not whatever a caller sent).
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "pipeline",
+            gen_ai.tool.name = Empty,
+            rampart.principal = context.caller.principal.id.as_str(),
+            rampart.toolbox = Empty,
+            rampart.decision = Empty,
+            rampart.outcome = Empty,
+            otel.status_code = Empty,
+        );
+        self.call_tool_in_span(name, arguments, context, span.clone()).instrument(span).await
+    }
+
+    async fn call_tool_in_span(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+        span: tracing::Span,
+    ) -> Result<(ToolOutput, Outcome), CallError> {
         let arguments = arguments.unwrap_or_default();
         let mut pending = self.pending(context, "tools/call", Some(name), Value::Object(arguments.clone()));
+        pending.span = span;
         let toolbox = {
             let catalog = self.catalog.load();
             catalog.tool(name).map(|entry| catalog.toolboxes[entry.toolbox].clone())
@@ -400,6 +437,9 @@ impl Pipeline {
             return self.fail(pending, Decision::Allow, error, Some("no such tool".into())).await;
         };
         pending.toolbox = Some(toolbox.name().to_owned());
+        if !pending.span.is_disabled() {
+            pending.span.record("gen_ai.tool.name", name).record("rampart.toolbox", toolbox.name());
+        }
         if let Err(denied) = self.guard.authorize(&context.caller, &Request::tool(name)) {
             let error = CallError::UnknownTool(name.to_owned());
             return self.fail(pending, Decision::Deny, error, Some(denied.to_string())).await;
@@ -416,7 +456,17 @@ impl Pipeline {
         };
         let _in_flight = InFlightGuard::enter(&self.in_flight);
         let tool_context = context.clone().with_guard(self.guard.clone());
-        let call = AssertUnwindSafe(toolbox.call_tool(name, arguments, &tool_context)).catch_unwind();
+        // The tool's own run, without the pipeline's checks and records around it.
+        let tool_span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "tool",
+            otel.name = %format_args!("execute_tool {name}"),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = name,
+            rampart.toolbox = toolbox.name(),
+        );
+        let call = toolbox.call_tool(name, arguments, &tool_context).instrument(tool_span);
+        let call = AssertUnwindSafe(call).catch_unwind();
         let call = async {
             match admission.timeout {
                 Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),

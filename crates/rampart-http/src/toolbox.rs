@@ -15,6 +15,8 @@ use rampart_core::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
 use crate::{
@@ -224,7 +226,8 @@ impl Api {
         Ok((method, decoded))
     }
 
-    /// Checks, sends and renders one request. Everything returned is redacted.
+    /// Checks, sends and renders one request (in a client span, while spans are exported).
+    /// Everything returned is redacted.
     pub(crate) async fn request(
         &self,
         method: &str,
@@ -242,13 +245,33 @@ impl Api {
             .transpose()
             .map_err(|error| ToolError::InvalidArguments(format!("json_body: {error}")))?;
         let url = path::join(&self.base, path, query).map_err(ToolError::InvalidArguments)?;
-        let (origin_headers, secrets) = self.origin_headers()?;
+        let (mut origin_headers, secrets) = self.origin_headers()?;
+        // Disabled unless spans are exported; then the API gets its `traceparent` (sent to
+        // the API's origin only, like its configured headers), and nothing else of the call.
+        let span = tracing::info_span!(
+            target: rampart_core::TRACE_TARGET,
+            "http",
+            otel.name = %format_args!("{method} {}", self.name),
+            otel.kind = "client",
+            http.request.method = %method,
+            url.path = %decoded,
+            rampart.api = self.name.as_str(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        if let Some(traceparent) = traceparent_of(&span) {
+            origin_headers.insert(HeaderName::from_static(TRACEPARENT), traceparent);
+        }
         let outgoing = Outgoing { method: method.clone(), url, json_body, origin: self.base.origin(), origin_headers };
         let started = std::time::Instant::now();
         let received = tokio::select! {
-            received = self.endpoint.send(outgoing, &|_| Ok(())) => received,
+            received = self.endpoint.send(outgoing, &|_| Ok(())).instrument(span.clone()) => received,
             () = context.cancellation.cancelled() => return Err(ToolError::Cancelled),
         };
+        if let Ok(received) = &received
+            && !span.is_disabled()
+        {
+            span.record("http.response.status_code", received.status.as_u16());
+        }
         let elapsed_ms = started.elapsed().as_millis();
         let received = received.map_err(|error| {
             let error = request_error(&format!("api '{}'", self.name), &error, &secrets);
@@ -296,6 +319,28 @@ impl Api {
 
 /// The one mapping from request failures to tool errors, each message starting with its
 /// class (`refused:`, `timeout:`, `connection:`) and redacted.
+/// The W3C Trace Context header: the only data of a call's trace an API is sent.
+const TRACEPARENT: &str = "traceparent";
+
+/// `span`'s `traceparent` (through the installed propagator), when it is exported.
+fn traceparent_of(span: &tracing::Span) -> Option<HeaderValue> {
+    struct Capture(Option<String>);
+    impl opentelemetry::propagation::Injector for Capture {
+        fn set(&mut self, key: &str, value: String) {
+            if key == TRACEPARENT {
+                self.0 = Some(value);
+            }
+        }
+    }
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let mut capture = Capture(None);
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut capture));
+    capture.0.and_then(|value| HeaderValue::from_str(&value).ok())
+}
+
 pub(crate) fn request_error(target: &str, error: &RequestError, secrets: &Secrets) -> ToolError {
     let message = match error {
         RequestError::Refused(reason) => format!("refused: the request to {target} was blocked: {reason}"),

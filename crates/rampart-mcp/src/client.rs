@@ -19,8 +19,9 @@ use rmcp::{
     ClientHandler, ErrorData, RoleClient, ServiceExt,
     model::{
         CallToolRequestParams, CancelledNotificationParam, ClientConfig, ClientRequest, CreateMessageRequestParams,
-        CreateMessageResult, ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
-        ProgressNotificationParam, ResourceUpdatedNotificationParam,
+        CreateMessageResult, ElicitRequestParams, ElicitResult, GetMeta, ListRootsResult,
+        LoggingMessageNotificationParam, ProgressNotificationParam, RequestParamsMeta,
+        ResourceUpdatedNotificationParam,
     },
     service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError},
     transport::{
@@ -447,6 +448,26 @@ impl McpClient {
     /// # Errors
     /// [`ClientError::Connect`] (unreachable, 401, not an MCP server, command not found).
     pub async fn connect_with(target: &ClientTarget, options: ConnectOptions) -> Result<Self, ClientError> {
+        // rmcp runs the session under the span current when it connects, for as long as
+        // the session lives: while spans are exported, a connection made during a call
+        // (the gateway's first call of a principal) must not keep that call's spans open.
+        if crate::trace::exporting() && !tracing::Span::current().is_none() {
+            struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+            impl<T> Drop for AbortOnDrop<T> {
+                fn drop(&mut self) {
+                    self.0.abort();
+                }
+            }
+            let target = target.clone();
+            let mut connect = AbortOnDrop(tokio::spawn(async move { Self::connect_here(&target, options).await }));
+            return (&mut connect.0)
+                .await
+                .map_err(|error| ClientError::Protocol(format!("connecting failed: {error}")))?;
+        }
+        Self::connect_here(target, options).await
+    }
+
+    async fn connect_here(target: &ClientTarget, options: ConnectOptions) -> Result<Self, ClientError> {
         let capabilities = if options.events.is_some() {
             // Not `roots`: a gateway must not let its callers' roots redefine what an
             // upstream may touch (server-filesystem replaces its directories with them).
@@ -496,7 +517,8 @@ impl McpClient {
                     headers.insert(name, value);
                 }
                 config = config.custom_headers(headers.clone());
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let client = crate::trace::TraceHeaderClient::new().map_err(|e| connect_error(e.to_string()))?;
+                let transport = StreamableHttpClientTransport::with_client(client, config);
                 let streamable = if options.legacy_sse {
                     Err(("known to speak the legacy HTTP+SSE transport".to_owned(), true))
                 } else {
@@ -628,8 +650,9 @@ impl McpClient {
     /// [`ClientError::Rpc`] for a JSON-RPC error, [`ClientError::Protocol`] when the
     /// connection broke, [`ClientError::Usage`] for a method that is not a client request.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let request: ClientRequest = from_json(json!({ "method": method, "params": params }))
+        let mut request: ClientRequest = from_json(json!({ "method": method, "params": params }))
             .map_err(|_| ClientError::Usage(format!("'{method}' with these params is not an MCP client request")))?;
+        with_traceparent(&mut request);
         let result = self.service.peer().send_request(request).await?;
         serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -674,9 +697,10 @@ impl McpClient {
         progress: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
         cancel: &CancellationToken,
     ) -> Result<Value, ClientError> {
-        let request: ClientRequest =
+        let mut request: ClientRequest =
             from_json(json!({ "method": "tools/call", "params": { "name": tool, "arguments": arguments } }))
                 .map_err(|e| ClientError::Usage(e.message.to_string()))?;
+        with_traceparent(&mut request);
         let handle = self.service.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await?;
         let key = token_key(&serde_json::to_value(&handle.progress_token).unwrap_or(Value::Null));
         let _route = progress.map(|route| {
@@ -736,8 +760,11 @@ impl McpClient {
     /// # Errors
     /// [`ClientError::Protocol`] for JSON-RPC errors (e.g. unknown tool).
     pub async fn call_tool(&self, tool: &str, arguments: Map<String, Value>) -> Result<Value, ClientError> {
-        let params: CallToolRequestParams = from_json(json!({ "name": tool, "arguments": arguments }))
+        let mut params: CallToolRequestParams = from_json(json!({ "name": tool, "arguments": arguments }))
             .map_err(|e| ClientError::Usage(e.message.to_string()))?;
+        if let Some(traceparent) = crate::trace::current_traceparent() {
+            params.set_traceparent(&traceparent);
+        }
         let result = self.service.call_tool(params).await?;
         serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -754,6 +781,14 @@ impl McpClient {
         if let Err(error) = self.service.cancel().await {
             tracing::debug!(%error, "client close");
         }
+    }
+}
+
+/// Puts the current span's `traceparent` in the request's `_meta` (SEP-414), while spans
+/// are exported: the server's spans then continue Rampart's trace.
+fn with_traceparent(request: &mut ClientRequest) {
+    if let Some(traceparent) = crate::trace::current_traceparent() {
+        request.get_meta_mut().set_traceparent(traceparent);
     }
 }
 

@@ -23,6 +23,7 @@ use rmcp::{
 };
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     BoundSession, SessionOwners,
@@ -202,6 +203,47 @@ impl McpHandler {
             .await
             .map_err(call_error)
     }
+
+    /// `tools/call` within its span (see [`crate::trace::request_span`]).
+    async fn call_tool_in_span(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        call_context: CallContext,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let task_support = self.pipeline.task_support(&call_context.caller, &request.name);
+        // Most tools never run as tasks: the client's capabilities (a copy) only for those that may.
+        let capabilities = if task_support == TaskSupport::Forbidden { None } else { context.client_capabilities() };
+        let follows_tasks = capabilities.as_ref().is_some_and(ClientCapabilities::supports_tasks);
+        match task_support {
+            TaskSupport::Required if !follows_tasks => {
+                return Err(ErrorData::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+            TaskSupport::Optional | TaskSupport::Required if follows_tasks => {
+                let started = self
+                    .tasks
+                    .run(
+                        self.pipeline.clone(),
+                        request.name.to_string(),
+                        request.arguments.clone(),
+                        call_context.clone(),
+                        capabilities,
+                    )
+                    .await;
+                match started {
+                    Some(Started::Task(task)) => return Ok(CallToolResponse::Task(CreateTaskResult::new(task))),
+                    Some(Started::Answered(result)) => return Ok(result.into()),
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+        let output =
+            self.pipeline.call_tool(&request.name, request.arguments, &call_context).await.map_err(call_error)?;
+        Ok(call_result(output)?.into())
+    }
 }
 
 /// The wire form (rmcp's `Tool`) of the tools asked about, for the catalog generation
@@ -326,39 +368,9 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let call_context = self.call_context(&context);
-        let task_support = self.pipeline.task_support(&call_context.caller, &request.name);
-        // Most tools never run as tasks: the client's capabilities (a copy) only for those that may.
-        let capabilities = if task_support == TaskSupport::Forbidden { None } else { context.client_capabilities() };
-        let follows_tasks = capabilities.as_ref().is_some_and(ClientCapabilities::supports_tasks);
-        match task_support {
-            TaskSupport::Required if !follows_tasks => {
-                return Err(ErrorData::missing_required_client_capability(
-                    ClientCapabilities::builder().enable_tasks().build(),
-                ));
-            }
-            TaskSupport::Optional | TaskSupport::Required if follows_tasks => {
-                let started = self
-                    .tasks
-                    .run(
-                        self.pipeline.clone(),
-                        request.name.to_string(),
-                        request.arguments.clone(),
-                        call_context.clone(),
-                        capabilities,
-                    )
-                    .await;
-                match started {
-                    Some(Started::Task(task)) => return Ok(CallToolResponse::Task(CreateTaskResult::new(task))),
-                    Some(Started::Answered(result)) => return Ok(result.into()),
-                    None => {}
-                }
-            }
-            _ => {}
-        }
-        let output =
-            self.pipeline.call_tool(&request.name, request.arguments, &call_context).await.map_err(call_error)?;
-        Ok(call_result(output)?.into())
+        let (span, trace_id) = crate::trace::request_span("tools/call", Some(&request.name), &context, self.transport);
+        let call_context = self.call_context(&context).with_trace_id(trace_id);
+        self.call_tool_in_span(request, context, call_context).instrument(span).await
     }
 
     /// `tasks/get` (SEP-2663): the task's state, and its result once it ended — for the
@@ -476,8 +488,10 @@ impl ServerHandler for McpHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let contents =
-            self.pipeline.read_resource(&request.uri, &self.call_context(&context)).await.map_err(call_error)?;
+        let (span, trace_id) = crate::trace::request_span("resources/read", None, &context, self.transport);
+        let call_context = self.call_context(&context).with_trace_id(trace_id);
+        let read = self.pipeline.read_resource(&request.uri, &call_context).instrument(span);
+        let contents = read.await.map_err(call_error)?;
         let result: rmcp::model::ReadResourceResult = from_json(complete(json!({ "contents": contents })))?;
         Ok(result.into())
     }
@@ -515,8 +529,10 @@ impl ServerHandler for McpHandler {
         let request = to_json(&request);
         let name = request["name"].as_str().unwrap_or_default();
         let arguments = request["arguments"].as_object().cloned().unwrap_or_else(Map::new);
+        let (span, trace_id) = crate::trace::request_span("prompts/get", Some(name), &context, self.transport);
+        let call_context = self.call_context(&context).with_trace_id(trace_id);
         let output =
-            self.pipeline.get_prompt(name, arguments, &self.call_context(&context)).await.map_err(call_error)?;
+            self.pipeline.get_prompt(name, arguments, &call_context).instrument(span).await.map_err(call_error)?;
         let result: rmcp::model::GetPromptResult = from_json(complete(to_json(&output)))?;
         Ok(result.into())
     }

@@ -79,7 +79,11 @@ pub(crate) async fn connect(
     let (sender, mut outgoing) = tokio::sync::mpsc::channel::<TxJsonRpcMessage<RoleClient>>(OUTGOING_QUEUE);
     tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
-            let posted = http.post(endpoint.clone()).headers(headers.clone()).json(&message).send().await;
+            let mut post = http.post(endpoint.clone()).headers(headers.clone());
+            if let Some(traceparent) = crate::trace::traceparent_header(&message) {
+                post = post.header(crate::trace::TRACEPARENT, traceparent);
+            }
+            let posted = post.json(&message).send().await;
             match posted {
                 Ok(response) if response.status().is_success() => {}
                 Ok(response) => tracing::warn!(status = %response.status(), %endpoint, "legacy SSE POST refused"),

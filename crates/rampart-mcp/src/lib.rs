@@ -19,6 +19,9 @@
 //!   [`BoundSession`], put in a request's extensions by the HTTP layer, is the only source
 //!   of a request's session id.
 //!
+//! Tracing: [`trace`] continues a caller's W3C trace (`traceparent` in `_meta` or an HTTP
+//! header) in each request's span, and passes the current one on to what Rampart calls.
+//!
 //! The client side: [`McpClient`] connects to any MCP server ([`ClientTarget`]: a URL, a
 //! command run as a child in its own process group, or an rmcp server in this process,
 //! [`InProcessServer`]) and calls it; [`ConnectOptions`] sets headers, the child's
@@ -75,6 +78,7 @@ mod legacy_sse_server;
 mod peer;
 mod session;
 mod tasks;
+pub mod trace;
 mod transport;
 mod websocket_client;
 mod wire;

@@ -30,6 +30,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     peer::declares,
@@ -154,6 +155,8 @@ impl Tasks {
             .with_ttl_ms(ttl_ms)
             .with_poll_interval_ms(u64::try_from(self.settings.poll_interval.as_millis()).unwrap_or(1000));
         let shutdown = self.shutdown.clone();
+        // The request's span (see `trace::request_span`) goes on with the call.
+        let span = if crate::trace::exporting() { tracing::Span::current() } else { tracing::Span::none() };
         let task = self.manager.spawn(options, move |task| {
             let cancellation = shutdown.child_token();
             let peer: Arc<dyn ClientPeer> = Arc::new(TaskPeer {
@@ -167,13 +170,16 @@ impl Tasks {
                 .with_cancellation(cancellation.clone())
                 .with_progress_token(Some(json!(task.task_id())))
                 .with_peer(peer);
-            Box::pin(async move {
-                let result = run(pipeline, name, arguments, context, task, cancellation).await;
-                if let Ok(result) = &result {
-                    let _ = done.send(result.clone());
+            Box::pin(
+                async move {
+                    let result = run(pipeline, name, arguments, context, task, cancellation).await;
+                    if let Ok(result) = &result {
+                        let _ = done.send(result.clone());
+                    }
+                    result
                 }
-                result
-            })
+                .instrument(span),
+            )
         });
         owners
             .insert(task.task_id.clone(), Owner { principal, forgotten_at: now + self.settings.ttl.saturating_mul(2) });

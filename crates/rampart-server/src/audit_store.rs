@@ -173,6 +173,7 @@ mod tests {
                     tool: Some("system_health".into()),
                     toolbox: None,
                     task: None,
+                    trace_id: None,
                     arguments: serde_json::Value::Null,
                     decision: Decision::Allow,
                     outcome: Outcome::Ok,

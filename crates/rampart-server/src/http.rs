@@ -43,6 +43,7 @@ use rampart_mcp::{HttpOptions, McpHandler, SessionCount, streamable_http_service
 use rampart_store::Store;
 use serde_json::{Value, json};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     SecurityGuard,
@@ -348,9 +349,52 @@ fn next_request_id() -> String {
     format!("{:016x}{n:016x}", *PREFIX)
 }
 
-async fn request_span(request: Request, next: Next) -> Response {
+/// The name of each HTTP request's span (with its request id), in the log.
+const REQUEST_SPAN_NAME: &str = "http";
+
+/// Whether `metadata` is the HTTP request's span as made while spans are exported (with
+/// `otel.kind`: the trace's HTTP server span), not as made for the log alone (probes,
+/// or no exporter): what the exporting layer lets through besides
+/// [`rampart_core::TRACE_TARGET`].
+pub fn is_traced_request_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span()
+        && metadata.target() == module_path!()
+        && metadata.name() == REQUEST_SPAN_NAME
+        && metadata.fields().field("otel.kind").is_some()
+}
+
+/// While spans are exported ([`rampart_mcp::trace::exporting`]): the request's span as
+/// the server span `METHOD PATH`, the child of the caller's `traceparent` header when it
+/// sent one, and handed to the MCP handler in the request's extensions as the parent of
+/// its request's span.
+fn traced_request_span(id: &str, request: &mut Request) -> tracing::Span {
+    let (method, path) = (request.method(), request.uri().path());
+    let span = tracing::info_span!(
+        REQUEST_SPAN_NAME,
+        request_id = %id,
+        method = %method,
+        path = %path,
+        otel.name = %format_args!("{method} {path}"),
+        otel.kind = "server",
+    );
+    let traceparent = request.headers().get(rampart_mcp::trace::TRACEPARENT).and_then(|value| value.to_str().ok());
+    if let Some(parent) = traceparent.and_then(rampart_mcp::trace::parent_from_traceparent) {
+        let _ = span.set_parent(parent);
+    }
+    request.extensions_mut().insert(rampart_mcp::trace::HttpSpan(span.clone()));
+    span
+}
+
+async fn request_span(mut request: Request, next: Next) -> Response {
     let id = next_request_id();
-    let span = tracing::info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
+    // Probes (a load balancer's, every few seconds) and scrapes are not traced.
+    let traced =
+        rampart_mcp::trace::exporting() && !matches!(request.uri().path(), "/" | "/healthz" | "/readyz" | "/metrics");
+    let span = if traced {
+        traced_request_span(&id, &mut request)
+    } else {
+        tracing::info_span!(REQUEST_SPAN_NAME, request_id = %id, method = %request.method(), path = %request.uri().path())
+    };
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

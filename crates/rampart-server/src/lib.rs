@@ -41,6 +41,7 @@ mod legacy_sse;
 mod limits;
 mod listener;
 mod metrics;
+mod proxies;
 mod refusal;
 mod registry;
 mod reload;
@@ -57,7 +58,7 @@ pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push
 pub use auth::Credentials;
 pub use cluster::{Cluster, Event as ClusterEvent, Verdict};
 pub use error::ServerError;
-pub use http::{AppState, MetricsSource, ResponsesInFlight, metrics_router, router};
+pub use http::{AppState, MetricsSource, ResponsesInFlight, is_traced_request_span, metrics_router, router};
 pub use jwt::{JwtConfigError, JwtVerifier};
 pub use limits::Limits;
 pub use metrics::Metrics;

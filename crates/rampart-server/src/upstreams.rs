@@ -61,6 +61,7 @@ impl PinStore for StorePins {
             tool: Some(tool.to_owned()),
             toolbox: Some(format!("upstream:{upstream}")),
             task: None,
+            trace_id: None,
             arguments: serde_json::Value::Null,
             decision: Decision::Deny,
             outcome: Outcome::Denied,

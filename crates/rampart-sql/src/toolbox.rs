@@ -11,6 +11,7 @@ use rampart_core::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{
     analyze,
@@ -336,7 +337,8 @@ impl SqlToolbox {
             .map_err(|rejection| ToolError::Failed(rejection.to_string()))?;
         let params = arguments.params.unwrap_or_default();
         let run = database.pool.read(&sql, &params, limits);
-        let rows = bounded(&arguments.database, limits.timeout, run).await?;
+        let span = statement_span("sql_query", &arguments.database, database.pool.dialect());
+        let rows = bounded(&arguments.database, limits.timeout, run).instrument(span).await?;
         let text = render::table(&rows.columns, &rows.rows, rows.truncated);
         let result = QueryResult {
             row_count: rows.rows.len(),
@@ -361,11 +363,31 @@ impl SqlToolbox {
         let timeout = database.limits(None).timeout;
         let params = arguments.params.unwrap_or_default();
         let run = database.pool.write(&sql, &params, timeout);
-        let rows_affected = bounded(&arguments.database, timeout, run).await?;
+        let span = statement_span("sql_execute", &arguments.database, database.pool.dialect());
+        let rows_affected = bounded(&arguments.database, timeout, run).instrument(span).await?;
         let result = ExecuteResult { database: arguments.database, rows_affected };
         let text = format!("{rows_affected} row(s) affected in database '{}'", result.database);
         ToolOutput::structured(&result, text)
     }
+}
+
+/// The span of one statement on `database` (a client span; disabled unless spans are
+/// exported): the tool, the database and its engine, never the statement or its
+/// parameters (the audit record has the arguments, redacted).
+fn statement_span(tool: &'static str, database: &str, dialect: analyze::Dialect) -> tracing::Span {
+    let system = match dialect {
+        analyze::Dialect::Postgres => "postgresql",
+        analyze::Dialect::MySql => "mysql",
+        analyze::Dialect::Sqlite => "sqlite",
+    };
+    tracing::info_span!(
+        target: rampart_core::TRACE_TARGET,
+        "sql",
+        otel.name = %format_args!("{tool} {database}"),
+        otel.kind = "client",
+        db.system.name = system,
+        db.namespace = database,
+    )
 }
 
 /// Runs `work` under a client-side deadline of `timeout` plus a grace period, and turns

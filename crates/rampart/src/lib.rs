@@ -72,8 +72,8 @@ pub use rampart_core::{
     Access, CallContext, CallError, Caller, CatalogChanges, ClientPeer, CompletionRef, Content, IntoToolOutput,
     LogLevel, NoArguments, Principal, PrincipalKind, PromptArgument, PromptMessage, PromptOutput, PromptRole,
     PromptSpec, Request, ResourceContents, ResourceSpec, ResourceTemplateSpec, Routes, ServiceStatus, Structured,
-    TaskSupport, ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox, Transport, VERSION,
-    parse_arguments, pretty,
+    TRACE_TARGET, TaskSupport, ToolAnnotations, ToolError, ToolFn, ToolOutput, ToolRouter, ToolSpec, Toolbox,
+    Transport, VERSION, parse_arguments, pretty,
 };
 use rampart_gateway::{UpstreamConfig, UpstreamToolbox};
 /// The rmcp (official Rust MCP SDK) Rampart is built on: a server written with it mounts
@@ -168,7 +168,10 @@ impl Rampart {
     /// Loads the configuration as `rampart serve` does (defaults < file < `RAMPART_*`
     /// environment < `options.overrides`) and serves it with these toolboxes until
     /// SIGINT/SIGTERM (HTTP) or the end of stdin (stdio). Logging is the caller's to set
-    /// up (e.g. `tracing-subscriber`).
+    /// up (e.g. `tracing-subscriber`), and so are traces: `[telemetry]` is applied by
+    /// [`Rampart::run`]'s `serve`. A subscriber here should leave out the target
+    /// [`TRACE_TARGET`] from its log (`rampart::trace=off`), or give it to an OpenTelemetry
+    /// layer, with a W3C `traceparent` propagator installed, to export Rampart's spans.
     ///
     /// # Errors
     /// [`ServerError`] for a bad configuration, a toolbox that cannot be built, or an

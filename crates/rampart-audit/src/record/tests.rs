@@ -216,3 +216,34 @@ fn the_task_is_hashed_in_key_order_when_set_and_absent_otherwise() {
     let without = AuditRecord::seal(crate::test_support::event(5), 5, GENESIS_HASH);
     assert!(!without.canonical_json().contains("\"task\""), "records without one keep their old form");
 }
+
+#[test]
+fn the_trace_id_is_hashed_in_key_order_when_set_and_absent_otherwise() {
+    let mut event = event(6);
+    event.toolbox = Some("upstream:github".into());
+    event.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    let record = AuditRecord::seal(event, 6, GENESIS_HASH);
+    let canonical = record.canonical_json();
+    assert!(
+        canonical.contains(concat!(
+            r#""toolbox":"upstream:github","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","#,
+            r#""transport":"streamable_http"}"#
+        )),
+        "{canonical}"
+    );
+    let line = serde_json::to_string(&record).unwrap();
+    let value: Value = serde_json::from_str(&line).unwrap();
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert!(keys.is_sorted(), "{keys:?}");
+    let back: AuditRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, record);
+    assert!(back.is_intact(), "the trace id is covered by the hash and read back");
+    let mut tampered = back.clone();
+    tampered.event.trace_id = Some("00000000000000000000000000000001".into());
+    assert!(!tampered.is_intact(), "editing the trace id breaks the hash");
+    tampered.event.trace_id = None;
+    assert!(!tampered.is_intact(), "removing the trace id breaks the hash");
+    let without = AuditRecord::seal(crate::test_support::event(6), 6, GENESIS_HASH);
+    // (and so their hash: `canonical_form_and_hash_are_stable` pins one)
+    assert!(!without.canonical_json().contains("trace_id"), "records without one keep their old form");
+}

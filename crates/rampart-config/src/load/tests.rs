@@ -103,3 +103,22 @@ fn dbus_users_are_numeric_uids() {
     let error = load_with(Some(path), &[], vec![]).unwrap_err().to_string();
     assert!(error.contains("[dbus.users.alice]") && error.contains("id -u"), "{error}");
 }
+
+#[test]
+fn telemetry_takes_an_http_endpoint_and_a_ratio_from_0_to_1() {
+    let env = [("RAMPART_TELEMETRY_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("RAMPART_TELEMETRY_SERVICE_NAME", "gw")];
+    let loaded = load_with(None, &env, vec![]).unwrap();
+    assert_eq!(loaded.config.telemetry.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+    assert_eq!(loaded.config.telemetry.service_name, "gw");
+    assert_eq!(loaded.config.telemetry.sample_ratio, 1.0);
+    for (toml, expected) in [
+        ("[telemetry]\notlp_endpoint = \"127.0.0.1:4318\"\n", "telemetry.otlp_endpoint"),
+        ("[telemetry]\nsample_ratio = 1.5\n", "telemetry.sample_ratio"),
+        ("[telemetry]\nservice_name = \" \"\n", "telemetry.service_name"),
+        ("[telemetry]\nendpoint = \"http://x\"\n", "endpoint"),
+    ] {
+        let path = temp_file("telemetry", toml);
+        let error = load_with(Some(path), &[], vec![]).unwrap_err().to_string();
+        assert!(error.contains(expected), "{toml}: {error}");
+    }
+}

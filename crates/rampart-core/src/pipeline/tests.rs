@@ -294,3 +294,16 @@ async fn the_tool_spec_hook_answers_only_what_the_caller_may_see() {
     assert!(pipeline.tool_spec(&reader.caller, "read_a").is_some());
     assert!(pipeline.tool_spec(&reader.caller, "write_b").is_none(), "a hidden tool's schema does not leak");
 }
+
+#[tokio::test]
+async fn the_transport_s_trace_id_goes_into_the_record() {
+    let (pipeline, guard) = pipeline().await;
+    let traced = context(&["read"]).with_trace_id(Some("4bf92f3577b34da6a3ce929d0e0e4736".into()));
+    pipeline.call_tool("read_a", None, &traced).await.unwrap();
+    pipeline.call_tool("write_b", None, &traced).await.unwrap_err();
+    pipeline.call_tool("read_a", None, &context(&["read"])).await.unwrap();
+    let records = guard.records.lock().unwrap();
+    let trace_ids: Vec<Option<&str>> = records.iter().map(|r| r.trace_id.as_deref()).collect();
+    let id = Some("4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(trace_ids, [id, id, None], "allowed and denied calls alike; none without one");
+}

@@ -1,6 +1,8 @@
 //! [`Toolbox`] for [`UpstreamToolbox`]: each request forwarded to the caller's upstream
 //! session, with what comes back relayed.
 
+use tracing::Instrument;
+
 use super::*;
 
 #[async_trait]
@@ -47,7 +49,18 @@ impl Toolbox for UpstreamToolbox {
             return Err(ToolError::NotFound(format!("tool '{tool}'")));
         };
         let started = Instant::now();
-        let conn = match inner.connection(context).await {
+        // The call to the upstream (its session started first if need be): the current
+        // span then, whose `traceparent` the client sends it (`rampart_mcp::trace`).
+        let span = tracing::info_span!(
+            target: rampart_core::TRACE_TARGET,
+            "upstream",
+            otel.name = %format_args!("tools/call {upstream_name}"),
+            otel.kind = "client",
+            mcp.method.name = "tools/call",
+            gen_ai.tool.name = upstream_name.as_str(),
+            rampart.upstream = inner.name.as_str(),
+        );
+        let conn = match inner.connection(context).instrument(span.clone()).await {
             Ok(conn) => conn,
             Err(error) => {
                 inner.record(started, true);
@@ -57,7 +70,8 @@ impl Toolbox for UpstreamToolbox {
         let _in_flight = conn.events.enter(context);
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
         let progress = context.progress_token().map(|_| progress_tx);
-        let call = conn.client.call_tool_with(&upstream_name, arguments, progress, &context.cancellation);
+        let call =
+            conn.client.call_tool_with(&upstream_name, arguments, progress, &context.cancellation).instrument(span);
         let call = async {
             match inner.config.timeout_secs {
                 Some(secs) => tokio::time::timeout(Duration::from_secs(secs), call).await.map_err(|_| secs),
