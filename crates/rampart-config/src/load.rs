@@ -151,11 +151,19 @@ fn config_file(explicit: Option<PathBuf>, env: &[(String, String)]) -> Result<Op
 fn env_layer(env: &[(String, String)]) -> Result<Dict, ConfigError> {
     let mut dict = Dict::new();
     for (name, raw) in env.iter().filter(|(name, _)| name.starts_with("RAMPART_")) {
+        if kubernetes_service_link(name, raw) {
+            continue;
+        }
         let var = ENV_VARS.iter().find(|v| v.name == name).ok_or_else(|| ConfigError::Env {
             name: name.clone(),
             message: "unknown variable (see `rampart serve --help` for the list)".into(),
         })?;
         let Some(key) = var.key else { continue };
+        // `VAR=` is how Compose and shells pass "not set" on (`${VAR:-}`): an empty
+        // `RAMPART_AUTH_KEY` must not be a key nobody can present.
+        if raw.is_empty() && matches!(var.kind, EnvVarKind::String | EnvVarKind::Other) {
+            continue;
+        }
         let bad = |message: &str| ConfigError::Env { name: name.clone(), message: message.into() };
         let value = match var.kind {
             EnvVarKind::String | EnvVarKind::Other => Value::from(raw.clone()),
@@ -168,6 +176,44 @@ fn env_layer(env: &[(String, String)]) -> Result<Dict, ConfigError> {
         insert_path(&mut dict, key, value);
     }
     Ok(dict)
+}
+
+/// Whether `name=value` is one of the variables Kubernetes puts in every pod of a
+/// namespace for a Service named `rampart` ("service links": `RAMPART_SERVICE_HOST`,
+/// `RAMPART_PORT=tcp://10.0.0.1:8080`, …), which are not configuration. Matched on the
+/// name *and* the value's shape, so that a mistaken `RAMPART_PORT=8080` is still refused.
+fn kubernetes_service_link(name: &str, value: &str) -> bool {
+    let address = || value.parse::<std::net::IpAddr>().is_ok();
+    let port = || value.parse::<u16>().is_ok();
+    let url = || {
+        ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|scheme| value.strip_prefix(scheme).is_some_and(|rest| rest.parse::<std::net::SocketAddr>().is_ok()))
+    };
+    let Some(rest) = name.strip_prefix("RAMPART_") else { return false };
+    if rest == "SERVICE_HOST" {
+        return address();
+    }
+    if rest == "SERVICE_PORT" || rest.starts_with("SERVICE_PORT_") {
+        return port();
+    }
+    if rest == "PORT" {
+        return url();
+    }
+    // RAMPART_PORT_8080_TCP[_PROTO|_PORT|_ADDR]
+    let Some(rest) = rest.strip_prefix("PORT_") else { return false };
+    let mut parts = rest.splitn(3, '_');
+    let (Some(number), Some(protocol)) = (parts.next(), parts.next()) else { return false };
+    if number.parse::<u16>().is_err() || !matches!(protocol, "TCP" | "UDP" | "SCTP") {
+        return false;
+    }
+    match parts.next() {
+        None => url(),
+        Some("PROTO") => matches!(value, "tcp" | "udp" | "sctp"),
+        Some("PORT") => port(),
+        Some("ADDR") => address(),
+        Some(_) => false,
+    }
 }
 
 fn flags_layer(overrides: &[(&'static str, serde_json::Value)]) -> Result<Dict, ConfigError> {

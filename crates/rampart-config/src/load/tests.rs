@@ -67,6 +67,42 @@ fn unknown_rampart_variable_is_an_error() {
 }
 
 #[test]
+fn kubernetes_service_links_are_not_configuration_but_look_alikes_are_refused() {
+    // What Kubernetes puts in every pod of a namespace with a Service named `rampart`.
+    let links = [
+        ("RAMPART_SERVICE_HOST", "10.96.0.12"),
+        ("RAMPART_SERVICE_PORT", "8080"),
+        ("RAMPART_SERVICE_PORT_HTTP", "8080"),
+        ("RAMPART_PORT", "tcp://10.96.0.12:8080"),
+        ("RAMPART_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+        ("RAMPART_PORT_8080_TCP_PROTO", "tcp"),
+        ("RAMPART_PORT_8080_TCP_PORT", "8080"),
+        ("RAMPART_PORT_8080_TCP_ADDR", "10.96.0.12"),
+    ];
+    assert!(load_with(None, &links, vec![]).is_ok());
+    // The same names with what a person would mean by them: still unknown variables.
+    for (name, value) in [
+        ("RAMPART_PORT", "8080"),
+        ("RAMPART_SERVICE_HOST", "rampart.example.com"),
+        ("RAMPART_PORT_8080_TCP_ADDR", "0.0.0.0:8080"),
+        ("RAMPART_PORT_X_TCP", "tcp://10.96.0.12:8080"),
+        ("RAMPART_SERVICE_PORTS", "8080"),
+    ] {
+        let error = load_with(None, &[(name, value)], vec![]).unwrap_err().to_string();
+        assert!(error.contains(name), "{name}={value}: {error}");
+    }
+}
+
+#[test]
+fn an_empty_variable_is_not_set() {
+    let loaded = load_with(None, &[("RAMPART_AUTH_KEY", ""), ("RAMPART_DATA_DIR", "")], vec![]).unwrap();
+    assert!(loaded.config.auth.key.is_none(), "an empty key is no key");
+    assert!(loaded.config.store.data_dir.is_none());
+    let loaded = load_with(None, &[("RAMPART_AUTH_KEY", "s3cret")], vec![]).unwrap();
+    assert_eq!(loaded.config.auth.key.as_ref().map(|key| key.expose().to_owned()).as_deref(), Some("s3cret"));
+}
+
+#[test]
 fn bad_boolean_in_environment_names_the_variable() {
     let error = load_with(None, &[("RAMPART_STATELESS", "maybe")], vec![]).unwrap_err().to_string();
     assert!(error.contains("RAMPART_STATELESS"), "{error}");
