@@ -67,20 +67,35 @@ pub struct Checkpoint {
     pub key_id: String,
     /// The Ed25519 signature of [`signed_message`]: 128 lower-case hex digits (64 bytes).
     pub signature: String,
+    /// The hash chain it covers, when not the default one: a replica's own chain in a
+    /// cluster's store. Signed with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
-/// The bytes a checkpoint's signature covers (see the module docs).
-pub fn signed_message(seq: u64, hash: &str, time: Timestamp) -> String {
-    format!("{CHECKPOINT_DOMAIN}{seq}\n{hash}\n{}\n", format_time(time))
+/// The bytes a checkpoint's signature covers (see the module docs); a checkpoint of
+/// another chain than the default one has one more line, `chain NAME`.
+pub fn signed_message(seq: u64, hash: &str, time: Timestamp, chain: Option<&str>) -> String {
+    let mut message = format!("{CHECKPOINT_DOMAIN}{seq}\n{hash}\n{}\n", format_time(time));
+    if let Some(chain) = chain {
+        message.push_str(&format!("chain {chain}\n"));
+    }
+    message
 }
 
 impl Checkpoint {
     /// Signs `head` at `time` (truncated to whole milliseconds, the serialized precision).
     pub fn sign(signer: &CheckpointSigner, head: &ChainHead, time: Timestamp) -> Self {
+        Self::sign_chain(signer, head, time, None)
+    }
+
+    /// Signs `head` of the chain `chain` (`None`: the default chain) at `time`.
+    pub fn sign_chain(signer: &CheckpointSigner, head: &ChainHead, time: Timestamp, chain: Option<&str>) -> Self {
         let time = crate::event::truncate_to_ms(time);
-        let signature = signer.sign(signed_message(head.seq, &head.hash, time).as_bytes());
+        let signature = signer.sign(signed_message(head.seq, &head.hash, time, chain).as_bytes());
         let signature = signature.to_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
-        Self { seq: head.seq, hash: head.hash.clone(), time, key_id: signer.key_id().to_owned(), signature }
+        let (hash, key_id, chain) = (head.hash.clone(), signer.key_id().to_owned(), chain.map(str::to_owned));
+        Self { seq: head.seq, hash, time, key_id, signature, chain }
     }
 
     /// The head it covers.
@@ -107,10 +122,11 @@ impl Checkpoint {
             return Err(SignatureProblem::MalformedHash);
         }
         let signature = decode_signature(&self.signature).ok_or(SignatureProblem::MalformedSignature)?;
-        if !key.verifies(signed_message(self.seq, &self.hash, self.time).as_bytes(), &signature) {
+        let message = signed_message(self.seq, &self.hash, self.time, self.chain.as_deref());
+        if !key.verifies(message.as_bytes(), &signature) {
             return Err(SignatureProblem::Mismatch { key_id: key.key_id().to_owned() });
         }
-        Ok(VerifiedCheckpoint { head: self.head(), time: self.time })
+        Ok(VerifiedCheckpoint { head: self.head(), time: self.time, chain: self.chain.clone().unwrap_or_default() })
     }
 }
 
@@ -121,6 +137,7 @@ impl Checkpoint {
 pub struct VerifiedCheckpoint {
     head: ChainHead,
     time: Timestamp,
+    chain: String,
 }
 
 impl VerifiedCheckpoint {
@@ -132,6 +149,11 @@ impl VerifiedCheckpoint {
     /// When it was signed.
     pub fn time(&self) -> Timestamp {
         self.time
+    }
+
+    /// The chain it covers (`""`: the default one).
+    pub fn chain(&self) -> &str {
+        &self.chain
     }
 }
 

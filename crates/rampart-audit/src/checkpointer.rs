@@ -38,6 +38,8 @@ pub struct Checkpointer {
     file: PathBuf,
     every: u64,
     interval: Duration,
+    /// The chain its log writes, when not the default one.
+    chain: Option<String>,
 }
 
 impl Checkpointer {
@@ -49,7 +51,14 @@ impl Checkpointer {
 
     /// Signs with `signer` into the checkpoint file `file`, with the default triggers.
     pub fn new(signer: CheckpointSigner, file: impl Into<PathBuf>) -> Self {
-        Self { signer, file: file.into(), every: Self::DEFAULT_EVERY, interval: Self::DEFAULT_INTERVAL }
+        Self { signer, file: file.into(), every: Self::DEFAULT_EVERY, interval: Self::DEFAULT_INTERVAL, chain: None }
+    }
+
+    /// Labels its checkpoints with `chain`, the one its log writes (a replica's own).
+    #[must_use]
+    pub fn for_chain(mut self, chain: &str) -> Self {
+        self.chain = (!chain.is_empty()).then(|| chain.to_owned());
+        self
     }
 
     /// Signs once the head is `records` past the last checkpoint; 0: never by count.
@@ -80,7 +89,7 @@ impl Checkpointer {
     /// # Errors
     /// [`CheckpointError::Io`] naming the file.
     pub fn write(&self, head: &ChainHead) -> Result<Checkpoint, CheckpointError> {
-        let checkpoint = Checkpoint::sign(&self.signer, head, jiff::Timestamp::now());
+        let checkpoint = Checkpoint::sign_chain(&self.signer, head, jiff::Timestamp::now(), self.chain.as_deref());
         append_checkpoint(&self.file, &checkpoint)?;
         Ok(checkpoint)
     }

@@ -111,10 +111,25 @@ fn audit_source(config: &Config) -> anyhow::Result<AuditSource> {
     })
 }
 
+/// The hash chains of the log: the default one (`""`), and in a cluster's PostgreSQL
+/// store each replica's own.
+pub(crate) async fn chains(source: &AuditSource) -> anyhow::Result<Vec<String>> {
+    Ok(match source {
+        AuditSource::Store(store) if store.backend() == rampart_store::Backend::Postgres => {
+            let chains = store.audit_chains().await?;
+            if chains.is_empty() { vec![String::new()] } else { chains }
+        }
+        _ => vec![String::new()],
+    })
+}
+
 async fn records(source: &AuditSource, query: &AuditQuery) -> anyhow::Result<Vec<AuditRecord>> {
     match source {
         AuditSource::Store(store) => {
-            let rows = store.audit_records(query).await?;
+            let mut query = query.clone();
+            // Several chains (replicas'): merged by time, each in its own order.
+            query.by_time = query.chain.is_none() && chains(source).await?.len() > 1;
+            let rows = store.audit_records(&query).await?;
             let mut records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
             if query.newest_first {
                 records.reverse();
@@ -184,13 +199,33 @@ pub(crate) async fn audit(command: AuditCommand, printer: &Printer) -> anyhow::R
                 return records_report(&tail);
             }
             printer.print(&records_report(&tail)?);
-            let mut last = tail.last().map_or(0, |r| i64::try_from(r.seq).unwrap_or(i64::MAX));
+            // Each chain's last record printed (replicas' chains count seq on their own).
+            let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+            for chain in chains(&source).await? {
+                let query =
+                    AuditQuery { chain: Some(chain.clone()), limit: 1, newest_first: true, ..Default::default() };
+                let head = records(&source, &query).await?;
+                last.insert(chain, head.last().map_or(0, |r| i64::try_from(r.seq).unwrap_or(i64::MAX)));
+            }
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let new =
-                    records(&source, &AuditQuery { after_seq: Some(last), limit: 1000, ..Default::default() }).await?;
-                if let Some(record) = new.last() {
-                    last = i64::try_from(record.seq).unwrap_or(i64::MAX);
+                let mut new = Vec::new();
+                for chain in chains(&source).await? {
+                    let after = last.get(&chain).copied().unwrap_or(0);
+                    let query = AuditQuery {
+                        chain: Some(chain.clone()),
+                        after_seq: Some(after),
+                        limit: 1000,
+                        ..Default::default()
+                    };
+                    let records = records(&source, &query).await?;
+                    if let Some(record) = records.last() {
+                        last.insert(chain, i64::try_from(record.seq).unwrap_or(i64::MAX));
+                    }
+                    new.extend(records);
+                }
+                if !new.is_empty() {
+                    new.sort_by_key(|record| record.event.time);
                     printer.print(&records_report(&new)?);
                 }
             }

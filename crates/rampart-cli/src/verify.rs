@@ -112,22 +112,80 @@ pub(crate) async fn verify(
     public_key: Option<PathBuf>,
 ) -> anyhow::Result<Report> {
     let mut check = checkpoint_check(config, checkpoints, public_key)?;
-    let mut verifier = Verifier::new();
+    let mut verified = Vec::new();
     if let Some((_, key)) = &check.public_key {
         match verify_checkpoints(&check.file, key) {
-            Ok(verified) => {
-                check.checked = verified.len();
-                verifier = verifier.with_checkpoints(verified);
+            Ok(checkpoints) => {
+                check.checked = checkpoints.len();
+                verified = checkpoints;
             }
             Err(error @ CheckpointError::Io { .. }) => return Err(error.into()),
             Err(refused) => return Ok(report(&check, Err(Problem::Checkpoints(refused.to_string())))),
         }
     }
-    let outcome = match verify_records(source, &mut verifier).await? {
-        Ok(()) => verifier.finish().map_err(|error| Problem::Log(error.to_string())),
-        Err(problem) => Err(Problem::Log(problem)),
-    };
-    Ok(report(&check, outcome))
+    // Every chain of the store, and every chain a checkpoint names: a chain deleted whole
+    // is one its checkpoints say existed.
+    let mut chains = crate::admin::chains(source).await?;
+    for checkpoint in &verified {
+        if !chains.iter().any(|chain| chain == checkpoint.chain()) {
+            chains.push(checkpoint.chain().to_owned());
+        }
+    }
+    let mut summaries = Vec::new();
+    for chain in chains {
+        let mut verifier = Verifier::new().with_checkpoints(verified.iter().filter(|c| c.chain() == chain).cloned());
+        let outcome = match verify_records(source, &chain, &mut verifier).await? {
+            Ok(()) => verifier.finish().map_err(|error| Problem::Log(in_chain(&chain, &error.to_string()))),
+            Err(problem) => Err(Problem::Log(in_chain(&chain, &problem))),
+        };
+        match outcome {
+            Ok(summary) => summaries.push((chain, summary)),
+            Err(problem) => return Ok(report(&check, Err(problem))),
+        }
+    }
+    Ok(report_chains(&check, summaries))
+}
+
+/// `problem`, naming the chain when it is not the default one.
+fn in_chain(chain: &str, problem: &str) -> String {
+    if chain.is_empty() { problem.to_owned() } else { format!("chain {chain}: {problem}") }
+}
+
+/// The report of a log that verified: the default chain's figures as before, and each
+/// chain's when there are several (a cluster's replicas).
+fn report_chains(check: &CheckpointCheck, mut summaries: Vec<(String, VerifySummary)>) -> Report {
+    if summaries.len() <= 1 {
+        let Some((_, summary)) = summaries.pop() else {
+            return report(check, Err(Problem::Log("no chain to verify".into())));
+        };
+        return report(check, Ok(summary));
+    }
+    let records: u64 = summaries.iter().map(|(_, summary)| summary.records).sum();
+    let each: Vec<Value> = summaries
+        .iter()
+        .map(|(chain, summary)| {
+            json!({
+                "chain": chain,
+                "records": summary.records,
+                "last_seq": summary.last.seq,
+                "last_hash": summary.last.hash,
+                "last_checkpoint_seq": summary.confirmed,
+            })
+        })
+        .collect();
+    let data = json!({ "intact": true, "records": records, "chains": each, "checkpoints": check.to_json(None) });
+    let mut text = format!("audit log intact: {records} records in {} hash chains\n", summaries.len());
+    for (chain, summary) in &summaries {
+        let name = if chain.is_empty() { "(default)" } else { chain.as_str() };
+        text.push_str(&format!(
+            "  {name}: {} records, last seq {} hash {}; {}\n",
+            summary.records,
+            summary.last.seq,
+            summary.last.hash,
+            check.describe(summary)
+        ));
+    }
+    Report::lines(vec![data], View::Text(text))
 }
 
 /// Why a verification failed.
@@ -140,7 +198,11 @@ enum Problem {
 
 /// Feeds every record of `source` to `verifier`, with the store's columns. The outer
 /// error: the log cannot be read; the inner one: the first problem found.
-async fn verify_records(source: &AuditSource, verifier: &mut Verifier) -> anyhow::Result<Result<(), String>> {
+async fn verify_records(
+    source: &AuditSource,
+    chain: &str,
+    verifier: &mut Verifier,
+) -> anyhow::Result<Result<(), String>> {
     match source {
         AuditSource::File(path) => {
             for record in JsonlRecords::open(path)? {
@@ -152,7 +214,12 @@ async fn verify_records(source: &AuditSource, verifier: &mut Verifier) -> anyhow
         AuditSource::Store(store) => {
             let mut after = 0;
             loop {
-                let query = AuditQuery { after_seq: Some(after), limit: PAGE, ..Default::default() };
+                let query = AuditQuery {
+                    chain: Some(chain.to_owned()),
+                    after_seq: Some(after),
+                    limit: PAGE,
+                    ..Default::default()
+                };
                 let page = store.audit_records(&query).await?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
@@ -250,7 +317,7 @@ async fn last_record(source: &AuditSource) -> anyhow::Result<Option<AuditRecord>
             }
             last
         }
-        AuditSource::Store(store) => match store.last_audit().await? {
+        AuditSource::Store(store) => match store.last_audit("").await? {
             None => None,
             Some(row) => {
                 let record = record_from_row(&row)?;

@@ -11,16 +11,26 @@ use async_trait::async_trait;
 use rampart_audit::{AuditRecord, AuditSink, SealedRecord, SinkError, Verifier, VerifyError, format_time};
 use rampart_store::{AuditRow, Store, StoreError};
 
-/// [`AuditSink`] over the store.
+/// [`AuditSink`] over the store, writing one hash chain: the default one (`""`), or one
+/// of the writer's own ([`StoreSink::on_chain`]).
 #[derive(Debug, Clone)]
 pub struct StoreSink {
     store: Store,
+    chain: String,
 }
 
 impl StoreSink {
-    /// A sink writing to `store`.
+    /// A sink writing to `store`'s default chain.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, chain: String::new() }
+    }
+
+    /// The same sink on the chain `chain` (a replica's: each replica of a cluster keeps
+    /// one, so that no replica waits for another's head).
+    #[must_use]
+    pub fn on_chain(mut self, chain: &str) -> Self {
+        self.chain = chain.to_owned();
+        self
     }
 }
 
@@ -32,8 +42,9 @@ pub fn record_from_row(row: &AuditRow) -> Result<AuditRecord, SinkError> {
     serde_json::from_str(&row.record).map_err(SinkError::backend)
 }
 
-fn row(record: &SealedRecord) -> Result<AuditRow, SinkError> {
+fn row(record: &SealedRecord, chain: &str) -> Result<AuditRow, SinkError> {
     Ok(AuditRow {
+        chain: chain.to_owned(),
         seq: i64::try_from(record.seq).map_err(SinkError::backend)?,
         time_ms: record.event.time.as_millisecond(),
         principal: record.event.principal.clone(),
@@ -132,19 +143,19 @@ fn append_error(seq: u64) -> impl FnOnce(StoreError) -> SinkError {
 #[async_trait]
 impl AuditSink for StoreSink {
     async fn append(&self, record: &SealedRecord) -> Result<(), SinkError> {
-        self.store.append_audit(&row(record)?).await.map_err(append_error(record.seq))
+        self.store.append_audit(&row(record, &self.chain)?).await.map_err(append_error(record.seq))
     }
 
     /// One transaction per batch: one commit (and one fsync) for every record queued
     /// while the previous one was written.
     async fn append_batch(&self, records: &[SealedRecord]) -> Result<(), SinkError> {
-        let rows = records.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        let rows = records.iter().map(|record| row(record, &self.chain)).collect::<Result<Vec<_>, _>>()?;
         let first = records.first().map_or(0, |record| record.seq);
         self.store.append_audit_batch(rows).await.map_err(append_error(first))
     }
 
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {
-        let row = self.store.last_audit().await.map_err(SinkError::backend)?;
+        let row = self.store.last_audit(&self.chain).await.map_err(SinkError::backend)?;
         row.as_ref().map(record_from_row).transpose()
     }
 }
@@ -182,7 +193,7 @@ mod tests {
                 };
                 let sealed = SealedRecord::seal(event, seq, prev.clone());
                 prev = sealed.hash.clone();
-                row(&sealed).unwrap()
+                row(&sealed, "").unwrap()
             })
             .collect()
     }

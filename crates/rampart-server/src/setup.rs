@@ -121,7 +121,28 @@ pub(crate) async fn connect_cluster(config: &Config) -> Result<Option<Arc<Cluste
     }
 }
 
-pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option<AuditLog>, ServerError> {
+/// The hash chain this process writes in the store: in a cluster on PostgreSQL, one of
+/// its own, named after the host (a pod's name) and made unique per start, so that
+/// replicas never contend on one chain's head; otherwise the default chain (`""`), which
+/// `rampart token` commands and single servers share.
+pub(crate) fn audit_chain(config: &Config, store: &Store) -> String {
+    if config.cluster.redis_url.is_none() || store.backend() != rampart_store::Backend::Postgres {
+        return String::new();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|host| {
+            host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(48).collect()
+        })
+        .filter(|host: &String| !host.is_empty())
+        .unwrap_or_else(|| "replica".to_owned());
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &unique[..8])
+}
+
+/// The audit log `config` asks for, writing `chain` when it goes to the store.
+pub(crate) async fn start_audit(config: &Config, store: &Store, chain: &str) -> Result<Option<AuditLog>, ServerError> {
     if !config.audit.enabled {
         return Ok(None);
     }
@@ -130,14 +151,18 @@ pub(crate) async fn start_audit(config: &Config, store: &Store) -> Result<Option
             // Its errors name the file.
             Arc::new(JsonlSink::open(path).await.map_err(|e| ServerError::Audit(e.to_string()))?)
         }
-        None => Arc::new(StoreSink::new(store.clone())),
+        None => Arc::new(StoreSink::new(store.clone()).on_chain(chain)),
     };
+    let chain = if config.audit.file.is_some() { "" } else { chain };
     let policy = match config.audit.on_failure {
         AuditFailure::Closed => FailurePolicy::FailClosed,
         AuditFailure::Open => FailurePolicy::FailOpen,
     };
     let commit = if config.audit.synchronous { Commit::Synchronous } else { Commit::Asynchronous };
-    let checkpointer = checkpointer(config).await?;
+    let checkpointer = checkpointer(config).await?.map(|checkpointer| checkpointer.for_chain(chain));
+    if !chain.is_empty() {
+        tracing::info!(chain, "this replica's audit records go to a hash chain of its own");
+    }
     let log = AuditLog::start(sink, config.audit.queue_capacity, policy)
         .await
         .map_err(|e| ServerError::Audit(e.to_string()))?
@@ -231,7 +256,7 @@ pub async fn build(
     let policy = build_policy(config)?;
     let store = open_store(config)?;
     let cluster = connect_cluster(config).await?;
-    let audit = start_audit(config, &store).await?;
+    let audit = start_audit(config, &store, &audit_chain(config, &store)).await?;
     let state = guard_state(config, policy.clone(), cluster.clone());
     let guard = Arc::new(SecurityGuard::new(state, Arc::new(Metrics::new()), audit));
     let tokens = Arc::new(TokenService::new(store.clone(), policy).with_cluster(cluster.clone()));
@@ -328,7 +353,7 @@ impl LocalAdmin {
     pub async fn open(config: &Config) -> Result<Self, ServerError> {
         let policy = build_policy(config)?;
         let store = open_store(config)?;
-        let audit = match start_audit(config, &store).await {
+        let audit = match start_audit(config, &store, "").await {
             Ok(log) => log.map(|log| log.with_commit(Commit::Synchronous)),
             Err(error) if config.audit.on_failure == AuditFailure::Open => {
                 tracing::warn!(%error, "this command is not recorded in the audit log (audit failure policy: fail open)");

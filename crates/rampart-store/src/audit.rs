@@ -9,7 +9,10 @@ use crate::{Backend, Store, StoreError, conflict_or};
 /// on, in columns of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
-    /// Sequence number (1-based, contiguous).
+    /// The hash chain it belongs to: `""`, the default one, or a replica's (`[cluster]`
+    /// on PostgreSQL: each replica keeps its own, so that none waits for another's head).
+    pub chain: String,
+    /// Sequence number within its chain (1-based, contiguous).
     pub seq: i64,
     /// Record time, Unix ms.
     pub time_ms: i64,
@@ -24,6 +27,11 @@ pub struct AuditRow {
 /// A search over audit records; `None` fields do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
+    /// Only this chain's records (`after_seq` then counts within it).
+    pub chain: Option<String>,
+    /// Several chains merged: ordered by time (each chain's records in its order), not by
+    /// sequence number, which each chain counts on its own.
+    pub by_time: bool,
     /// Exact principal id.
     pub principal: Option<String>,
     /// Exact tool name.
@@ -34,12 +42,13 @@ pub struct AuditQuery {
     pub after_seq: Option<i64>,
     /// At most this many (the newest when `newest_first`).
     pub limit: i64,
-    /// Newest first (for `tail`); otherwise in chain order.
+    /// Newest first (for `tail`); otherwise in chain order (by time across chains).
     pub newest_first: bool,
 }
 
 fn from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
+        chain: row.try_get("chain")?,
         seq: row.try_get("seq")?,
         time_ms: row.try_get("time_ms")?,
         principal: row.try_get("principal")?,
@@ -48,9 +57,9 @@ fn from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
     })
 }
 
-const COLUMNS: &str = "seq, time_ms, principal, tool, record";
+const COLUMNS: &str = "seq, time_ms, principal, tool, record, chain";
 /// Parameters per row of an INSERT: one per column.
-const PARAMETERS_PER_ROW: usize = 5;
+const PARAMETERS_PER_ROW: usize = 6;
 /// Most rows in one INSERT statement (SQLite allows 32766 parameters per statement,
 /// PostgreSQL 65535).
 const MAX_ROWS_PER_STATEMENT: usize = 512;
@@ -74,7 +83,7 @@ fn insert_statement(backend: Backend, rows: usize) -> (String, usize) {
             let shape = rows.next_power_of_two();
             let _ = write!(sql, "INSERT INTO audit_records ({COLUMNS}) SELECT * FROM (VALUES ");
             for row in 0..shape {
-                sql.push_str(if row == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+                sql.push_str(if row == 0 { "(?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?)" });
             }
             // `column1` is seq: NULL only in padding rows (the column is NOT NULL).
             sql.push_str(") WHERE column1 IS NOT NULL");
@@ -106,11 +115,17 @@ async fn insert_rows<'c>(
     let padding = shape - rows.len();
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
-        query = query.bind(row.seq).bind(row.time_ms).bind(row.principal).bind(row.tool).bind(row.record);
+        query =
+            query.bind(row.seq).bind(row.time_ms).bind(row.principal).bind(row.tool).bind(row.record).bind(row.chain);
     }
     for _ in 0..padding {
-        query =
-            query.bind(None::<i64>).bind(None::<i64>).bind(None::<String>).bind(None::<String>).bind(None::<String>);
+        query = query
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>);
     }
     query
         .execute(executor)
@@ -143,7 +158,9 @@ pub(crate) fn search_statement(
     type Condition = fn(usize) -> String;
     /// A filter, and its parameter when the query gives it.
     type Filter = (Condition, Option<Parameter>);
-    let filters: [Filter; 4] = [
+    let by_time = query.by_time;
+    let filters: [Filter; 5] = [
+        (|n| format!("chain = ${n}"), query.chain.map(Parameter::Text)),
         (|n| format!("principal = ${n}"), query.principal.map(Parameter::Text)),
         (|n| format!("tool = ${n}"), query.tool.map(Parameter::Text)),
         (
@@ -160,7 +177,9 @@ pub(crate) fn search_statement(
         let _ = write!(sql, " {keyword} {}", condition(index + 1));
     }
     let order = if query.newest_first { "DESC" } else { "ASC" };
-    let _ = write!(sql, " ORDER BY seq {order} LIMIT ${}", given.len() + 1);
+    // One chain: its order. Several: by time, each chain's records in its order.
+    let by = if by_time { format!("time_ms {order}, chain {order}, seq {order}") } else { format!("seq {order}") };
+    let _ = write!(sql, " ORDER BY {by} LIMIT ${}", given.len() + 1);
     let mut statement = sqlx::query(AssertSqlSafe(sql));
     for (_, parameter) in given {
         statement = match parameter {
@@ -211,21 +230,34 @@ impl Store {
         }
     }
 
-    /// The record with the highest sequence number.
+    /// The record of `chain` with the highest sequence number.
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn last_audit(
         &self,
+        chain: &str,
     ) -> impl std::future::Future<Output = Result<Option<AuditRow>, StoreError>> + Send + 'static {
+        let this = self.clone();
+        let chain = chain.to_owned();
+        async move {
+            let pool = this.ready().await?;
+            let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1");
+            let row = sqlx::query(AssertSqlSafe(sql)).bind(chain).fetch_optional(&pool).await?;
+            row.as_ref().map(from_row).transpose()
+        }
+    }
+
+    /// The chains that hold records, default (`""`) first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn audit_chains(&self) -> impl std::future::Future<Output = Result<Vec<String>, StoreError>> + Send + 'static {
         let this = self.clone();
         async move {
             let pool = this.ready().await?;
-            let row =
-                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1")))
-                    .fetch_optional(&pool)
-                    .await?;
-            row.as_ref().map(from_row).transpose()
+            let rows = sqlx::query("SELECT DISTINCT chain FROM audit_records ORDER BY chain").fetch_all(&pool).await?;
+            rows.iter().map(|row| row.try_get::<String, _>("chain").map_err(StoreError::from)).collect()
         }
     }
 

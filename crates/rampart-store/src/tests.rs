@@ -75,9 +75,10 @@ async fn token_lifecycle(store: &Store) {
 }
 
 async fn audit_rows(store: &Store) {
-    assert!(store.last_audit().await.unwrap().is_none());
+    assert!(store.last_audit("").await.unwrap().is_none());
     for seq in 1..=5 {
         let audit = AuditRow {
+            chain: String::new(),
             seq,
             time_ms: 1_000 * seq,
             principal: if seq % 2 == 0 { "token:ci".into() } else { "local".into() },
@@ -86,9 +87,9 @@ async fn audit_rows(store: &Store) {
         };
         store.append_audit(&audit).await.unwrap();
     }
-    let again = AuditRow { seq: 5, ..store.last_audit().await.unwrap().unwrap() };
+    let again = AuditRow { seq: 5, ..store.last_audit("").await.unwrap().unwrap() };
     assert!(matches!(store.append_audit(&again).await.unwrap_err(), StoreError::Conflict(_)));
-    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 5);
+    assert_eq!(store.last_audit("").await.unwrap().unwrap().seq, 5);
     let seqs = |rows: Vec<AuditRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
     let all = AuditQuery { limit: 100, ..Default::default() };
     assert_eq!(seqs(store.audit_records(&all).await.unwrap()), [1, 2, 3, 4, 5]);
@@ -103,13 +104,13 @@ async fn audit_rows(store: &Store) {
     let after = AuditQuery { after_seq: Some(3), limit: 100, ..Default::default() };
     assert_eq!(seqs(store.audit_records(&after).await.unwrap()), [4, 5]);
 
-    let template = store.last_audit().await.unwrap().unwrap();
+    let template = store.last_audit("").await.unwrap().unwrap();
     let batch: Vec<AuditRow> = (6..=7).map(|seq| AuditRow { seq, ..template.clone() }).collect();
     store.append_audit_batch(batch.clone()).await.unwrap();
-    assert_eq!(store.last_audit().await.unwrap().unwrap(), batch[1], "every column where it belongs");
+    assert_eq!(store.last_audit("").await.unwrap().unwrap(), batch[1], "every column where it belongs");
     let clash: Vec<AuditRow> = (7..=8).map(|seq| AuditRow { seq, ..template.clone() }).collect();
     assert!(matches!(store.append_audit_batch(clash).await.unwrap_err(), StoreError::Conflict(_)));
-    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 7, "a failed batch stores nothing");
+    assert_eq!(store.last_audit("").await.unwrap().unwrap().seq, 7, "a failed batch stores nothing");
     let combined =
         AuditQuery { principal: Some("local".into()), since_ms: Some(2_000), limit: 100, ..Default::default() };
     assert_eq!(seqs(store.audit_records(&combined).await.unwrap()), [3, 5, 6, 7]);
@@ -124,7 +125,7 @@ async fn audit_rows(store: &Store) {
             .collect();
         store.append_audit_batch(batch).await.unwrap();
         next += size;
-        let last = store.last_audit().await.unwrap().unwrap();
+        let last = store.last_audit("").await.unwrap().unwrap();
         assert_eq!((last.seq, last.record.as_str()), (next - 1, format!("r{}", next - 1).as_str()), "batch of {size}");
     }
     let everything = AuditQuery { limit: 100_000, ..Default::default() };
@@ -143,7 +144,7 @@ async fn audit_rows(store: &Store) {
         .map(|seq| AuditRow { seq: if seq == next + 599 { 1 } else { seq }, ..template.clone() })
         .collect();
     assert!(matches!(store.append_audit_batch(clash_at_end).await.unwrap_err(), StoreError::Conflict(_)));
-    assert_eq!(store.last_audit().await.unwrap().unwrap().seq, next - 1, "a failed large batch stores nothing");
+    assert_eq!(store.last_audit("").await.unwrap().unwrap().seq, next - 1, "a failed large batch stores nothing");
 }
 
 /// A store made by the first schema (migration 1 only, its audit table with the
@@ -172,6 +173,7 @@ async fn upgrade_from_first_schema(url: &str, backend: Backend) {
 
     let store = Store::open(url).unwrap();
     let stored = |seq: i64| AuditRow {
+        chain: String::new(),
         seq,
         time_ms: seq * 1_000,
         principal: "local".into(),
@@ -294,4 +296,36 @@ fn the_first_migration_is_the_same_for_both_back_ends() {
         include_bytes!("../migrations/postgres/0001_tokens_and_audit.sql").as_slice()
     );
     assert_eq!(SQLITE_MIGRATOR.migrations[0].checksum, POSTGRES_MIGRATOR.migrations[0].checksum);
+}
+
+/// Replicas on one PostgreSQL write chains of their own: the same sequence numbers in
+/// two chains, each chain's head its own, a conflict only within a chain, searches merged
+/// by time or kept to one chain.
+#[tokio::test]
+async fn postgres_keeps_a_chain_per_writer() {
+    let Some(store) = postgres_store("chains").await else { return };
+    let row = |chain: &str, seq: i64, time_ms: i64| AuditRow {
+        chain: chain.into(),
+        seq,
+        time_ms,
+        principal: format!("token:{chain}"),
+        tool: Some("get_current_time".into()),
+        record: format!("{chain}{seq}"),
+    };
+    store.append_audit_batch(vec![row("a", 1, 1_000), row("a", 2, 3_000)]).await.unwrap();
+    store.append_audit_batch(vec![row("b", 1, 2_000), row("b", 2, 4_000), row("b", 3, 5_000)]).await.unwrap();
+    store.append_audit(&row("", 1, 6_000)).await.unwrap();
+    assert!(matches!(store.append_audit(&row("a", 2, 7_000)).await.unwrap_err(), StoreError::Conflict(_)));
+    assert_eq!(store.last_audit("a").await.unwrap().unwrap().seq, 2);
+    assert_eq!(store.last_audit("b").await.unwrap().unwrap().seq, 3);
+    assert_eq!(store.last_audit("").await.unwrap().unwrap().record, "1");
+    assert!(store.last_audit("c").await.unwrap().is_none());
+    assert_eq!(store.audit_chains().await.unwrap(), ["", "a", "b"]);
+    let records = |rows: Vec<AuditRow>| rows.iter().map(|r| r.record.clone()).collect::<Vec<_>>();
+    let merged = AuditQuery { limit: 100, by_time: true, ..Default::default() };
+    assert_eq!(records(store.audit_records(&merged).await.unwrap()), ["a1", "b1", "a2", "b2", "b3", "1"]);
+    let one = AuditQuery { chain: Some("b".into()), after_seq: Some(1), limit: 100, ..Default::default() };
+    assert_eq!(records(store.audit_records(&one).await.unwrap()), ["b2", "b3"]);
+    let newest = AuditQuery { limit: 2, newest_first: true, by_time: true, ..Default::default() };
+    assert_eq!(records(store.audit_records(&newest).await.unwrap()), ["1", "b3"]);
 }

@@ -15,8 +15,24 @@ fn time() -> Timestamp {
 
 #[test]
 fn the_signed_message_is_the_domain_then_seq_hash_and_time_each_on_a_line() {
-    let message = signed_message(2000, &"ab".repeat(32), "2026-12-03T19:26:14.515Z".parse().unwrap());
+    let message = signed_message(2000, &"ab".repeat(32), "2026-12-03T19:26:14.515Z".parse().unwrap(), None);
     assert_eq!(message, format!("rampart-audit-checkpoint/v1\n2000\n{}\n2026-12-03T19:26:14.515Z\n", "ab".repeat(32)));
+    let chained = signed_message(2000, &"ab".repeat(32), "2026-12-03T19:26:14.515Z".parse().unwrap(), Some("r1"));
+    assert_eq!(chained, format!("{message}chain r1\n"));
+}
+
+#[test]
+fn a_checkpoint_of_a_replicas_chain_names_it_under_its_signature() {
+    let signer = CheckpointSigner::generate();
+    let checkpoint = Checkpoint::sign_chain(&signer, &head(7), time(), Some("replica-a"));
+    assert!(checkpoint.json_line().contains("\"chain\":\"replica-a\""), "{}", checkpoint.json_line());
+    assert_eq!(checkpoint.verify(signer.public_key()).unwrap().chain(), "replica-a");
+    assert_eq!(Checkpoint::sign(&signer, &head(7), time()).verify(signer.public_key()).unwrap().chain(), "");
+    // Moved to another chain, or made the default chain's: the signature no longer holds.
+    for chain in [Some("replica-b".to_owned()), None] {
+        let moved = Checkpoint { chain, ..checkpoint.clone() };
+        assert!(matches!(moved.verify(signer.public_key()), Err(SignatureProblem::Mismatch { .. })));
+    }
 }
 
 #[test]

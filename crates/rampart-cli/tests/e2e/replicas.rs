@@ -371,5 +371,18 @@ async fn three_replicas_behind_haproxy_lose_only_the_calls_in_flight_on_a_killed
     assert_eq!(code, 0, "{report}{stderr}");
     let report: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["intact"], true, "{report}");
-    eprintln!("replicas: audit log of {} records verifies", report["records"]);
+    // Each replica wrote a hash chain of its own (the command line, the default one).
+    let chains = report["chains"].as_array().unwrap_or_else(|| panic!("{report}"));
+    let replica_chains = chains.iter().filter(|chain| chain["chain"] != "").count();
+    assert_eq!(replica_chains, 3, "{report}");
+    eprintln!("replicas: audit log of {} records in {} chains verifies", report["records"], chains.len());
+
+    // The first replica's checkpoints name its chain: deleting that chain whole is caught.
+    let checkpoints = std::fs::read_to_string(first.0.join("audit-checkpoints.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(checkpoints.lines().last().unwrap()).unwrap();
+    let chain = last["chain"].as_str().unwrap_or_else(|| panic!("a replica's checkpoint names its chain: {last}"));
+    crate::security::psql(&database, &format!("DELETE FROM audit_records WHERE chain = '{chain}'"));
+    let (code, report, _) = run(&["audit", "verify", "--json"], &verify_env, None);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains(chain), "the report names the chain: {report}");
 }
