@@ -83,7 +83,10 @@ pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
     }
     figment = figment.merge(Layer { name: "environment", dict: env_layer(&env)? });
     figment = figment.merge(Layer { name: "command-line flags", dict: flags_layer(&options.overrides)? });
-    let config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
+    let mut config: Config = figment.extract().map_err(|error| ConfigError::Invalid(describe(error)))?;
+    if let Some(dir) = file.as_deref().and_then(Path::parent) {
+        anchor_openapi_paths(&mut config.http, dir);
+    }
     check_legacy_paths(&config.server)?;
     check_telemetry(&config.telemetry)?;
     if let Some(key) = config.dbus.users.keys().find(|uid| uid.parse::<u32>().is_err()) {
@@ -92,6 +95,20 @@ pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
         )));
     }
     Ok(Loaded { config, file })
+}
+
+/// `[http.apis.NAME] openapi` paths, relative to the configuration file that names them
+/// (as a person reads the file), not to whatever directory the server was started in.
+fn anchor_openapi_paths(http: &mut serde_json::Value, dir: &Path) {
+    let Some(apis) = http.get_mut("apis").and_then(serde_json::Value::as_object_mut) else { return };
+    for api in apis.values_mut() {
+        if let Some(openapi) = api.get_mut("openapi")
+            && let Some(path) = openapi.as_str().map(Path::new)
+            && path.is_relative()
+        {
+            *openapi = serde_json::Value::String(dir.join(path).to_string_lossy().into_owned());
+        }
+    }
 }
 
 /// The legacy HTTP+SSE paths: absolute, distinct, and none of the server's own routes.

@@ -75,8 +75,8 @@ pub struct ApiConfig {
     /// elsewhere. Default `false`.
     #[serde(default)]
     pub allow_private: bool,
-    /// An OpenAPI 3 document (JSON, path relative to the working directory) whose
-    /// operations become tools named `NAME_<operationId>`.
+    /// An OpenAPI 3 document (JSON; a relative path starts beside the configuration file)
+    /// whose operations become tools named `NAME_<operationId>`.
     #[serde(default)]
     pub openapi: Option<String>,
 }

@@ -194,7 +194,9 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
         enabled: Enabled::ByConfig,
         settings: |config| config.http.clone(),
         section_hint: Some("[http.apis.NAME] base_url = \"...\""),
-        validate: |settings| rampart_http::HttpConfig::from_value(settings).map(drop).map_err(|e| e.to_string()),
+        // Builds it: its OpenAPI documents are read and their operations checked, so that
+        // `config check` says what `serve` would refuse.
+        validate: |settings| HttpToolbox::from_config(settings).map(drop).map_err(|e| e.to_string()),
         build: |settings, _| boxed(HttpToolbox::from_config(settings)),
     },
     ToolboxKind {

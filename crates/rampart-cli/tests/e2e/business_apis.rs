@@ -33,12 +33,7 @@ const CRM_USER: &str = "rampart-bot@example.com/token";
 
 /// The example's directory in this repository.
 fn example_dir() -> PathBuf {
-    repository_root().join("examples/business-apis")
-}
-
-/// The repository root: the example's relative `openapi` paths start there.
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/business-apis").canonicalize().unwrap()
 }
 
 /// One request the fixture received.
@@ -164,8 +159,8 @@ async fn answer(
 
 /// The committed `rampart.toml` with each API's base URL moved to the fixture (same path),
 /// `allow_private = true` (the fixture is on loopback; test only) and the `openapi` paths
-/// made absolute (they are relative to the repository root, where the example's README
-/// runs the server). Fails if the example does not have the three APIs.
+/// made absolute (they are relative to the committed file, which the copy is not beside).
+/// Fails if the example does not have the three APIs.
 fn example_config(dir: &TempDir, fixture: &Fixture) -> PathBuf {
     let text = std::fs::read_to_string(example_dir().join("rampart.toml")).unwrap();
     let mut config: toml::Table = text.parse().unwrap();
@@ -183,7 +178,7 @@ fn example_config(dir: &TempDir, fixture: &Fixture) -> PathBuf {
         assert!(api.get("allow_private").is_none(), "the committed example never reaches private addresses");
         api.insert("base_url".into(), format!("http://{address}{}", base_url.path()).into());
         api.insert("allow_private".into(), true.into());
-        let openapi = repository_root().join(api["openapi"].as_str().unwrap());
+        let openapi = example_dir().join(api["openapi"].as_str().unwrap());
         assert!(openapi.is_file(), "{name}: {} exists", openapi.display());
         api.insert("openapi".into(), openapi.to_str().unwrap().into());
         let auth = api["auth"].as_table().unwrap();

@@ -94,6 +94,20 @@ fn kubernetes_service_links_are_not_configuration_but_look_alikes_are_refused() 
 }
 
 #[test]
+fn openapi_paths_are_relative_to_the_configuration_file() {
+    let dir = std::env::temp_dir().join(format!("rampart-openapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rampart.toml");
+    let text = "[http.apis.crm]\nbase_url = \"https://crm.example.com\"\nopenapi = \"openapi/crm.json\"\n\n\
+                [http.apis.abs]\nbase_url = \"https://abs.example.com\"\nopenapi = \"/srv/abs.json\"\n";
+    std::fs::write(&file, text).unwrap();
+    let config = load_with(Some(file), &[], vec![]).unwrap().config;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(config.http["apis"]["crm"]["openapi"], dir.join("openapi/crm.json").to_str().unwrap());
+    assert_eq!(config.http["apis"]["abs"]["openapi"], "/srv/abs.json", "absolute paths stay");
+}
+
+#[test]
 fn an_empty_variable_is_not_set() {
     let loaded = load_with(None, &[("RAMPART_AUTH_KEY", ""), ("RAMPART_DATA_DIR", "")], vec![]).unwrap();
     assert!(loaded.config.auth.key.is_none(), "an empty key is no key");
