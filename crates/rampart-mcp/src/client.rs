@@ -239,7 +239,8 @@ pub enum ServerNotice {
 /// waits in `early`, a few at most.
 #[derive(Default)]
 struct ProgressRoutes {
-    routes: HashMap<String, tokio::sync::mpsc::UnboundedSender<Value>>,
+    /// Each call's route, and how many notifications went through it.
+    routes: HashMap<String, (tokio::sync::mpsc::UnboundedSender<Value>, Arc<std::sync::atomic::AtomicU64>)>,
     early: Vec<(String, Value)>,
 }
 
@@ -310,8 +311,9 @@ impl ClientHandler for Handler {
         let key = token_key(&params["progressToken"]);
         {
             let mut progress = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(route) = progress.routes.get(&key) {
+            if let Some((route, relayed)) = progress.routes.get(&key) {
                 let _ = route.send(params);
+                relayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             if self.events.is_some() {
@@ -418,6 +420,27 @@ impl Drop for RouteGuard {
     fn drop(&mut self) {
         let mut progress = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         progress.routes.remove(&self.key);
+    }
+}
+
+/// Waits for progress the server sent just before its result: rmcp hands each
+/// notification to a task of its own but answers a response at once, so the last
+/// progress of a call can arrive after its result. For a call that had progress at all,
+/// the route stays open until none has come for 10 ms (100 ms at most); a call without
+/// progress does not wait.
+async fn trailing_progress(relayed: &std::sync::atomic::AtomicU64) {
+    use std::sync::atomic::Ordering;
+    let mut seen = relayed.load(Ordering::Relaxed);
+    if seen == 0 {
+        return;
+    }
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let now = relayed.load(Ordering::Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
     }
 }
 
@@ -703,7 +726,8 @@ impl McpClient {
         with_traceparent(&mut request);
         let handle = self.service.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await?;
         let key = token_key(&serde_json::to_value(&handle.progress_token).unwrap_or(Value::Null));
-        let _route = progress.map(|route| {
+        let relayed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let route_guard = progress.map(|route| {
             let mut routes = self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let early = std::mem::take(&mut routes.early);
             for (token, params) in early {
@@ -713,7 +737,7 @@ impl McpClient {
                     routes.early.push((token, params));
                 }
             }
-            routes.routes.insert(key.clone(), route);
+            routes.routes.insert(key.clone(), (route, relayed.clone()));
             RouteGuard { progress: self.progress.clone(), key: key.clone() }
         });
         let cancel_on_drop = CancelOnDrop { peer: Some(handle.peer.clone()), id: handle.id.clone() };
@@ -725,6 +749,9 @@ impl McpClient {
             }
         };
         cancel_on_drop.disarm();
+        if route_guard.is_some() {
+            trailing_progress(&relayed).await;
+        }
         let result = result?;
         serde_json::to_value(result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
