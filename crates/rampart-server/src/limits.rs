@@ -22,47 +22,41 @@ use tokio::sync::Semaphore;
 
 use crate::cluster::{Cluster, Event, Verdict};
 
-fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
-    NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
-}
-
-/// `calls` per `period` (a bucket of `calls` that refills evenly over `period`).
-fn limiter_over<K: std::hash::Hash + Eq + Clone>(calls: u32, period: Duration) -> Option<DefaultKeyedRateLimiter<K>> {
-    let burst = NonZeroU32::new(calls)?;
-    let quota = Quota::with_period(period / calls)?.allow_burst(burst);
-    Some(RateLimiter::keyed(quota))
-}
-
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A quota as the cluster counts it: `burst` requests, then one each `period`.
-#[derive(Debug, Clone, Copy)]
-struct Rate {
+/// One quota, `calls` per `period` (a bucket of `calls` that refills evenly over
+/// `period`): the rate the cluster counts (`burst` requests, then one each `period`), and
+/// the replica's own limiter for the same rate.
+struct Limited<K: std::hash::Hash + Eq + Clone> {
     period: Duration,
     burst: u32,
+    local: DefaultKeyedRateLimiter<K>,
 }
 
-impl Rate {
+impl<K: std::hash::Hash + Eq + Clone> Limited<K> {
     fn over(calls: u32, period: Duration) -> Option<Self> {
-        (calls > 0 && !period.is_zero()).then(|| Self { period: period / calls, burst: calls })
+        let burst = NonZeroU32::new(calls)?;
+        let period = period / calls;
+        let local = RateLimiter::keyed(Quota::with_period(period)?.allow_burst(burst));
+        Some(Self { period, burst: calls, local })
+    }
+
+    fn per_minute(calls: u32) -> Option<Self> {
+        Self::over(calls, Duration::from_secs(60))
     }
 }
 
 /// Every limit, from `[limits]`.
 pub struct Limits {
-    per_principal: Option<DefaultKeyedRateLimiter<String>>,
-    per_tool: HashMap<String, DefaultKeyedRateLimiter<String>>,
-    /// The same quotas, for the cluster.
-    principal_rate: Option<Rate>,
-    tool_rates: HashMap<String, Rate>,
-    failed_auth_rate: Option<Rate>,
+    per_principal: Option<Limited<String>>,
+    per_tool: HashMap<String, Limited<String>>,
     cluster: Option<Arc<Cluster>>,
     concurrent: usize,
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
     call_timeout: Option<Duration>,
-    failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    failed_auth: Option<Limited<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
 }
 
@@ -78,30 +72,20 @@ impl std::fmt::Debug for Limits {
 impl Limits {
     /// Limits from the configuration, counted in `cluster` when there is one.
     pub fn new(config: &LimitsConfig, cluster: Option<Arc<Cluster>>) -> Self {
-        let minute = Duration::from_secs(60);
         Self {
-            principal_rate: Rate::over(config.calls_per_minute, minute),
-            tool_rates: config
-                .tools
-                .iter()
-                .filter_map(|(tool, limit)| {
-                    Rate::over(limit.calls, Duration::from_secs(limit.period_secs)).map(|rate| (tool.clone(), rate))
-                })
-                .collect(),
-            failed_auth_rate: Rate::over(config.failed_auth_per_minute, minute),
             cluster,
-            per_principal: limiter(config.calls_per_minute),
+            per_principal: Limited::per_minute(config.calls_per_minute),
             per_tool: config
                 .tools
                 .iter()
                 .filter_map(|(tool, limit)| {
-                    limiter_over(limit.calls, Duration::from_secs(limit.period_secs)).map(|l| (tool.clone(), l))
+                    Limited::over(limit.calls, Duration::from_secs(limit.period_secs)).map(|l| (tool.clone(), l))
                 })
                 .collect(),
             concurrent: usize::try_from(config.concurrent_calls).unwrap_or(usize::MAX),
             semaphores: Mutex::new(HashMap::new()),
             call_timeout: (config.call_timeout_secs > 0).then(|| Duration::from_secs(config.call_timeout_secs)),
-            failed_auth: limiter(config.failed_auth_per_minute),
+            failed_auth: Limited::per_minute(config.failed_auth_per_minute),
             blocked: Mutex::new(HashMap::new()),
         }
     }
@@ -112,11 +96,9 @@ impl Limits {
     /// [`Refusal::RateLimited`] with the time to wait.
     pub async fn admit(&self, principal: &str, tool: Option<&str>) -> Result<Admission, Refusal> {
         let key = principal.to_owned();
-        let rate = self.principal_rate.map(|rate| (format!("p:{principal}"), rate));
-        self.count(rate, self.per_principal.as_ref(), &key).await?;
+        self.count(self.per_principal.as_ref(), &key, || format!("p:{principal}")).await?;
         let Some(tool) = tool else { return Ok(Admission::default()) };
-        let rate = self.tool_rates.get(tool).map(|rate| (format!("t:{tool}:{principal}"), *rate));
-        self.count(rate, self.per_tool.get(tool), &key).await?;
+        self.count(self.per_tool.get(tool), &key, || format!("t:{tool}:{principal}")).await?;
         let permit = if self.concurrent > 0 {
             let semaphore = {
                 let mut semaphores = self.semaphores.lock().unwrap_or_else(PoisonError::into_inner);
@@ -132,24 +114,24 @@ impl Limits {
         Ok(Admission { permit, timeout: self.call_timeout })
     }
 
-    /// Counts one request under a quota: in the cluster when there is one (under
-    /// `cluster_key`) and it answers, else with the replica's own `limiter`.
+    /// Counts one request of `key` under `quota` (none: unlimited): in the cluster when
+    /// there is one (under `cluster_key()`, made only then) and it answers, else with the
+    /// replica's own limiter.
     async fn count<K: std::hash::Hash + Eq + Clone>(
         &self,
-        rate: Option<(String, Rate)>,
-        limiter: Option<&DefaultKeyedRateLimiter<K>>,
+        quota: Option<&Limited<K>>,
         key: &K,
+        cluster_key: impl FnOnce() -> String,
     ) -> Result<(), Refusal> {
-        if let (Some(cluster), Some((cluster_key, rate))) = (&self.cluster, rate) {
-            match cluster.check(&cluster_key, rate.period, rate.burst).await {
+        let Some(quota) = quota else { return Ok(()) };
+        if let Some(cluster) = &self.cluster {
+            match cluster.check(&cluster_key(), quota.period, quota.burst).await {
                 Ok(Verdict::Admit) => return Ok(()),
                 Ok(Verdict::Wait(wait)) => return Err(Refusal::RateLimited { retry_after_ms: millis(wait) }),
                 Err(error) => cluster.unavailable(&error),
             }
         }
-        if let Some(limiter) = limiter
-            && let Err(not_until) = limiter.check_key(key)
-        {
+        if let Err(not_until) = quota.local.check_key(key) {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             return Err(Refusal::RateLimited { retry_after_ms: millis(wait) });
         }
@@ -172,9 +154,8 @@ impl Limits {
     /// Counts a failed authentication from `address`; past the quota it is blocked until
     /// the quota refills (on every replica, in a cluster), and the wait is returned.
     pub async fn auth_failed(&self, address: IpAddr) -> Option<Duration> {
-        let rate = self.failed_auth_rate.map(|rate| (format!("fa:{address}"), rate));
-        let Err(Refusal::RateLimited { retry_after_ms }) = self.count(rate, self.failed_auth.as_ref(), &address).await
-        else {
+        let counted = self.count(self.failed_auth.as_ref(), &address, || format!("fa:{address}")).await;
+        let Err(Refusal::RateLimited { retry_after_ms }) = counted else {
             return None;
         };
         let wait = Duration::from_millis(retry_after_ms);
