@@ -139,3 +139,17 @@ async fn a_principals_rate_limit_is_counted_across_replicas() {
     assert!((1..=4).contains(&answered), "answered {answered} of 10 with 4 calls a minute across replicas");
     assert!(limited >= 6, "limited {limited}");
 }
+
+#[test]
+fn token_commands_work_while_redis_is_down() {
+    let data = TempDir::new("redis-down");
+    let dir = data.0.to_str().unwrap().to_owned();
+    // Nothing listens on port 1: the command cannot reach Redis, and needs only the store.
+    let env = [("RAMPART_DATA_DIR", dir.as_str()), ("RAMPART_CLUSTER_REDIS_URL", "redis://127.0.0.1:1")];
+    let (code, token, stderr) =
+        crate::support::run(&["token", "create", "--name", "ci", "--role", "reader"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(token.trim().starts_with("rpt_"), "{token}");
+    let (code, _, stderr) = crate::support::run(&["token", "revoke", "ci"], &env, None);
+    assert_eq!(code, 0, "{stderr}");
+}
