@@ -217,6 +217,25 @@ pub(crate) const TOOLBOXES: &[ToolboxKind] = &[
     },
 ];
 
+/// The names of the toolboxes the program added: each a valid name (it keys
+/// `[toolbox.NAME]` and shows in `system_about`), none twice, none a built-in one's.
+fn check_added(added: &[ToolboxFactory]) -> Result<(), ServerError> {
+    for (index, toolbox) in added.iter().enumerate() {
+        let name = toolbox.name();
+        let problem = if !rampart_gateway::config::valid_name(name) {
+            "a toolbox name is 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter"
+        } else if TOOLBOXES.iter().any(|kind| kind.name == name) {
+            "a built-in toolbox has this name"
+        } else if added[..index].iter().any(|other| other.name() == name) {
+            "the program adds two toolboxes with this name"
+        } else {
+            continue;
+        };
+        return Err(ServerError::Toolbox { toolbox: name.to_owned(), message: problem.to_owned() });
+    }
+    Ok(())
+}
+
 /// Toolbox names accepted in `tools.enabled` (an added toolbox is always on; naming it
 /// there is allowed and changes nothing).
 fn known_toolboxes(added: &[ToolboxFactory]) -> impl Iterator<Item = &str> {
@@ -234,6 +253,7 @@ fn known(added: &[ToolboxFactory]) -> String {
 /// [`ServerError::UnknownToolbox`] for a name in `tools.enabled` that is not one, or a
 /// `[toolbox.NAME]` section for a toolbox this program does not have.
 pub(crate) fn active(config: &Config, added: &[ToolboxFactory]) -> Result<Vec<&'static ToolboxKind>, ServerError> {
+    check_added(added)?;
     if let Some(unknown) = config.tools.enabled.iter().find(|name| !known_toolboxes(added).any(|known| known == *name))
     {
         return Err(ServerError::UnknownToolbox { name: unknown.clone(), known: known(added) });
@@ -392,4 +412,38 @@ pub(crate) fn build(
         built.push(BuiltToolbox { name: toolbox_name, settings, toolbox: toolbox.clone(), upstream: Some(toolbox) });
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    #[async_trait::async_trait]
+    impl Toolbox for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
+    fn refusal(names: &[&'static str]) -> Option<String> {
+        let added: Vec<ToolboxFactory> = names.iter().map(|name| ToolboxFactory::from_toolbox(Named(name))).collect();
+        active(&Config::default(), &added).err().map(|error| error.to_string())
+    }
+
+    #[test]
+    fn added_toolboxes_have_names_of_their_own() {
+        assert_eq!(refusal(&["notes", "crm-tools"]), None);
+        for (names, expected) in [
+            (&["Notes"][..], "toolbox 'Notes': a toolbox name is"),
+            (&["notes.v2"], "toolbox 'notes.v2': a toolbox name is"),
+            (&[""], "toolbox '': a toolbox name is"),
+            (&["fs"], "toolbox 'fs': a built-in toolbox has this name"),
+            (&["notes", "notes"], "toolbox 'notes': the program adds two toolboxes with this name"),
+        ] {
+            let refused = refusal(names).unwrap_or_default();
+            assert!(refused.starts_with(expected), "{names:?}: {refused}");
+        }
+    }
 }
