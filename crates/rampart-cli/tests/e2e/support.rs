@@ -374,15 +374,9 @@ async fn post_in_session_as(
 
 /// Opens a session with `token` and calls `tool`; returns the JSON-RPC response message.
 pub async fn call_tool(server: &Server, token: &str, tool: &str, arguments: serde_json::Value) -> serde_json::Value {
-    let client = reqwest::Client::new();
-    let init =
-        mcp_post(&client, &server.url).bearer_auth(token).json(&initialize_body(1, "2025-11-25")).send().await.unwrap();
-    assert_eq!(init.status(), 200, "initialize");
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = init.text().await;
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
-    let (_, messages) = post_in_session_with(&client, &server.url, &session, token, body.to_string()).await;
-    messages.into_iter().find(|m| m.get("id") == Some(&serde_json::json!(2))).unwrap()
+    let (status, answer) = call_tool_status(&server.url, token, tool, arguments).await;
+    assert!(!answer.is_null(), "no answer to tools/call (HTTP {status})");
+    answer
 }
 
 /// Opens a session at `url` with `token` and calls `tool`: the HTTP status (of the
