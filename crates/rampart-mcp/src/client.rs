@@ -427,12 +427,16 @@ impl Drop for RouteGuard {
 /// notification to a task of its own but answers a response at once, so the last
 /// progress of a call can arrive after its result. For a call that had progress at all,
 /// the route stays open until none has come for 10 ms (100 ms at most); a call without
-/// progress does not wait.
+/// progress does not wait beyond one yield (its progress tasks get one chance to run).
 async fn trailing_progress(relayed: &std::sync::atomic::AtomicU64) {
     use std::sync::atomic::Ordering;
     let mut seen = relayed.load(Ordering::Relaxed);
     if seen == 0 {
-        return;
+        tokio::task::yield_now().await;
+        seen = relayed.load(Ordering::Relaxed);
+        if seen == 0 {
+            return;
+        }
     }
     for _ in 0..10 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

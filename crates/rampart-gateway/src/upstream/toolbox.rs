@@ -86,9 +86,8 @@ impl Toolbox for UpstreamToolbox {
                 result = &mut call => break result,
             }
         };
-        // Progress the upstream sent just before its result may still be on its way
-        // through the client's handler: let it land, and relay it before the result.
-        tokio::task::yield_now().await;
+        // Progress the upstream sent just before its result: the client waited for it
+        // (`McpClient::call_tool_with`), and it is in the channel; relay it before the result.
         while let Ok(params) = progress_rx.try_recv() {
             relay_progress(context, &params).await;
         }
