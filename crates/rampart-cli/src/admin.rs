@@ -207,10 +207,16 @@ pub(crate) async fn audit(command: AuditCommand, printer: &Printer) -> anyhow::R
                 let head = records(&source, &query).await?;
                 last.insert(chain, head.last().map_or(0, |r| i64::try_from(r.seq).unwrap_or(i64::MAX)));
             }
-            loop {
+            // The list of chains costs a scan of the table (PostgreSQL has no skip scan):
+            // read again every 10 s, for a replica that started meanwhile.
+            let mut known = chains(&source).await?;
+            for polls in 1_u64.. {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                if polls % 20 == 0 {
+                    known = chains(&source).await?;
+                }
                 let mut new = Vec::new();
-                for chain in chains(&source).await? {
+                for chain in known.clone() {
                     let after = last.get(&chain).copied().unwrap_or(0);
                     let query = AuditQuery {
                         chain: Some(chain.clone()),
@@ -229,6 +235,7 @@ pub(crate) async fn audit(command: AuditCommand, printer: &Printer) -> anyhow::R
                     printer.print(&records_report(&new)?);
                 }
             }
+            Ok(Report::status_only(crate::output::Status::Success))
         }
         AuditCommand::Search { principal, tool, since, limit, config: args } => {
             let source = audit_source(&config(&args)?)?;
