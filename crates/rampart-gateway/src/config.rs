@@ -171,6 +171,15 @@ impl UpstreamConfig {
                 return Err("set either headers.Authorization or oauth, not both".into());
             }
         }
+        self.check_serving()
+    }
+
+    /// What any mounted server's table must get right, wherever the server runs: the
+    /// prefix, the renames and the filters of the names it serves.
+    ///
+    /// # Errors
+    /// A message naming the setting.
+    pub fn check_serving(&self) -> Result<(), String> {
         if let Some(prefix) = &self.prefix
             && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
@@ -181,8 +190,7 @@ impl UpstreamConfig {
                 return Err(format!("tools.rename.{from} is empty"));
             }
         }
-        self.tools.filter().map(drop)?;
-        Ok(())
+        self.tools.filter().map(drop)
     }
 
     /// The prefix of served names: `prefix`, or `NAME_`.

@@ -133,8 +133,9 @@ impl UpstreamToolbox {
     /// inside a Tokio runtime.
     ///
     /// # Errors
-    /// A message when the filters do not compile.
+    /// A message for a bad prefix, rename or filter.
     pub fn mounted(name: &str, server: InProcessServer, config: UpstreamConfig) -> Result<Self, String> {
+        config.check_serving()?;
         let config = UpstreamConfig {
             prefix: Some(config.prefix.clone().unwrap_or_default()),
             start: Start::Eager,

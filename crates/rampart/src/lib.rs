@@ -152,11 +152,6 @@ impl Rampart {
         self
     }
 
-    /// The toolboxes added so far.
-    pub fn toolboxes(&self) -> &[ToolboxFactory] {
-        &self.added
-    }
-
     /// Runs the `rampart` command line on the process's arguments with these toolboxes:
     /// `serve` serves them, `config check` checks their sections, every client command
     /// (`tools`, `tool NAME --flags`, `shell`, `chat`) reaches them like any tool. Returns
@@ -179,5 +174,32 @@ impl Rampart {
     pub async fn serve(self, options: LoadOptions) -> Result<(), ServerError> {
         let loaded = rampart_config::load(options.clone()).map_err(|error| ServerError::Config(error.to_string()))?;
         rampart_server::serve(loaded.config, options, self.added).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Empty;
+
+    impl rmcp::ServerHandler for Empty {}
+
+    #[tokio::test]
+    async fn a_mounted_servers_settings_are_checked_like_an_upstreams() {
+        let start = |toml: &'static str| async move {
+            let rampart = Rampart::new().rmcp_server("empty", Empty::default);
+            testing::TestServer::start(rampart, toml).await.map(drop).map_err(|error| error.to_string())
+        };
+        assert!(start("[toolbox.empty]\nprefix = \"e_\"\n").await.is_ok());
+        let refused = start("[toolbox.empty]\nprefix = \"e prefix\"\n").await.unwrap_err();
+        assert!(refused.contains("toolbox 'empty'") && refused.contains("prefix 'e prefix'"), "{refused}");
+        let refused = start("[toolbox.empty]\ntools = { rename = { x = \"\" } }\n").await.unwrap_err();
+        assert!(refused.contains("tools.rename.x is empty"), "{refused}");
+        let refused = start("[toolbox.empty]\nurl = \"http://127.0.0.1:1/mcp\"\n").await.unwrap_err();
+        assert!(refused.contains("command and url are for [upstreams.NAME]"), "{refused}");
     }
 }
