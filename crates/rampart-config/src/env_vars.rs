@@ -97,6 +97,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvVarKind::Bool,
         "also serve MCP over WebSocket at /ws (default true)",
     ),
+    key("RAMPART_CONSOLE", "server.console", EnvVarKind::Bool, "serve the web console at /console (default false)"),
     key("RAMPART_TOOLS", "tools.enabled", EnvVarKind::List, "enabled toolboxes, comma-separated"),
     key("RAMPART_DATA_DIR", "store.data_dir", EnvVarKind::String, "directory of the embedded SQLite database"),
     key(

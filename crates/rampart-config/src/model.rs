@@ -230,6 +230,10 @@ pub struct ServerConfig {
     /// Also serve MCP over WebSocket at `/ws` (subprotocol `mcp`), behind the same
     /// authentication and Host/Origin checks. Default `true`.
     pub websocket: bool,
+    /// Serve the web console at `/console`: sign-in with an API token, then pages that
+    /// show live calls, the audit log, tokens, the policy, tools, upstreams and the server,
+    /// each as the signed-in principal's roles allow (`scopes.console`). Default `false`.
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -251,6 +255,7 @@ impl Default for ServerConfig {
             legacy_sse_path: "/sse".into(),
             legacy_messages_path: "/messages".into(),
             websocket: true,
+            console: false,
         }
     }
 }
@@ -658,6 +663,9 @@ legacy_messages_path = "/messages"
 # MCP over WebSocket at /ws (subprotocol "mcp"; browsers may send their token as the
 # subprotocol "bearer.TOKEN"). Same authentication and Origin checks as /mcp.
 websocket = true
+# The web console at /console (sign in with an API token; pages follow the principal's
+# roles: grant them with scopes = { console = [{ name = "*", access = "read" }] }).
+console = false
 
 [auth]
 # Static bearer key; prefer RAMPART_AUTH_KEY or --auth-key over writing it here.

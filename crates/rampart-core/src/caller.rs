@@ -72,6 +72,9 @@ pub enum Transport {
     /// A `rampart` command on the server's machine (`rampart token create`, the first-run
     /// admin token): the local operator calling a tool through the pipeline directly.
     Cli,
+    /// The web console at `/console` (`server.console`): a signed-in operator's page
+    /// calling a tool (an `admin_*` one for every change) through the pipeline.
+    Console,
 }
 
 /// Everything known about the origin of one request.

@@ -16,6 +16,11 @@
 //! 7. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces `Accept` (406)
 //!    and sessions.
 //!
+//! With `server.console`, the web console's routes (`/console/…`, see `console`) sit
+//! beside the protected ones, behind the same Host/Origin guard, with their own gate:
+//! a sign-in session cookie instead of an `Authorization` header, checked by the same
+//! credentials.
+//!
 //! Every answer these layers give themselves is built in `refusal.rs`.
 //!
 //! Around all of it, [`ResponsesInFlight`] counts responses not yet fully sent, so that
@@ -83,6 +88,10 @@ pub struct AppState {
     pub legacy_sse: Option<(String, String)>,
     /// Serve MCP over WebSocket at `/ws`.
     pub websocket: bool,
+    /// Serve the web console at `/console` (`server.console`).
+    pub console: bool,
+    /// The listener serves TLS (the console's cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// The number of HTTP responses the server has started and not finished sending (body
@@ -211,6 +220,18 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
             .layer(middleware::from_fn_with_state(state.credentials.clone(), crate::auth::authenticate))
             .layer(middleware::from_fn(crate::websocket::token_from_subprotocol));
     }
+    let console = if state.console {
+        crate::console::router(crate::console::ConsoleParts {
+            credentials: state.credentials.clone(),
+            guard: state.guard.clone(),
+            pipeline: state.pipeline.clone(),
+            store: state.store.clone(),
+            tls: state.tls,
+            transports: transports.clone(),
+        })
+    } else {
+        Router::new()
+    };
     let app = Router::new()
         .route("/", get(health))
         .route("/healthz", get(health))
@@ -222,6 +243,7 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
         )
         .merge(protected)
         .merge(websocket)
+        .merge(console)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, check_origin))
         .layer(middleware::from_fn(request_span))
@@ -261,6 +283,20 @@ async fn health() -> Json<Value> {
 /// report: SQL databases, gateway upstreams). A down service makes the status `degraded`
 /// and the response 503; the server keeps serving what it can.
 async fn ready(State((store, pipeline, transports)): State<(Store, Arc<Pipeline>, Vec<&'static str>)>) -> Response {
+    let (ready, services) = readiness(&store, &pipeline).await;
+    let body = json!({
+        "status": if ready { "ok" } else { "degraded" },
+        "version": rampart_core::VERSION,
+        "services": services,
+        "transports": transports,
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Whether every backing service answers, and each one's status (`{"store": {"status":
+/// "ok", "backend": …}, NAME: {"status", "detail"}}`), each asked for at most 3 s.
+pub(crate) async fn readiness(store: &Store, pipeline: &Pipeline) -> (bool, Value) {
     let limit = std::time::Duration::from_secs(3);
     let store_status = match tokio::time::timeout(limit, store.ping()).await {
         Ok(Ok(())) => json!({ "status": "ok", "backend": format!("{:?}", store.backend()).to_lowercase() }),
@@ -283,14 +319,7 @@ async fn ready(State((store, pipeline, transports)): State<(Store, Arc<Pipeline>
             services.insert("toolboxes".into(), json!({ "status": "unavailable", "error": "no answer within 3 s" }));
         }
     }
-    let body = json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "version": rampart_core::VERSION,
-        "services": services,
-        "transports": transports,
-    });
-    let status = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(body)).into_response()
+    (!degraded, Value::Object(services))
 }
 
 /// RFC 9728 protected resource metadata, when `[auth.jwt]` is configured (public).

@@ -31,6 +31,7 @@ mod admin;
 mod audit_store;
 mod auth;
 mod cluster;
+mod console;
 mod dbus;
 mod error;
 mod guard;

@@ -73,6 +73,8 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
             .legacy_sse
             .then(|| (config.server.legacy_sse_path.clone(), config.server.legacy_messages_path.clone())),
         websocket: config.server.websocket,
+        console: config.server.console,
+        tls: config.tls.is_some(),
     };
     let responses = state.responses.clone();
     let (app, metrics) = router(state);
@@ -244,6 +246,9 @@ pub async fn serve(config: Config, options: LoadOptions, added: Vec<ToolboxFacto
             if config.server.websocket {
                 let ws = if config.tls.is_some() { "wss" } else { "ws" };
                 eprintln!("  websocket: {ws}://{}/ws (subprotocol mcp)", running.local_addr);
+            }
+            if config.server.console {
+                eprintln!("  console:   {scheme}://{}/console (sign in with an API token)", running.local_addr);
             }
             match running.metrics_addr {
                 Some(address) => eprintln!("  metrics:   http://{address}/metrics (no authentication)"),

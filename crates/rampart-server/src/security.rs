@@ -23,6 +23,9 @@ pub struct GuardState {
     pub redactor: Arc<Redactor>,
 }
 
+/// How many records a Live subscriber may fall behind before it loses the oldest.
+pub(crate) const LIVE_BACKLOG: usize = 1024;
+
 /// Authorization by policy, admission by limits and the audit log's health, records by
 /// the audit log.
 pub struct SecurityGuard {
@@ -31,6 +34,9 @@ pub struct SecurityGuard {
     audit: Option<AuditLog>,
     /// When the audit sink was last probed while unhealthy (at most once a second).
     last_probe: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Every record as it is made (redacted), for the console's Live page: sent only
+    /// while someone subscribes; a subscriber that falls behind loses the oldest.
+    live: tokio::sync::broadcast::Sender<Arc<AuditEvent>>,
 }
 
 impl std::fmt::Debug for SecurityGuard {
@@ -48,6 +54,7 @@ pub(crate) fn transport_name(transport: Transport) -> &'static str {
         Transport::WebSocket => "websocket",
         Transport::Dbus => "dbus",
         Transport::Cli => "cli",
+        Transport::Console => "console",
     }
 }
 
@@ -86,7 +93,27 @@ impl SecurityGuard {
     /// A guard with `state`, recording to `audit` (none: audit disabled) and counting in
     /// `metrics`.
     pub fn new(state: GuardState, metrics: Arc<Metrics>, audit: Option<AuditLog>) -> Self {
-        Self { state: ArcSwap::from_pointee(state), metrics, audit, last_probe: std::sync::Mutex::new(None) }
+        Self {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            audit,
+            last_probe: std::sync::Mutex::new(None),
+            live: tokio::sync::broadcast::Sender::new(LIVE_BACKLOG),
+        }
+    }
+
+    /// Every record made from now on (redacted, before it is stored), as the console's
+    /// Live page shows them. A receiver more than [`LIVE_BACKLOG`] records behind loses
+    /// the oldest (`RecvError::Lagged`).
+    pub fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<Arc<AuditEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Hands `event` to the Live subscribers, if any.
+    fn publish(&self, event: &AuditEvent) {
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(Arc::new(event.clone()));
+        }
     }
 
     /// The policy in force.
@@ -156,6 +183,7 @@ impl SecurityGuard {
     }
 
     async fn write(&self, event: AuditEvent) {
+        self.publish(&event);
         let Some(audit) = &self.audit else { return };
         if let Err(error) = audit.record(event).await {
             tracing::warn!(%error, "refusal not recorded in the audit log");
@@ -197,7 +225,9 @@ impl Guard for SecurityGuard {
         } else if record.outcome == Outcome::RateLimited {
             self.metrics.rate_limited();
         }
-        let Some(audit) = &self.audit else { return Ok(()) };
+        if self.audit.is_none() && self.live.receiver_count() == 0 {
+            return Ok(());
+        }
         let duration = Duration::from_secs_f64(record.duration_ms.max(0.0) / 1000.0);
         let event = AuditEvent {
             time: started_at(duration),
@@ -218,6 +248,8 @@ impl Guard for SecurityGuard {
             duration_us: rampart_audit::micros(duration),
         }
         .redacted(&self.state.load().redactor);
+        self.publish(&event);
+        let Some(audit) = &self.audit else { return Ok(()) };
         match audit.record(event).await {
             Ok(_) => Ok(()),
             Err(error) => {
