@@ -322,6 +322,20 @@ pub struct JwtConfig {
     /// Least time between two JWKS fetches, seconds (an unknown `kid` triggers one). Default 60.
     #[serde(default = "sixty")]
     pub jwks_refresh_min_secs: u64,
+    /// The OAuth client id the web console signs people in with (`server.console`): an
+    /// OpenID Connect login, authorization code with PKCE (RFC 7636) as a public client,
+    /// redirect URI `https://HOST/console/login/oidc/callback`, asking for an access
+    /// token for `audience` (RFC 8707 `resource`). None: the console takes tokens only.
+    #[serde(default)]
+    pub console_client_id: Option<String>,
+    /// The authorization server's authorization endpoint. Default: from its metadata
+    /// (RFC 8414 `/.well-known/oauth-authorization-server`, else OpenID Connect
+    /// discovery `/.well-known/openid-configuration`) under `issuer`.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// Its token endpoint. Default: from the same metadata.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -688,6 +702,9 @@ key_roles = ["admin"]
 # required_scopes = ["mcp"]
 # roles_claim = "realm_access.roles"
 # scope_roles = { "mcp:read" = ["reader"], "mcp:write" = ["writer"] }
+# The console's "Sign in with" button (authorization code + PKCE, a public client whose
+# redirect URI is https://HOST/console/login/oidc/callback):
+# console_client_id = "rampart-console"
 # Let requests without credentials in with anonymous_roles (default ["public"]: only
 # system_health). Wrong credentials are refused either way.
 anonymous = false

@@ -207,6 +207,11 @@ impl JwtVerifier {
         })
     }
 
+    /// Its configuration (`[auth.jwt]`).
+    pub fn config(&self) -> &JwtConfig {
+        &self.config
+    }
+
     /// The URL of the metadata document for this resource (RFC 9728 §3.1: the well-known
     /// suffix inserted between the resource identifier's host and path).
     pub fn metadata_url(&self) -> String {

@@ -214,3 +214,205 @@ async fn an_unknown_kid_refreshes_the_jwks_at_most_once_per_interval() {
     assert_eq!(status(&server, &rotated).await.0, 200, "an unknown kid refreshed the JWKS");
     task.abort();
 }
+
+/// What the fake authorization server saw of the console's login.
+#[derive(Default)]
+struct Authorizations {
+    /// state → (code_challenge, redirect_uri) of each `/authorize`.
+    challenges: std::collections::HashMap<String, (String, String)>,
+    /// The parameters of the last `/authorize` and `/token` requests.
+    authorize: Vec<(String, String)>,
+    token: Vec<(String, String)>,
+}
+
+/// A fake OAuth 2.1 authorization server on loopback: its metadata (RFC 8414), an
+/// `/authorize` that signs everyone in as `sub` (302 back with a code), and a `/token`
+/// that checks the PKCE verifier (S256) against the challenge before minting a JWT for
+/// `aud` with the fixture key.
+async fn authorization_server(
+    sub: &'static str,
+    aud: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Authorizations>>, tokio::task::JoinHandle<()>) {
+    use axum::{extract::RawQuery, response::IntoResponse, routing::get};
+    use sha2::Digest;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Authorizations::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let pairs = |text: &str| -> Vec<(String, String)> {
+        reqwest::Url::parse(&format!("http://x/?{text}")).unwrap().query_pairs().map(|(k, v)| (k.into(), v.into())).collect()
+    };
+    let metadata = json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "code_challenge_methods_supported": ["S256"],
+    });
+    let (on_authorize, on_token) = (seen.clone(), seen.clone());
+    let app = axum::Router::new()
+        .route("/.well-known/oauth-authorization-server", get(move || async move { axum::Json(metadata) }))
+        .route(
+            "/authorize",
+            get(move |RawQuery(query): RawQuery| async move {
+                let params = pairs(&query.unwrap_or_default());
+                let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+                let (state, redirect) = (get("state"), get("redirect_uri"));
+                let mut seen = on_authorize.lock().unwrap();
+                seen.challenges.insert(state.clone(), (get("code_challenge"), redirect.clone()));
+                seen.authorize = params.clone();
+                let location = format!("{redirect}?code=code-{state}&state={state}");
+                (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response()
+            }),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move |body: String| async move {
+                let params = pairs(&body);
+                let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+                let mut seen = on_token.lock().unwrap();
+                seen.token = params.clone();
+                let state = get("code").strip_prefix("code-").unwrap_or_default().to_owned();
+                let verified = seen.challenges.remove(&state).is_some_and(|(challenge, redirect)| {
+                    b64(&sha2::Sha256::digest(get("code_verifier").as_bytes())) == challenge
+                        && redirect == get("redirect_uri")
+                        && get("grant_type") == "authorization_code"
+                });
+                if !verified {
+                    let error = json!({ "error": "invalid_grant", "error_description": "PKCE or code check failed" });
+                    return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+                }
+                let claims = json!({ "iss": ISSUER, "aud": aud, "sub": sub, "exp": now() + 600, "iat": now(),
+                                     "scope": "openid mcp", "roles": ["console-admin"] });
+                axum::Json(json!({ "access_token": sign(&claims), "token_type": "Bearer", "expires_in": 600 })).into_response()
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, seen, task)
+}
+
+/// The console server signing in through the fake authorization server at `base`.
+fn console_server(dir: &TempDir, base: &str) -> Server {
+    let config = dir.0.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nconsole = true\n\n[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"{}\"\n\
+             required_scopes = [\"mcp\"]\nconsole_client_id = \"rampart-console\"\n\
+             authorization_endpoint = \"{base}/authorize\"\ntoken_endpoint = \"{base}/token\"\n\n\
+             [roles.console-admin]\nincludes = [\"admin\"]\n",
+            fixture("jwks-key1.json").display()
+        ),
+    )
+    .unwrap();
+    Server::start(&["--config", config.to_str().unwrap()])
+}
+
+/// The cookie `name=value` a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")) && !v.contains("Max-Age=0"))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// Issue #21: the console's "Sign in with" (authorization code + PKCE): the browser goes
+/// to the authorization server and back, the code is exchanged with the verifier, the
+/// access token is checked like a bearer token, and a session opens. A callback whose
+/// state this browser did not start, a replayed one, and a token for another audience are
+/// refused.
+#[tokio::test]
+async fn the_console_signs_in_with_openid_connect_authorization_code_and_pkce() {
+    let (base, seen, task) = authorization_server("alice", AUDIENCE).await;
+    let dir = TempDir::new("console-oidc");
+    let server = console_server(&dir, &base);
+    let origin = server.url.trim_end_matches("/mcp").to_owned();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The sign-in page offers the authorization server.
+    let page = client.get(format!("{origin}/console/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"sign-in-oidc\"") && page.contains(ISSUER), "{page}");
+
+    // 1. Off to the authorization server, with a state bound to this browser by a cookie.
+    let start = client.get(format!("{origin}/console/login/oidc?next=/console/tokens")).send().await.unwrap();
+    assert_eq!(start.status(), 303);
+    let binding = set_cookie(&start, "rampart_oidc").expect("the login binds its state to the browser");
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    assert!(authorize.starts_with(&format!("{base}/authorize?")), "{authorize}");
+
+    // 2. The authorization server signs alice in and sends the browser back.
+    let back = client.get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), 302);
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    {
+        let seen = seen.lock().unwrap();
+        let param = |name: &str| seen.authorize.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(param("response_type").as_deref(), Some("code"));
+        assert_eq!(param("client_id").as_deref(), Some("rampart-console"));
+        assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+        assert_eq!(param("resource").as_deref(), Some(AUDIENCE), "RFC 8707: the token is asked for this server");
+        assert_eq!(param("redirect_uri"), Some(format!("{origin}/console/login/oidc/callback")));
+        assert!(param("scope").unwrap().split(' ').any(|s| s == "openid"));
+    }
+
+    // A callback carrying the right state, from a browser that did not start the login
+    // (login CSRF: an attacker's code planted in someone's browser), is refused; the
+    // state stays pending for the browser that holds its cookie.
+    let foreign = client.get(&callback).send().await.unwrap();
+    assert_eq!(foreign.status(), 400, "no binding cookie: refused");
+    assert!(set_cookie(&foreign, "rampart_console").is_none());
+
+    // 3. The owner's callback: the code is exchanged with the verifier, a session opens.
+    let signed = client.get(&callback).header("cookie", &binding).send().await.unwrap();
+    assert_eq!(signed.status(), 200);
+    let session = set_cookie(&signed, "rampart_console").expect("a console session");
+    let page = signed.text().await.unwrap();
+    assert!(page.contains("url=/console/tokens"), "goes on to `next`: {page}");
+    {
+        let seen = seen.lock().unwrap();
+        let param = |name: &str| seen.token.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(param("grant_type").as_deref(), Some("authorization_code"));
+        assert!(param("code_verifier").is_some_and(|v| v.len() >= 43), "PKCE verifier sent");
+        assert_eq!(param("resource").as_deref(), Some(AUDIENCE));
+    }
+    let tokens = client.get(format!("{origin}/console/tokens")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(tokens.status(), 200);
+    let html = tokens.text().await.unwrap();
+    let principal = html.split("<span id=\"principal\">").nth(1).and_then(|rest| rest.split("</span>").next());
+    assert!(principal.is_some_and(|p| p.contains("alice")), "signed in as the token's subject: {principal:?}");
+
+    // The same callback again (a replay): the state was used up.
+    let replay = client.get(&callback).header("cookie", &binding).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(set_cookie(&replay, "rampart_console").is_none());
+
+    // A made-up state with a matching cookie: never started here.
+    let forged = client
+        .get(format!("{origin}/console/login/oidc/callback?code=code-x&state=x"))
+        .header("cookie", "rampart_oidc=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    server.stop();
+    task.abort();
+
+    // An authorization server minting tokens for another audience: the access token does
+    // not authenticate here, so no session.
+    let (base, _, task) = authorization_server("mallory", "https://other.example.test/mcp").await;
+    let dir = TempDir::new("console-oidc-aud");
+    let server = console_server(&dir, &base);
+    let origin = server.url.trim_end_matches("/mcp").to_owned();
+    let start = client.get(format!("{origin}/console/login/oidc")).send().await.unwrap();
+    let binding = set_cookie(&start, "rampart_oidc").unwrap();
+    let back = client.get(start.headers()["location"].to_str().unwrap()).send().await.unwrap();
+    let refused =
+        client.get(back.headers()["location"].to_str().unwrap()).header("cookie", &binding).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(set_cookie(&refused, "rampart_console").is_none());
+    server.stop();
+    task.abort();
+}

@@ -79,7 +79,8 @@ pub(crate) fn page_with_status(
 }
 
 /// The sign-in page, with `error` when a sign-in failed; `next` is where to go after.
-pub(crate) fn sign_in(status: StatusCode, next: Option<&str>, error: Option<&str>) -> Response {
+/// With `issuer`, a "Sign in with" link starts the OpenID Connect login.
+pub(crate) fn sign_in(status: StatusCode, next: Option<&str>, error: Option<&str>, issuer: Option<&str>) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -98,6 +99,13 @@ pub(crate) fn sign_in(status: StatusCode, next: Option<&str>, error: Option<&str
                         input #token type="password" name="token" autocomplete="off" required
                             placeholder="rpt_…" autofocus;
                         button #sign-in type="submit" { "Sign in" }
+                    }
+                    @if let Some(issuer) = issuer {
+                        p {
+                            a.button #sign-in-oidc href={ "/console/login/oidc" @if let Some(next) = next { "?next=" (url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()) } } {
+                                "Sign in with " (issuer)
+                            }
+                        }
                     }
                     p.hint {
                         "Create one with " code { "rampart token create --name NAME --role admin" }

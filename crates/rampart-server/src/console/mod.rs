@@ -30,6 +30,7 @@ mod assets;
 mod audit;
 mod layout;
 mod live;
+mod oidc;
 mod policy;
 mod server_page;
 mod session;
@@ -137,6 +138,8 @@ pub(crate) struct Console {
     pub(crate) recent: Arc<Recent>,
     /// The transports this server serves (the Server page).
     pub(crate) transports: Vec<&'static str>,
+    /// "Sign in with …" (`[auth.jwt] console_client_id`).
+    pub(crate) oidc: Option<oidc::Oidc>,
 }
 
 /// What [`Console::new`] needs.
@@ -219,7 +222,7 @@ impl Console {
     }
 
     /// The origin pages are served from, for this request's `Host`.
-    fn expected_origin(&self, headers: &HeaderMap) -> Option<String> {
+    pub(crate) fn expected_origin(&self, headers: &HeaderMap) -> Option<String> {
         let host = headers.get(header::HOST)?.to_str().ok()?;
         Some(format!("{}://{host}", if self.tls { "https" } else { "http" }))
     }
@@ -270,13 +273,14 @@ pub(crate) fn output_text(output: &ToolOutput) -> String {
 pub(crate) fn router(parts: ConsoleParts) -> Router {
     let recent = Recent::start(&parts.guard);
     let console = Arc::new(Console {
-        credentials: parts.credentials,
+        credentials: parts.credentials.clone(),
         guard: parts.guard,
         pipeline: parts.pipeline,
         store: parts.store,
         sessions: session::Sessions::default(),
         tls: parts.tls,
         recent,
+        oidc: parts.credentials.jwt().and_then(|jwt| oidc::Oidc::new(jwt.config())),
         transports: parts.transports,
     });
     let pages = Router::new()
@@ -302,6 +306,8 @@ pub(crate) fn router(parts: ConsoleParts) -> Router {
         .layer(middleware::from_fn_with_state(console.clone(), gate));
     Router::new()
         .route("/console/login", get(sign_in_page).post(sign_in))
+        .route("/console/login/oidc", get(oidc::start))
+        .route(oidc::CALLBACK, get(oidc::callback))
         .route("/console/assets/{file}", get(assets::serve))
         .merge(pages)
         .layer(middleware::map_response(security_headers))
@@ -445,8 +451,7 @@ fn safe_next(next: Option<&str>) -> Option<&str> {
 }
 
 async fn sign_in_page(State(console): State<Arc<Console>>, Query(query): Query<Next_>) -> Response {
-    let _ = &console;
-    layout::sign_in(StatusCode::OK, safe_next(query.next.as_deref()), None)
+    layout::sign_in(StatusCode::OK, safe_next(query.next.as_deref()), None, console.sign_in_with())
 }
 
 #[derive(Deserialize)]
@@ -461,54 +466,81 @@ async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> Respo
         return *refused;
     }
     let remote = remote(&request);
-    let limits = console.guard.limits();
-    if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
-        console.guard.metrics().auth_failure("throttled");
-        let message = format!("Too many failed sign-ins from this address; try again in {} s.", wait.as_secs().max(1));
-        return layout::sign_in(StatusCode::TOO_MANY_REQUESTS, None, Some(&message));
-    }
     let Ok(Form(form)) = Form::<SignIn>::from_request(request, &()).await else {
-        return layout::sign_in(StatusCode::BAD_REQUEST, None, Some("Paste an API token to sign in."));
-    };
-    let next = safe_next(form.next.as_deref());
-    let authorization = format!("Bearer {}", form.token.trim());
-    let principal = match console.credentials.authenticate(Some(&authorization), None).await {
-        Ok(principal) => principal,
-        Err(error) => {
-            tracing::warn!(remote = ?remote, reason = error.reason(), path = "/console/login", "authentication failed");
-            console.guard.metrics().auth_failure(error.reason());
-            if let Some(remote) = remote
-                && let Some(wait) = limits.auth_failed(remote.ip()).await
-            {
-                let message = format!("Too many failed sign-ins; try again in {} s.", wait.as_secs().max(1));
-                return layout::sign_in(StatusCode::TOO_MANY_REQUESTS, next, Some(&message));
-            }
-            console.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), "/console/login").await;
-            return layout::sign_in(StatusCode::UNAUTHORIZED, next, Some("This token was not accepted."));
-        }
-    };
-    let pages = console.pages_for(&principal.roles);
-    if pages.is_empty() {
-        let caller = Caller {
-            principal,
-            transport: Transport::Console,
-            session: None,
-            remote_addr: remote.map(|r| r.to_string()),
-        };
-        let detail = "sign-in refused: no role grants a console page (scopes.console)".to_owned();
-        console.guard.record_refusal(&caller, "console", rampart_core::Outcome::Denied, detail).await;
         return layout::sign_in(
-            StatusCode::FORBIDDEN,
-            next,
-            Some("This token's roles grant no console page (scopes.console)."),
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("Paste an API token to sign in."),
+            console.sign_in_with(),
         );
+    };
+    let authorization = format!("Bearer {}", form.token.trim());
+    match console.open_session(authorization, remote, safe_next(form.next.as_deref())).await {
+        Ok((cookie, target)) => {
+            let mut response = Redirect::to(&target).into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(refused) => refused,
     }
-    tracing::info!(principal = %principal.id, remote = ?remote, "console sign-in");
-    let id = console.sessions.open(authorization);
-    let target = next.map_or_else(|| pages[0].path(), str::to_owned);
-    let mut response = Redirect::to(&target).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, console.cookie(&id, None));
-    response
+}
+
+impl Console {
+    /// The issuer of the "Sign in with" button, when the console has one.
+    pub(crate) fn sign_in_with(&self) -> Option<&str> {
+        self.oidc.as_ref().map(oidc::Oidc::issuer)
+    }
+
+    /// Authenticates `authorization` as `/mcp` would (the failed-login throttle, a failure
+    /// audited) and, if its roles grant a page, opens a session: its cookie, and where to
+    /// go (`next`, else the first page granted). Otherwise the sign-in page saying why.
+    async fn open_session(
+        &self,
+        authorization: String,
+        remote: Option<SocketAddr>,
+        next: Option<&str>,
+    ) -> Result<(HeaderValue, String), Response> {
+        let refuse =
+            |status: StatusCode, message: &str| layout::sign_in(status, next, Some(message), self.sign_in_with());
+        let limits = self.guard.limits();
+        if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
+            self.guard.metrics().auth_failure("throttled");
+            let message =
+                format!("Too many failed sign-ins from this address; try again in {} s.", wait.as_secs().max(1));
+            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
+        }
+        let principal = match self.credentials.authenticate(Some(&authorization), None).await {
+            Ok(principal) => principal,
+            Err(error) => {
+                tracing::warn!(remote = ?remote, reason = error.reason(), path = "/console/login", "authentication failed");
+                self.guard.metrics().auth_failure(error.reason());
+                if let Some(remote) = remote
+                    && let Some(wait) = limits.auth_failed(remote.ip()).await
+                {
+                    let message = format!("Too many failed sign-ins; try again in {} s.", wait.as_secs().max(1));
+                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
+                }
+                self.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), "/console/login").await;
+                return Err(refuse(StatusCode::UNAUTHORIZED, "This token was not accepted."));
+            }
+        };
+        let pages = self.pages_for(&principal.roles);
+        if pages.is_empty() {
+            let caller = Caller {
+                principal,
+                transport: Transport::Console,
+                session: None,
+                remote_addr: remote.map(|r| r.to_string()),
+            };
+            let detail = "sign-in refused: no role grants a console page (scopes.console)".to_owned();
+            self.guard.record_refusal(&caller, "console", rampart_core::Outcome::Denied, detail).await;
+            return Err(refuse(StatusCode::FORBIDDEN, "This token's roles grant no console page (scopes.console)."));
+        }
+        tracing::info!(principal = %principal.id, remote = ?remote, "console sign-in");
+        let id = self.sessions.open(authorization);
+        let target = next.map_or_else(|| pages[0].path(), str::to_owned);
+        Ok((self.cookie(&id, None), target))
+    }
 }
 
 /// `POST /console/logout`.

@@ -91,8 +91,14 @@ fn simple_type(schema: &Value) -> Option<&str> {
 
 /// The properties of an input schema, in order, with whether each is required.
 fn properties(spec: &ToolSpec) -> Vec<(String, Value, bool)> {
-    let required: Vec<&str> =
-        spec.input_schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let required: Vec<&str> = spec
+        .input_schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     spec.input_schema
         .get("properties")
         .and_then(Value::as_object)
@@ -158,7 +164,13 @@ fn field(name: &str, schema: &Value, required: bool, value: Option<&str>) -> Mar
     }
 }
 
-fn tool_page(signed: &Signed, spec: &ToolSpec, sent: &[(String, String)], result: Option<Markup>, status: StatusCode) -> Response {
+fn tool_page(
+    signed: &Signed,
+    spec: &ToolSpec,
+    sent: &[(String, String)],
+    result: Option<Markup>,
+    status: StatusCode,
+) -> Response {
     let value_of = |name: &str| {
         let key = format!("{ARG}{name}");
         sent.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
@@ -322,8 +334,10 @@ pub(crate) async fn call(
         Ok(spec) => spec,
         Err(refused) => return *refused,
     };
-    let sent: Vec<(String, String)> =
-        url::form_urlencoded::parse(&body).filter(|(k, _)| k != super::CSRF_FIELD).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let sent: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+        .filter(|(k, _)| k != super::CSRF_FIELD)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let arguments = match arguments(&spec, &sent) {
         Ok(arguments) => arguments,
         Err(message) => {
@@ -337,12 +351,14 @@ pub(crate) async fn call(
     };
     let (progress, mut reports) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let context = CallContext::new(signed.caller.clone(), Arc::new(ProgressPeer(progress)), console.pipeline.guard().clone())
-        .with_cancellation(cancel.clone())
-        .with_progress_token(Some(json!(format!("console-{}", super::session::random_token()))));
+    let context =
+        CallContext::new(signed.caller.clone(), Arc::new(ProgressPeer(progress)), console.pipeline.guard().clone())
+            .with_cancellation(cancel.clone())
+            .with_progress_token(Some(json!(format!("console-{}", super::session::random_token()))));
     let pipeline = console.pipeline.clone();
     let tool = spec.name.clone();
-    let call = tokio::spawn(async move { pipeline.call_tool(&tool, Some(arguments), &context).await.map_err(call_failed) });
+    let call =
+        tokio::spawn(async move { pipeline.call_tool(&tool, Some(arguments), &context).await.map_err(call_failed) });
     if !wants_events(&headers) {
         let result = call.await.unwrap_or_else(|_| Err("The call stopped unexpectedly.".into()));
         return tool_page(&signed, &spec, &sent, Some(rendered(&result)), StatusCode::OK);
@@ -460,7 +476,8 @@ mod tests {
 
     #[test]
     fn fields_escape_what_they_show() {
-        let markup = field("q", &json!({ "type": "string", "description": "<script>x</script>" }), true, Some("\"><b>"));
+        let markup =
+            field("q", &json!({ "type": "string", "description": "<script>x</script>" }), true, Some("\"><b>"));
         let html = markup.into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("\"><b>"), "{html}");
