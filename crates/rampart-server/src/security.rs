@@ -182,11 +182,26 @@ impl SecurityGuard {
         self.write(event.redacted(&self.state.load().redactor)).await;
     }
 
+    /// Records a console session opened or closed by `caller` (`what`: `sign-in`,
+    /// `sign-out`): who held the console, from where, and when.
+    pub async fn record_console_session(&self, caller: &Caller, what: &str, detail: String) {
+        let event = AuditEvent {
+            session: caller.session.clone(),
+            principal: caller.principal.id.clone(),
+            transport: transport_name(caller.transport).into(),
+            remote_addr: caller.remote_addr.clone(),
+            tool: Some(what.to_owned()),
+            decision: Decision::Allow,
+            ..refused("console", Outcome::Ok, detail)
+        };
+        self.write(event.redacted(&self.state.load().redactor)).await;
+    }
+
     async fn write(&self, event: AuditEvent) {
         self.publish(&event);
         let Some(audit) = &self.audit else { return };
         if let Err(error) = audit.record(event).await {
-            tracing::warn!(%error, "refusal not recorded in the audit log");
+            tracing::warn!(%error, "record not written to the audit log");
         }
     }
 }

@@ -537,6 +537,14 @@ impl Console {
             return Err(refuse(StatusCode::FORBIDDEN, "This token's roles grant no console page (scopes.console)."));
         }
         tracing::info!(principal = %principal.id, remote = ?remote, "console sign-in");
+        let caller = Caller {
+            principal,
+            transport: Transport::Console,
+            session: None,
+            remote_addr: remote.map(|r| r.to_string()),
+        };
+        let granted = pages.iter().map(|page| page.name()).collect::<Vec<_>>().join(", ");
+        self.guard.record_console_session(&caller, "sign-in", format!("console pages: {granted}")).await;
         let id = self.sessions.open(authorization);
         let target = next.map_or_else(|| pages[0].path(), str::to_owned);
         Ok((self.cookie(&id, None), target))
@@ -544,10 +552,15 @@ impl Console {
 }
 
 /// `POST /console/logout`.
-async fn sign_out(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+async fn sign_out(
+    State(console): State<Arc<Console>>,
+    axum::Extension(signed): axum::Extension<Signed>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(id) = session_id(&headers) {
         console.sessions.close(&id);
     }
+    console.guard.record_console_session(&signed.caller, "sign-out", "signed out".into()).await;
     let mut response = Redirect::to("/console/login").into_response();
     response.headers_mut().insert(header::SET_COOKIE, console.cookie("", Some(cookie::time::Duration::ZERO)));
     response
