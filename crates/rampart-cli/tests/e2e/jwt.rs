@@ -239,7 +239,11 @@ async fn authorization_server(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let pairs = |text: &str| -> Vec<(String, String)> {
-        reqwest::Url::parse(&format!("http://x/?{text}")).unwrap().query_pairs().map(|(k, v)| (k.into(), v.into())).collect()
+        reqwest::Url::parse(&format!("http://x/?{text}"))
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
     };
     let metadata = json!({
         "issuer": ISSUER,
@@ -254,7 +258,8 @@ async fn authorization_server(
             "/authorize",
             get(move |RawQuery(query): RawQuery| async move {
                 let params = pairs(&query.unwrap_or_default());
-                let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+                let get =
+                    |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
                 let (state, redirect) = (get("state"), get("redirect_uri"));
                 let mut seen = on_authorize.lock().unwrap();
                 seen.challenges.insert(state.clone(), (get("code_challenge"), redirect.clone()));
@@ -267,7 +272,8 @@ async fn authorization_server(
             "/token",
             axum::routing::post(move |body: String| async move {
                 let params = pairs(&body);
-                let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+                let get =
+                    |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
                 let mut seen = on_token.lock().unwrap();
                 seen.token = params.clone();
                 let state = get("code").strip_prefix("code-").unwrap_or_default().to_owned();
@@ -282,7 +288,8 @@ async fn authorization_server(
                 }
                 let claims = json!({ "iss": ISSUER, "aud": aud, "sub": sub, "exp": now() + 600, "iat": now(),
                                      "scope": "openid mcp", "roles": ["console-admin"] });
-                axum::Json(json!({ "access_token": sign(&claims), "token_type": "Bearer", "expires_in": 600 })).into_response()
+                axum::Json(json!({ "access_token": sign(&claims), "token_type": "Bearer", "expires_in": 600 }))
+                    .into_response()
             }),
         );
     let task = tokio::spawn(async move {
