@@ -15,7 +15,6 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use futures::StreamExt;
 use maud::{Markup, html};
 use rampart_audit::{AuditEvent, AuditRecord};
 use rampart_store::AuditQuery;
@@ -295,37 +294,43 @@ pub(crate) async fn page(
     super::page(&signed, Page::Live, "Live", body)
 }
 
+/// How often the Live stream re-checks its session (a revoked token, a role change, a
+/// sign-out end it within this).
+const RECHECK: Duration = Duration::from_secs(2);
+
 /// `GET /console/live/events`: each new record matching the filters, as an SSE event
-/// `call` whose data is its table row.
+/// `call` whose data is its table row; the stream ends when the session no longer grants
+/// the page.
 pub(crate) async fn events(
     State(console): State<Arc<Console>>,
-    Extension(_signed): Extension<Signed>,
+    Extension(signed): Extension<Signed>,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let records = tokio_stream_of(console.guard.subscribe_live());
-    let stream = records.filter_map(move |event| {
-        let filters = filters.clone();
-        async move {
-            let event = event?;
-            filters
-                .admits(&event)
-                .then(|| Ok::<_, Infallible>(Event::default().event("call").data(row(&event).into_string())))
+    let records = console.guard.subscribe_live();
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.reset();
+    let state = (records, recheck, console, signed.session, filters);
+    let stream = futures::stream::unfold(state, |mut state| async move {
+        let (records, recheck, console, session, filters) = &mut state;
+        loop {
+            tokio::select! {
+                _ = recheck.tick() => {
+                    if !console.still_grants(session, Page::Live).await {
+                        return None;
+                    }
+                }
+                received = records.recv() => match received {
+                    Ok(event) if filters.admits(&event) => {
+                        let event = Event::default().event("call").data(row(&event).into_string());
+                        return Some((Ok::<_, Infallible>(event), state));
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                },
+            }
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
-}
-
-/// A broadcast receiver as a stream: `None` for the records it fell behind on.
-fn tokio_stream_of(
-    receiver: tokio::sync::broadcast::Receiver<Arc<AuditEvent>>,
-) -> impl futures::Stream<Item = Option<Arc<AuditEvent>>> {
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        match receiver.recv().await {
-            Ok(event) => Some((Some(event), receiver)),
-            Err(RecvError::Lagged(_)) => Some((None, receiver)),
-            Err(RecvError::Closed) => None,
-        }
-    })
 }
 
 #[cfg(test)]

@@ -138,6 +138,8 @@ pub(crate) struct Console {
     pub(crate) recent: Arc<Recent>,
     /// The transports this server serves (the Server page).
     pub(crate) transports: Vec<&'static str>,
+    /// Where the audit log and its checkpoints are (the Audit page).
+    pub(crate) audit: audit::AuditSettings,
     /// "Sign in with …" (`[auth.jwt] console_client_id`).
     pub(crate) oidc: Option<oidc::Oidc>,
 }
@@ -156,6 +158,10 @@ pub(crate) struct ConsoleParts {
     pub tls: bool,
     /// The transports served.
     pub transports: Vec<&'static str>,
+    /// `[audit] file`, when the audit log is a JSON-lines file rather than the store.
+    pub audit_file: Option<std::path::PathBuf>,
+    /// The configured audit checkpoint file and its public key.
+    pub audit_checkpoints: crate::CheckpointFiles,
 }
 
 /// The signed-in principal of one console request, put in its extensions by [`gate`].
@@ -167,6 +173,8 @@ pub(crate) struct Signed {
     pub(crate) csrf: String,
     /// The pages its roles grant.
     pub(crate) pages: Vec<Page>,
+    /// Its session's id, for what outlives one request (the Live stream re-checks it).
+    pub(crate) session: String,
 }
 
 impl Signed {
@@ -203,6 +211,20 @@ impl Console {
         };
         let context = CallContext::detached(signed.caller.clone(), self.pipeline.guard().clone());
         self.pipeline.call_tool(tool, Some(arguments), &context).await
+    }
+
+    /// Whether the session `id` is still open, its credential still authenticates and its
+    /// roles still grant `page`: what a long-lived response (the Live stream) asks now and
+    /// then, so that a revoked token stops receiving.
+    pub(crate) async fn still_grants(&self, id: &str, page: Page) -> bool {
+        let Some(open) = self.sessions.get(id) else { return false };
+        match self.credentials.authenticate(Some(&open.authorization), None).await {
+            Ok(principal) => self.pages_for(&principal.roles).contains(&page),
+            Err(_) => {
+                self.sessions.close(id);
+                false
+            }
+        }
     }
 
     /// [`Console::call`], for a page: the structured result, or a message a person can
@@ -282,6 +304,7 @@ pub(crate) fn router(parts: ConsoleParts) -> Router {
         recent,
         oidc: parts.credentials.jwt().and_then(|jwt| oidc::Oidc::new(jwt.config())),
         transports: parts.transports,
+        audit: audit::AuditSettings::new(parts.audit_file, parts.audit_checkpoints),
     });
     let pages = Router::new()
         .route("/console", get(home))
@@ -303,7 +326,8 @@ pub(crate) fn router(parts: ConsoleParts) -> Router {
         .route("/console/upstreams/{name}/approve", post(upstreams::approve))
         .route("/console/server", get(server_page::page))
         .route("/console/logout", post(sign_out))
-        .layer(middleware::from_fn_with_state(console.clone(), gate));
+        .layer(middleware::from_fn_with_state(console.clone(), gate))
+        .layer(middleware::from_fn(server_timing));
     Router::new()
         .route("/console/login", get(sign_in_page).post(sign_in))
         .route("/console/login/oidc", get(oidc::start))
@@ -329,6 +353,18 @@ async fn security_headers(mut response: Response) -> Response {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// `Server-Timing: app;dur=MS` on every page behind the gate: the server's time for it,
+/// the gate included, to the first byte of the body (`bench/console_audit.py` reads it).
+async fn server_timing(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        response.headers_mut().insert("server-timing", value);
     }
     response
 }
@@ -410,7 +446,7 @@ async fn gate(State(console): State<Arc<Console>>, request: Request, next: Next)
         }
     };
     let mut request = request;
-    request.extensions_mut().insert(Signed { caller, csrf: open.csrf, pages });
+    request.extensions_mut().insert(Signed { caller, csrf: open.csrf, pages, session: id });
     next.run(request).await
 }
 
