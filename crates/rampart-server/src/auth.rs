@@ -220,7 +220,10 @@ pub(crate) async fn authenticate(
             {
                 return throttled(&credentials, wait);
             }
-            credentials.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), &path).await;
+            credentials
+                .guard
+                .record_auth_failure(Transport::StreamableHttp, remote.map(|r| r.to_string()), error.reason(), &path)
+                .await;
             let challenge = credentials.challenge(error);
             let refusal = if error == AuthError::InsufficientScope {
                 HttpRefusal::InsufficientScope { challenge }

@@ -159,11 +159,21 @@ impl SecurityGuard {
         due && audit.probe().await
     }
 
-    /// Records a failed authentication (no principal).
-    pub async fn record_auth_failure(&self, remote_addr: Option<String>, reason: &str, path: &str) {
+    /// Records a failed authentication (no principal) on `transport`'s path `path`.
+    pub async fn record_auth_failure(
+        &self,
+        transport: Transport,
+        remote_addr: Option<String>,
+        reason: &str,
+        path: &str,
+    ) {
         let detail = format!("authentication failed: {reason}");
-        let event =
-            AuditEvent { remote_addr, tool: Some(path.to_owned()), ..refused("auth", Outcome::AuthFailed, detail) };
+        let event = AuditEvent {
+            remote_addr,
+            tool: Some(path.to_owned()),
+            transport: transport_name(transport).into(),
+            ..refused("auth", Outcome::AuthFailed, detail)
+        };
         self.write(event).await;
     }
 

@@ -11,6 +11,7 @@ mod business_apis;
 mod chat;
 mod cli;
 mod cluster;
+mod console;
 mod dbus;
 mod exec;
 mod fs;

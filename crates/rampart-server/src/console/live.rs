@@ -233,6 +233,16 @@ fn charts(series: &[Point]) -> Markup {
                     text x=(width - 40.0) y=(height - 2.0) { "now" }
                     polyline.p50 points=(line(|s| s.1)) {}
                     polyline.p99 points=(line(|s| s.2)) {}
+                    // A dot per minute, so that a lone minute shows too.
+                    @for (i, s) in series.iter().enumerate() {
+                        @for (class, ms) in [("p50", s.1), ("p99", s.2)] {
+                            @if let Some(ms) = ms {
+                                circle class=(class) cx=(format!("{:.1}", left + step * (i as f64 + 0.5))) cy=(format!("{:.1}", y_ms(ms))) r="2.5" {
+                                    title { (class) " " (format!("{ms:.3}")) " ms" }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

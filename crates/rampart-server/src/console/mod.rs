@@ -7,7 +7,9 @@
 //!   record of a failure. It opens a [`session`] whose id is the cookie
 //!   `rampart_console` (`HttpOnly`, `SameSite=Strict`, `Path=/console`, `Secure` under
 //!   TLS); every request re-authenticates the session's credential, so a revoked token
-//!   ends its sessions at once.
+//!   ends its sessions at its next request (at once when revoked through this server,
+//!   within the 2 s verification cache when by another process or replica without
+//!   `[cluster]`), and the Live stream re-checks every 2 s.
 //! - **The gate** ([`gate`]), in front of every page and API but the sign-in page and the
 //!   static assets: a request from another origin (`Origin` or `Sec-Fetch-Site`) is
 //!   refused; without a live session a page redirects to the sign-in page and anything
@@ -556,7 +558,14 @@ impl Console {
                     let message = format!("Too many failed sign-ins; try again in {} s.", wait.as_secs().max(1));
                     return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
                 }
-                self.guard.record_auth_failure(remote.map(|r| r.to_string()), error.reason(), "/console/login").await;
+                self.guard
+                    .record_auth_failure(
+                        Transport::Console,
+                        remote.map(|r| r.to_string()),
+                        error.reason(),
+                        "/console/login",
+                    )
+                    .await;
                 return Err(refuse(StatusCode::UNAUTHORIZED, "This token was not accepted."));
             }
         };

@@ -295,7 +295,10 @@ pub(crate) async fn callback(
     let pending = if bound { oidc.take(state) } else { None };
     let Some(pending) = pending else {
         tracing::warn!(remote = ?remote, "console OpenID Connect callback with an unknown or foreign state");
-        console.guard.record_auth_failure(remote.map(|r| r.to_string()), "invalid", CALLBACK).await;
+        console
+            .guard
+            .record_auth_failure(rampart_core::Transport::Console, remote.map(|r| r.to_string()), "invalid", CALLBACK)
+            .await;
         return refuse(StatusCode::BAD_REQUEST, "This sign-in was not started here, or has expired; start again.");
     };
     let endpoints = match oidc.endpoints().await {
@@ -306,7 +309,15 @@ pub(crate) async fn callback(
         Ok(token) => token,
         Err(message) => {
             tracing::warn!(remote = ?remote, %message, "console OpenID Connect code exchange failed");
-            console.guard.record_auth_failure(remote.map(|r| r.to_string()), "invalid", CALLBACK).await;
+            console
+                .guard
+                .record_auth_failure(
+                    rampart_core::Transport::Console,
+                    remote.map(|r| r.to_string()),
+                    "invalid",
+                    CALLBACK,
+                )
+                .await;
             return refuse(StatusCode::UNAUTHORIZED, &format!("Sign-in failed: {message}."));
         }
     };
