@@ -476,6 +476,9 @@ async fn console_session_ends_when_its_token_is_revoked() {
     let viewer = console.token("watcher", "viewer");
     let session = Session::open(&console, &viewer).await;
     assert_eq!(session.page("/console/live").await.0, 200);
+    // A Live stream open before the revocation outlives the request the gate checked.
+    let mut stream = session.get("/console/live/events").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
     // Revoked through the admin tools, which applies at once (the CLI, another process,
     // within the 2 s the server trusts a verified token).
     let revoked = call_tool(&console.server, &admin, "admin_token_revoke", json!({ "id": "watcher" })).await;
@@ -485,6 +488,11 @@ async fn console_session_ends_when_its_token_is_revoked() {
         assert_eq!(response.status(), 303, "the session ended with its token");
         assert!(header(&response, "location").unwrap().starts_with("/console/login?next="));
     }
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(6), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the open Live stream ended with its token (re-checked every 2 s)");
     let events = session.get("/console/live/events").send().await.unwrap();
     assert_eq!(events.status(), 401);
     let again = sign_in(&console, &viewer, None).await;
