@@ -9,8 +9,10 @@ use rampart_audit::{AuditRecord, read_jsonl};
 use rampart_config::{Config, LoadOptions, load};
 use rampart_core::CallError;
 use rampart_policy::{Access, Request};
-use rampart_server::{CreatedToken, LocalAdmin, TokenInfo, build_policy, open_store, parse_duration, record_from_row};
-use rampart_store::{AuditQuery, Store};
+use rampart_server::{
+    AuditSource, CreatedToken, LocalAdmin, TokenInfo, build_policy, open_store, parse_duration, record_from_row,
+};
+use rampart_store::AuditQuery;
 use serde_json::json;
 
 use crate::{
@@ -98,12 +100,6 @@ fn created_report(created: serde_json::Value, verb: &str) -> anyhow::Result<Repo
     Ok(Report::new(created, View::Text(token.token)).with_note(note))
 }
 
-/// Where the audit log is: a JSON-lines file or the store.
-pub(crate) enum AuditSource {
-    File(std::path::PathBuf),
-    Store(Store),
-}
-
 fn audit_source(config: &Config) -> anyhow::Result<AuditSource> {
     Ok(match &config.audit.file {
         Some(path) => AuditSource::File(path.clone()),
@@ -113,14 +109,8 @@ fn audit_source(config: &Config) -> anyhow::Result<AuditSource> {
 
 /// The hash chains of the log: the default one (`""`), and in a cluster's PostgreSQL
 /// store each replica's own.
-pub(crate) async fn chains(source: &AuditSource) -> anyhow::Result<Vec<String>> {
-    Ok(match source {
-        AuditSource::Store(store) if store.backend() == rampart_store::Backend::Postgres => {
-            let chains = store.audit_chains().await?;
-            if chains.is_empty() { vec![String::new()] } else { chains }
-        }
-        _ => vec![String::new()],
-    })
+async fn chains(source: &AuditSource) -> anyhow::Result<Vec<String>> {
+    Ok(rampart_server::audit_chains(source).await?)
 }
 
 async fn records(source: &AuditSource, query: &AuditQuery) -> anyhow::Result<Vec<AuditRecord>> {

@@ -6,164 +6,78 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rampart_audit::{
-    AuditRecord, ChainHead, Checkpoint, CheckpointError, CheckpointPublicKey, CheckpointSigner, JsonlRecords, Verifier,
-    VerifySummary, public_key_path, verify_checkpoints,
+    AuditRecord, ChainHead, Checkpoint, CheckpointSigner, JsonlRecords, VerifySummary, public_key_path,
 };
 use rampart_config::Config;
-use rampart_server::{RowProblem, check_columns, push_row, record_from_row};
-use rampart_store::AuditQuery;
+use rampart_server::{
+    AuditSource, AuditVerifyError, ChainVerified, CheckpointCheck, CheckpointFiles, VerifyProblem, check_columns,
+    record_from_row, verify_audit_log,
+};
 use serde_json::{Value, json};
 
-use crate::{
-    admin::AuditSource,
-    output::{Report, Status, View},
-};
+use crate::output::{Report, Status, View};
 
-/// Rows read per query while verifying the store.
-const PAGE: i64 = 1000;
-
-/// The checkpoints a verification uses: which file, which public key, and what they said.
-#[derive(Debug)]
-struct CheckpointCheck {
-    file: PathBuf,
-    /// `None`: there is no checkpoint file (at the configured place), nothing to check.
-    public_key: Option<(PathBuf, CheckpointPublicKey)>,
-    checked: usize,
-}
-
-impl CheckpointCheck {
-    /// What the text output says about the checkpoints once the log verified.
-    fn describe(&self, summary: &VerifySummary) -> String {
-        let Some((path, key)) = &self.public_key else {
-            return format!(
-                "checkpoints: none checked: no checkpoint file at {} (truncation and re-chaining are not detectable without one)",
-                self.file.display()
-            );
-        };
-        let mut line = format!(
-            "checkpoints: {} signed checkpoint{} in {} checked with public key {} (key id {})",
-            self.checked,
-            if self.checked == 1 { "" } else { "s" },
-            self.file.display(),
-            path.display(),
-            key.key_id()
-        );
-        if summary.confirmed > 0 {
-            line.push_str(&format!("; the last covers record {}", summary.confirmed));
-            let uncovered = summary.last.seq.saturating_sub(summary.confirmed);
-            if uncovered > 0 {
-                let records = if uncovered == 1 { "record" } else { "records" };
-                line.push_str(&format!(" ({uncovered} {records} after it not covered yet)"));
-            }
-        }
-        line
-    }
-
-    fn to_json(&self, summary: Option<&VerifySummary>) -> Value {
-        let (public_key, key_id) = match &self.public_key {
-            Some((path, key)) => (json!(path), json!(key.key_id())),
-            None => (Value::Null, Value::Null),
-        };
-        json!({
-            "file": self.file,
-            "public_key": public_key,
-            "key_id": key_id,
-            "checked": self.checked,
-            "last_checkpoint_seq": summary.map(|s| s.confirmed),
-        })
-    }
-}
-
-/// Which checkpoint file and public key to use: the flags, else the configured ones. A
-/// configured checkpoint file that does not exist means no checkpoints; a named one that
-/// does not exist is an error (when read).
-///
-/// # Errors
-/// A checkpoint file without its public key, or a public key that cannot be read.
-fn checkpoint_check(
-    config: &Config,
-    checkpoints: Option<PathBuf>,
-    public_key: Option<PathBuf>,
-) -> anyhow::Result<CheckpointCheck> {
-    let named = checkpoints.is_some();
-    let file = checkpoints.unwrap_or_else(|| config.audit_checkpoints());
-    if !named && !file.exists() {
-        return Ok(CheckpointCheck { file, public_key: None, checked: 0 });
-    }
-    let path = public_key.unwrap_or_else(|| public_key_path(&config.audit_signing_key()));
-    if !path.exists() {
-        anyhow::bail!(
-            "checkpoint file {} needs its public key, and there is none at {}: pass --public-key FILE \
-             (`rampart audit public-key` prints it where the signing key is)",
-            file.display(),
-            path.display()
-        );
-    }
-    let key = CheckpointPublicKey::load(&path)?;
-    Ok(CheckpointCheck { file, public_key: Some((path, key)), checked: 0 })
+/// The checkpoints' part of the JSON report.
+fn checkpoints_json(check: &CheckpointCheck, summary: Option<&VerifySummary>) -> Value {
+    let (public_key, key_id) = match &check.public_key {
+        Some((path, key)) => (json!(path), json!(key.key_id())),
+        None => (Value::Null, Value::Null),
+    };
+    json!({
+        "file": check.file,
+        "public_key": public_key,
+        "key_id": key_id,
+        "checked": check.checked,
+        "last_checkpoint_seq": summary.map(|s| s.confirmed),
+    })
 }
 
 /// `rampart audit verify`: 0 intact, 1 tampered (or a checkpoint refused), 2 the log or
-/// the checkpoints cannot be read.
+/// the checkpoints cannot be read. The checkpoint file and public key: the flags, else the
+/// configured ones (a configured checkpoint file that does not exist means no
+/// checkpoints; a named one that does not exist is an error).
 pub(crate) async fn verify(
     config: &Config,
     source: &AuditSource,
     checkpoints: Option<PathBuf>,
     public_key: Option<PathBuf>,
 ) -> anyhow::Result<Report> {
-    let mut check = checkpoint_check(config, checkpoints, public_key)?;
-    let mut verified = Vec::new();
-    if let Some((_, key)) = &check.public_key {
-        match verify_checkpoints(&check.file, key) {
-            Ok(checkpoints) => {
-                check.checked = checkpoints.len();
-                verified = checkpoints;
-            }
-            Err(error @ CheckpointError::Io { .. }) => return Err(error.into()),
-            Err(refused) => return Ok(report(&check, Err(Problem::Checkpoints(refused.to_string())))),
-        }
-    }
-    // Every chain of the store, and every chain a checkpoint names: a chain deleted whole
-    // is one its checkpoints say existed.
-    let mut chains = crate::admin::chains(source).await?;
-    for checkpoint in &verified {
-        if !chains.iter().any(|chain| chain == checkpoint.chain()) {
-            chains.push(checkpoint.chain().to_owned());
-        }
-    }
-    let mut summaries = Vec::new();
-    for chain in chains {
-        let mut verifier = Verifier::new().with_checkpoints(verified.iter().filter(|c| c.chain() == chain).cloned());
-        let outcome = match verify_records(source, &chain, &mut verifier).await? {
-            Ok(()) => verifier.finish().map_err(|error| Problem::Log(in_chain(&chain, &error.to_string()))),
-            Err(problem) => Err(Problem::Log(in_chain(&chain, &problem))),
-        };
-        match outcome {
-            Ok(summary) => summaries.push((chain, summary)),
-            Err(problem) => return Ok(report(&check, Err(problem))),
-        }
-    }
-    Ok(report_chains(&check, summaries))
-}
-
-/// `problem`, naming the chain when it is not the default one.
-fn in_chain(chain: &str, problem: &str) -> String {
-    if chain.is_empty() { problem.to_owned() } else { format!("chain {chain}: {problem}") }
+    let configured = CheckpointFiles::configured(config);
+    let files = CheckpointFiles {
+        named: checkpoints.is_some(),
+        file: checkpoints.unwrap_or(configured.file),
+        public_key: public_key.unwrap_or(configured.public_key),
+    };
+    let verification = match verify_audit_log(source, files).await {
+        Ok(verification) => verification,
+        Err(AuditVerifyError::NoPublicKey { file, public_key }) => anyhow::bail!(
+            "checkpoint file {} needs its public key, and there is none at {}: pass --public-key FILE \
+             (`rampart audit public-key` prints it where the signing key is)",
+            file.display(),
+            public_key.display()
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let check = &verification.checkpoints;
+    Ok(match verification.outcome {
+        Ok(chains) => report_chains(check, chains),
+        Err(problem) => failure(check, problem),
+    })
 }
 
 /// The report of a log that verified: the default chain's figures as before, and each
 /// chain's when there are several (a cluster's replicas).
-fn report_chains(check: &CheckpointCheck, mut summaries: Vec<(String, VerifySummary)>) -> Report {
-    if summaries.len() <= 1 {
-        let Some((_, summary)) = summaries.pop() else {
-            return report(check, Err(Problem::Log("no chain to verify".into())));
+fn report_chains(check: &CheckpointCheck, mut chains: Vec<ChainVerified>) -> Report {
+    if chains.len() <= 1 {
+        let Some(ChainVerified { summary, .. }) = chains.pop() else {
+            return failure(check, VerifyProblem::Tampered("no chain to verify".into()));
         };
-        return report(check, Ok(summary));
+        return intact(check, &summary);
     }
-    let records: u64 = summaries.iter().map(|(_, summary)| summary.records).sum();
-    let each: Vec<Value> = summaries
+    let records: u64 = chains.iter().map(|chain| chain.summary.records).sum();
+    let each: Vec<Value> = chains
         .iter()
-        .map(|(chain, summary)| {
+        .map(|ChainVerified { chain, summary }| {
             json!({
                 "chain": chain,
                 "records": summary.records,
@@ -173,9 +87,10 @@ fn report_chains(check: &CheckpointCheck, mut summaries: Vec<(String, VerifySumm
             })
         })
         .collect();
-    let data = json!({ "intact": true, "records": records, "chains": each, "checkpoints": check.to_json(None) });
-    let mut text = format!("audit log intact: {records} records in {} hash chains\n", summaries.len());
-    for (chain, summary) in &summaries {
+    let data =
+        json!({ "intact": true, "records": records, "chains": each, "checkpoints": checkpoints_json(check, None) });
+    let mut text = format!("audit log intact: {records} records in {} hash chains\n", chains.len());
+    for ChainVerified { chain, summary } in &chains {
         let name = if chain.is_empty() { "(default)" } else { chain.as_str() };
         text.push_str(&format!(
             "  {name}: {} records, last seq {} hash {}; {}\n",
@@ -188,82 +103,33 @@ fn report_chains(check: &CheckpointCheck, mut summaries: Vec<(String, VerifySumm
     Report::lines(vec![data], View::Text(text))
 }
 
-/// Why a verification failed.
-enum Problem {
-    /// The log was tampered with.
-    Log(String),
-    /// A checkpoint was refused (bad signature, malformed line) before the log was read.
-    Checkpoints(String),
+/// The report of one chain that verified.
+fn intact(check: &CheckpointCheck, summary: &VerifySummary) -> Report {
+    let data = json!({
+        "intact": true,
+        "records": summary.records,
+        "last_seq": summary.last.seq,
+        "last_hash": summary.last.hash,
+        "checkpoints": checkpoints_json(check, Some(summary)),
+    });
+    let text = format!(
+        "audit log intact: {} records, last seq {} hash {}\n{}",
+        summary.records,
+        summary.last.seq,
+        summary.last.hash,
+        check.describe(summary)
+    );
+    Report::lines(vec![data], View::Text(text))
 }
 
-/// Feeds every record of `source` to `verifier`, with the store's columns. The outer
-/// error: the log cannot be read; the inner one: the first problem found.
-async fn verify_records(
-    source: &AuditSource,
-    chain: &str,
-    verifier: &mut Verifier,
-) -> anyhow::Result<Result<(), String>> {
-    match source {
-        AuditSource::File(path) => {
-            for record in JsonlRecords::open(path)? {
-                if let Err(error) = verifier.push(&record?) {
-                    return Ok(Err(error.to_string()));
-                }
-            }
-        }
-        AuditSource::Store(store) => {
-            let mut after = 0;
-            loop {
-                let query = AuditQuery {
-                    chain: Some(chain.to_owned()),
-                    after_seq: Some(after),
-                    limit: PAGE,
-                    ..Default::default()
-                };
-                let page = store.audit_records(&query).await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for row in &page {
-                    match push_row(verifier, row) {
-                        Ok(()) => {}
-                        Err(error @ RowProblem::Malformed { .. }) => return Err(error.into()),
-                        Err(problem) => return Ok(Err(problem.to_string())),
-                    }
-                }
-            }
-        }
-    }
-    Ok(Ok(()))
-}
-
-fn report(check: &CheckpointCheck, outcome: Result<VerifySummary, Problem>) -> Report {
-    match outcome {
-        Ok(summary) => {
-            let data = json!({
-                "intact": true,
-                "records": summary.records,
-                "last_seq": summary.last.seq,
-                "last_hash": summary.last.hash,
-                "checkpoints": check.to_json(Some(&summary)),
-            });
-            let text = format!(
-                "audit log intact: {} records, last seq {} hash {}\n{}",
-                summary.records,
-                summary.last.seq,
-                summary.last.hash,
-                check.describe(&summary)
-            );
-            Report::lines(vec![data], View::Text(text))
-        }
-        Err(problem) => {
-            let (headline, problem) = match problem {
-                Problem::Log(problem) => ("audit log TAMPERED", problem),
-                Problem::Checkpoints(problem) => ("audit checkpoints REFUSED", problem),
-            };
-            let data = json!({ "intact": false, "error": problem, "checkpoints": check.to_json(None) });
-            Report::lines(vec![data], View::Text(format!("{headline}: {problem}"))).with_status(Status::Failure)
-        }
-    }
+/// The report of a log that did not verify (exit status 1).
+fn failure(check: &CheckpointCheck, problem: VerifyProblem) -> Report {
+    let (headline, problem) = match problem {
+        VerifyProblem::Tampered(problem) => ("audit log TAMPERED", problem),
+        VerifyProblem::CheckpointsRefused(problem) => ("audit checkpoints REFUSED", problem),
+    };
+    let data = json!({ "intact": false, "error": problem, "checkpoints": checkpoints_json(check, None) });
+    Report::lines(vec![data], View::Text(format!("{headline}: {problem}"))).with_status(Status::Failure)
 }
 
 /// `rampart audit checkpoint`: the log's head, signed now with the configured key.

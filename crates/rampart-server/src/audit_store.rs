@@ -2,8 +2,9 @@
 //! the record's exact JSON so that verification re-hashes what was written, and the check
 //! that a stored row still says what its sealed record says ([`push_row`]).
 //!
-//! A row's `seq`, `time_ms`, `principal` and `tool` columns are copies of fields of the
-//! hashed record, kept so that `audit search` can filter with an index. The hash covers
+//! A row's `seq`, `time_ms`, `principal`, `tool`, `decision` and `outcome` columns are
+//! copies of fields of the hashed record, kept so that `audit search` and the console's
+//! Audit page can filter with an index. The hash covers
 //! only the record: editing a column hides the record from a search without breaking the
 //! chain, so verification compares every column with the record too.
 
@@ -49,6 +50,8 @@ fn row(record: &SealedRecord, chain: &str) -> Result<AuditRow, SinkError> {
         time_ms: record.event.time.as_millisecond(),
         principal: record.event.principal.clone(),
         tool: record.event.tool.clone(),
+        decision: record.event.decision.as_str().to_owned(),
+        outcome: record.event.outcome.as_str().to_owned(),
         record: record.line().to_owned(),
     })
 }
@@ -60,7 +63,7 @@ fn row(record: &SealedRecord, chain: &str) -> Result<AuditRow, SinkError> {
 pub struct ColumnMismatch {
     /// The record's own sequence number (what its hash covers).
     pub seq: u64,
-    /// The column: `seq`, `time_ms`, `principal` or `tool`.
+    /// The column: `seq`, `time_ms`, `principal`, `tool`, `decision` or `outcome`.
     pub column: &'static str,
     /// What the column holds (`NULL` for a missing tool).
     pub stored: String,
@@ -70,7 +73,7 @@ pub struct ColumnMismatch {
 
 /// Checks that each of `row`'s columns is the copy of `record`'s field the sink stores
 /// (the inverse of what [`StoreSink`] writes): `seq`, `time_ms` (the record's time in Unix
-/// milliseconds), `principal`, `tool`.
+/// milliseconds), `principal`, `tool`, `decision`, `outcome`.
 ///
 /// # Errors
 /// The first column that differs, in that order.
@@ -78,7 +81,8 @@ pub fn check_columns(row: &AuditRow, record: &AuditRecord) -> Result<(), ColumnM
     let event = &record.event;
     let time_ms = event.time.as_millisecond();
     let tool = |tool: Option<&str>| tool.unwrap_or("NULL").to_owned();
-    let checks: [(&'static str, bool, String, String); 4] = [
+    let (decision, outcome) = (event.decision.as_str(), event.outcome.as_str());
+    let checks: [(&'static str, bool, String, String); 6] = [
         ("seq", u64::try_from(row.seq).ok() == Some(record.seq), row.seq.to_string(), record.seq.to_string()),
         (
             "time_ms",
@@ -88,6 +92,8 @@ pub fn check_columns(row: &AuditRow, record: &AuditRecord) -> Result<(), ColumnM
         ),
         ("principal", row.principal == event.principal, row.principal.clone(), event.principal.clone()),
         ("tool", row.tool == event.tool, tool(row.tool.as_deref()), tool(event.tool.as_deref())),
+        ("decision", row.decision == decision, row.decision.clone(), decision.to_owned()),
+        ("outcome", row.outcome == outcome, row.outcome.clone(), outcome.to_owned()),
     ];
     match checks.into_iter().find(|(_, same, _, _)| !same) {
         None => Ok(()),
@@ -210,7 +216,7 @@ mod tests {
     fn every_column_is_checked_against_the_sealed_record() {
         assert_eq!(verify(&rows(3)), Ok(()));
         type Edit = fn(&mut AuditRow);
-        let edits: [(Edit, &str); 5] = [
+        let edits: [(Edit, &str); 7] = [
             (|r| r.seq = 30, "its stored column 'seq' says '30' but the sealed record says '3'"),
             (
                 |r| r.time_ms += 1,
@@ -225,6 +231,11 @@ mod tests {
                 |r| r.tool = Some("fs_write".into()),
                 "its stored column 'tool' says 'fs_write' but the sealed record says 'system_health'",
             ),
+            (
+                |r| r.decision = "deny".into(),
+                "its stored column 'decision' says 'deny' but the sealed record says 'allow'",
+            ),
+            (|r| r.outcome = String::new(), "its stored column 'outcome' says '' but the sealed record says 'ok'"),
         ];
         for (edit, says) in edits {
             let mut rows = rows(3);

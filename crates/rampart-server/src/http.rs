@@ -92,6 +92,10 @@ pub struct AppState {
     pub console: bool,
     /// The listener serves TLS (the console's cookies are then `Secure`).
     pub tls: bool,
+    /// `[audit] file`, when the audit log is a JSON-lines file (the console's Audit page).
+    pub audit_file: Option<std::path::PathBuf>,
+    /// The configured audit checkpoints and their public key (the console's Audit page).
+    pub audit_checkpoints: crate::CheckpointFiles,
 }
 
 /// The number of HTTP responses the server has started and not finished sending (body
@@ -228,6 +232,8 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
             store: state.store.clone(),
             tls: state.tls,
             transports: transports.clone(),
+            audit_file: state.audit_file.clone(),
+            audit_checkpoints: state.audit_checkpoints.clone(),
         })
     } else {
         Router::new()

@@ -11,7 +11,9 @@
 //! - [`serve`]: build, then serve until SIGINT/SIGTERM (HTTP) or the end of stdin; SIGHUP
 //!   reloads. [`start_http`] → [`Running`] for tests.
 //! - [`router`]/[`AppState`]: the axum router and its layers; [`LocalAdmin`]: the pipeline
-//!   `rampart token …` calls through; [`StoreSink`]: the audit sink over the store.
+//!   `rampart token …` calls through; [`StoreSink`]: the audit sink over the store;
+//!   [`verify_audit_log`]: the audit log checked against its chains, stored columns and
+//!   signed checkpoints (`rampart audit verify` and the console's Audit page).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +31,7 @@
 
 mod admin;
 mod audit_store;
+mod audit_verify;
 mod auth;
 mod cluster;
 mod console;
@@ -56,6 +59,10 @@ mod upstreams;
 mod websocket;
 
 pub use audit_store::{ColumnMismatch, RowProblem, StoreSink, check_columns, push_row, record_from_row};
+pub use audit_verify::{
+    AuditSource, AuditVerification, AuditVerifyError, ChainVerified, CheckpointCheck, CheckpointFiles, VerifyProblem,
+    audit_chains, verify_audit_log,
+};
 pub use auth::Credentials;
 pub use cluster::{Cluster, Event as ClusterEvent, Verdict};
 pub use error::ServerError;

@@ -75,6 +75,8 @@ pub async fn start_http(config: &Config, built: &Built) -> Result<Running, Serve
         websocket: config.server.websocket,
         console: config.server.console,
         tls: config.tls.is_some(),
+        audit_file: config.audit.file.clone(),
+        audit_checkpoints: crate::CheckpointFiles::configured(config),
     };
     let responses = state.responses.clone();
     let (app, metrics) = router(state);

@@ -20,8 +20,33 @@ pub struct AuditRow {
     pub principal: String,
     /// Tool, prompt or resource.
     pub tool: Option<String>,
-    /// The whole record, JSON, exactly as hashed (method, outcome and hash are in it).
+    /// What policy decided: `allow` or `deny` (`""`: a row the schema's upgrade could not
+    /// read it from).
+    pub decision: String,
+    /// How the request ended: `ok`, `denied`, `tool_error`… (`""` as for `decision`).
+    pub outcome: String,
+    /// The whole record, JSON, exactly as hashed (method and hash are in it).
     pub record: String,
+}
+
+impl AuditRow {
+    /// Its place in a search's order ([`AuditQuery::before`]).
+    pub fn key(&self) -> AuditKey {
+        AuditKey { time_ms: self.time_ms, chain: self.chain.clone(), seq: self.seq }
+    }
+}
+
+/// A record's place in the order of a search, for keyset pagination: a page goes on
+/// from the last record of the previous one ([`AuditQuery::before`]), which costs the
+/// same on the thousandth page as on the first (an `OFFSET` reads every skipped row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditKey {
+    /// The record's time, Unix ms.
+    pub time_ms: i64,
+    /// Its chain.
+    pub chain: String,
+    /// Its sequence number in that chain.
+    pub seq: i64,
 }
 
 /// A search over audit records; `None` fields do not filter.
@@ -36,10 +61,20 @@ pub struct AuditQuery {
     pub principal: Option<String>,
     /// Exact tool name.
     pub tool: Option<String>,
+    /// Exact decision (`allow`, `deny`).
+    pub decision: Option<String>,
+    /// Exact outcome (`ok`, `denied`, `tool_error`…).
+    pub outcome: Option<String>,
     /// Records at or after this time, Unix ms.
     pub since_ms: Option<i64>,
+    /// Records at or before this time, Unix ms.
+    pub until_ms: Option<i64>,
     /// Records with a sequence number above this.
     pub after_seq: Option<i64>,
+    /// Records that come before this one in the search's order, for the next page of a
+    /// newest-first search (keyset pagination: give the last record's [`AuditRow::key`]).
+    /// In chain order a lower `seq`; merged by time an earlier `(time_ms, chain, seq)`.
+    pub before: Option<AuditKey>,
     /// At most this many (the newest when `newest_first`).
     pub limit: i64,
     /// Newest first (for `tail`); otherwise in chain order (by time across chains).
@@ -53,13 +88,15 @@ fn from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
         time_ms: row.try_get("time_ms")?,
         principal: row.try_get("principal")?,
         tool: row.try_get("tool")?,
+        decision: row.try_get("decision")?,
+        outcome: row.try_get("outcome")?,
         record: row.try_get("record")?,
     })
 }
 
-const COLUMNS: &str = "seq, time_ms, principal, tool, record, chain";
+const COLUMNS: &str = "seq, time_ms, principal, tool, record, chain, decision, outcome";
 /// Parameters per row of an INSERT: one per column.
-const PARAMETERS_PER_ROW: usize = 6;
+const PARAMETERS_PER_ROW: usize = 8;
 /// Most rows in one INSERT statement (SQLite allows 32766 parameters per statement,
 /// PostgreSQL 65535).
 const MAX_ROWS_PER_STATEMENT: usize = 512;
@@ -83,7 +120,7 @@ fn insert_statement(backend: Backend, rows: usize) -> (String, usize) {
             let shape = rows.next_power_of_two();
             let _ = write!(sql, "INSERT INTO audit_records ({COLUMNS}) SELECT * FROM (VALUES ");
             for row in 0..shape {
-                sql.push_str(if row == 0 { "(?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?)" });
+                sql.push_str(if row == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
             }
             // `column1` is seq: NULL only in padding rows (the column is NOT NULL).
             sql.push_str(") WHERE column1 IS NOT NULL");
@@ -115,17 +152,21 @@ async fn insert_rows<'c>(
     let padding = shape - rows.len();
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
-        query =
-            query.bind(row.seq).bind(row.time_ms).bind(row.principal).bind(row.tool).bind(row.record).bind(row.chain);
+        query = query
+            .bind(row.seq)
+            .bind(row.time_ms)
+            .bind(row.principal)
+            .bind(row.tool)
+            .bind(row.record)
+            .bind(row.chain)
+            .bind(row.decision)
+            .bind(row.outcome);
     }
     for _ in 0..padding {
-        query = query
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>);
+        query = query.bind(None::<i64>).bind(None::<i64>);
+        for _ in 2..PARAMETERS_PER_ROW {
+            query = query.bind(None::<String>);
+        }
     }
     query
         .execute(executor)
@@ -134,60 +175,131 @@ async fn insert_rows<'c>(
     Ok(())
 }
 
+/// A value bound to a placeholder of a search.
+enum Parameter {
+    Text(String),
+    Integer(i64),
+}
+
+/// The `WHERE` clause of a search as it is built, and the parameters its placeholders
+/// (`$1`, `$2`… in order) stand for.
+#[derive(Default)]
+struct Conditions {
+    sql: String,
+    parameters: Vec<Parameter>,
+}
+
+impl Conditions {
+    /// Binds `parameter` to the next placeholder, and returns it.
+    fn bind(&mut self, parameter: Parameter) -> String {
+        self.parameters.push(parameter);
+        format!("${}", self.parameters.len())
+    }
+
+    /// Adds `condition` (which must not contain a top-level `OR`).
+    fn and(&mut self, condition: &str) {
+        self.sql.push_str(if self.sql.is_empty() { " WHERE " } else { " AND " });
+        self.sql.push_str(condition);
+    }
+
+    /// `column = $n`, or `column || '' = $n` when `use_index` is false: the same
+    /// condition, which no index can serve.
+    fn equals(&mut self, column: &str, value: Option<String>, use_index: bool) {
+        if let Some(value) = value {
+            let placeholder = self.bind(Parameter::Text(value));
+            let column = if use_index { column.to_owned() } else { format!("{column} || ''") };
+            self.and(&format!("{column} = {placeholder}"));
+        }
+    }
+}
+
 /// The SELECT for `query` after `prefix` (empty, or e.g. `EXPLAIN QUERY PLAN `), its
 /// parameters bound. Only the filters `query` gives are in the SQL, so that the database
 /// can use the index on the column (`($1 IS NULL OR principal = $1)` made every search a
 /// scan).
 ///
-/// `since` also bounds seq by the first record at or after that time, found through the
-/// time index: asked for `time_ms >= $n ORDER BY seq`, SQLite rather walks the table in
-/// seq order from the first record (1.8 s on 1.3 million rows). No record at or after the
-/// time comes before that one, so the bound drops nothing; the `time_ms` filter stays for
-/// records after it whose clock went back. (`+seq`: with `MIN(seq)` SQLite again walks
-/// the table in seq order, looking for the first match.)
+/// In chain order, `since` and `until` also bound seq by the first and the last record of
+/// the time window, found in one pass over the time index's entries for the window (the
+/// `bounds` of a `WITH`): asked for `time_ms >= $n ORDER BY seq`, SQLite rather walks the
+/// table in seq order from the first record (1.8 s on 1.3 million rows). No record of the
+/// window lies outside those bounds, so they drop nothing; the `time_ms` filters stay for
+/// the records between them whose clock went back. (`+seq`: with `MIN(seq)` SQLite again
+/// walks the table in seq order, looking for the first match.) The pass costs tens of ns
+/// per record of the window (bench/README.md). Merged by time, the time index serves the
+/// window and the order at once, and no bound is needed.
+///
+/// `decision` and `outcome` hold a few values each, so their indexes find a record of a
+/// rare value fast but narrow a search little: when a more selective filter is given too
+/// (principal or tool; outcome over decision), theirs is written so that no index serves
+/// it, and the database walks the other filter's index instead of guessing between them
+/// (without statistics, SQLite takes every equality as equally selective).
 pub(crate) fn search_statement(
     prefix: &str,
     query: AuditQuery,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    use std::fmt::Write as _;
-    enum Parameter {
-        Text(String),
-        Integer(i64),
+    let mut conditions = Conditions::default();
+    let selective = query.principal.is_some() || query.tool.is_some();
+    let outcome_indexed = !selective;
+    let decision_indexed = !selective && query.outcome.is_none();
+    conditions.equals("chain", query.chain, true);
+    conditions.equals("principal", query.principal, true);
+    conditions.equals("tool", query.tool, true);
+    conditions.equals("outcome", query.outcome, outcome_indexed);
+    conditions.equals("decision", query.decision, decision_indexed);
+    let mut window = Vec::new();
+    if let Some(since) = query.since_ms {
+        let n = conditions.bind(Parameter::Integer(since));
+        window.push(format!("time_ms >= {n}"));
     }
-    /// A filter's SQL for its parameter number.
-    type Condition = fn(usize) -> String;
-    /// A filter, and its parameter when the query gives it.
-    type Filter = (Condition, Option<Parameter>);
-    let by_time = query.by_time;
-    let filters: [Filter; 5] = [
-        (|n| format!("chain = ${n}"), query.chain.map(Parameter::Text)),
-        (|n| format!("principal = ${n}"), query.principal.map(Parameter::Text)),
-        (|n| format!("tool = ${n}"), query.tool.map(Parameter::Text)),
-        (
-            |n| format!("time_ms >= ${n} AND seq >= (SELECT MIN(+seq) FROM audit_records WHERE time_ms >= ${n})"),
-            query.since_ms.map(Parameter::Integer),
-        ),
-        (|n| format!("seq > ${n}"), query.after_seq.map(Parameter::Integer)),
-    ];
-    let given: Vec<(Condition, Parameter)> =
-        filters.into_iter().filter_map(|(condition, parameter)| Some((condition, parameter?))).collect();
-    let mut sql = format!("{prefix}SELECT {COLUMNS} FROM audit_records");
-    for (index, (condition, _)) in given.iter().enumerate() {
-        let keyword = if index == 0 { "WHERE" } else { "AND" };
-        let _ = write!(sql, " {keyword} {}", condition(index + 1));
+    if let Some(until) = query.until_ms {
+        let n = conditions.bind(Parameter::Integer(until));
+        window.push(format!("time_ms <= {n}"));
+    }
+    let window = window.join(" AND ");
+    let mut with = String::new();
+    if !window.is_empty() {
+        conditions.and(&window);
+        if !query.by_time {
+            with = format!(
+                "WITH bounds AS MATERIALIZED (SELECT MIN(+seq) AS lo, MAX(+seq) AS hi FROM audit_records WHERE {window}) "
+            );
+            conditions.and("seq >= (SELECT lo FROM bounds) AND seq <= (SELECT hi FROM bounds)");
+        }
+    }
+    if let Some(after) = query.after_seq {
+        let n = conditions.bind(Parameter::Integer(after));
+        conditions.and(&format!("seq > {n}"));
+    }
+    if let Some(key) = query.before {
+        if query.by_time {
+            let time = conditions.bind(Parameter::Integer(key.time_ms));
+            let chain = conditions.bind(Parameter::Text(key.chain));
+            let seq = conditions.bind(Parameter::Integer(key.seq));
+            // `(time_ms, chain, seq) < (…)`, with its first column alone in front for the
+            // time index.
+            conditions.and(&format!(
+                "time_ms <= {time} AND (time_ms < {time} OR chain < {chain} OR (chain = {chain} AND seq < {seq}))"
+            ));
+        } else {
+            let seq = conditions.bind(Parameter::Integer(key.seq));
+            conditions.and(&format!("seq < {seq}"));
+        }
     }
     let order = if query.newest_first { "DESC" } else { "ASC" };
     // One chain: its order. Several: by time, each chain's records in its order.
-    let by = if by_time { format!("time_ms {order}, chain {order}, seq {order}") } else { format!("seq {order}") };
-    let _ = write!(sql, " ORDER BY {by} LIMIT ${}", given.len() + 1);
+    let by =
+        if query.by_time { format!("time_ms {order}, chain {order}, seq {order}") } else { format!("seq {order}") };
+    let limit = conditions.bind(Parameter::Integer(query.limit.max(0)));
+    let sql =
+        format!("{prefix}{with}SELECT {COLUMNS} FROM audit_records{} ORDER BY {by} LIMIT {limit}", conditions.sql);
     let mut statement = sqlx::query(AssertSqlSafe(sql));
-    for (_, parameter) in given {
+    for parameter in conditions.parameters {
         statement = match parameter {
             Parameter::Text(text) => statement.bind(text),
             Parameter::Integer(integer) => statement.bind(integer),
         };
     }
-    statement.bind(query.limit.max(0))
+    statement
 }
 
 impl Store {
@@ -244,6 +356,25 @@ impl Store {
             let pool = this.ready().await?;
             let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1");
             let row = sqlx::query(AssertSqlSafe(sql)).bind(chain).fetch_optional(&pool).await?;
+            row.as_ref().map(from_row).transpose()
+        }
+    }
+
+    /// Record `seq` of `chain`, if it exists.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn audit_record(
+        &self,
+        chain: &str,
+        seq: i64,
+    ) -> impl std::future::Future<Output = Result<Option<AuditRow>, StoreError>> + Send + 'static {
+        let this = self.clone();
+        let chain = chain.to_owned();
+        async move {
+            let pool = this.ready().await?;
+            let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE chain = $1 AND seq = $2");
+            let row = sqlx::query(AssertSqlSafe(sql)).bind(chain).bind(seq).fetch_optional(&pool).await?;
             row.as_ref().map(from_row).transpose()
         }
     }

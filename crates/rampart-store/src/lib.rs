@@ -38,7 +38,7 @@ use std::sync::{
 
 use tokio::sync::Mutex;
 
-pub use audit::{AuditQuery, AuditRow};
+pub use audit::{AuditKey, AuditQuery, AuditRow};
 pub use pins::PinRow;
 pub use tokens::TokenRow;
 

@@ -83,6 +83,8 @@ async fn audit_rows(store: &Store) {
             time_ms: 1_000 * seq,
             principal: if seq % 2 == 0 { "token:ci".into() } else { "local".into() },
             tool: Some(if seq == 3 { "write_file".into() } else { "get_current_time".into() }),
+            decision: "allow".into(),
+            outcome: "ok".into(),
             record: format!("{{\"seq\":{seq}}}"),
         };
         store.append_audit(&audit).await.unwrap();
@@ -178,6 +180,9 @@ async fn upgrade_from_first_schema(url: &str, backend: Backend) {
         time_ms: seq * 1_000,
         principal: "local".into(),
         tool: Some("fs_read".into()),
+        // Not JSON: the upgrade to the decision and outcome columns leaves them empty.
+        decision: String::new(),
+        outcome: String::new(),
         record: format!("r{seq}"),
     };
     let all = AuditQuery { limit: 10, ..Default::default() };
@@ -204,6 +209,204 @@ async fn postgres_upgrade_from_first_schema() {
     upgrade_from_first_schema(&url, Backend::Postgres).await;
 }
 
+/// Ten records of one chain for the search filters (`time_ms` 1000 × seq, but record 6's
+/// clock went back to 2500): (seq, principal, tool, decision, outcome, time_ms).
+const SEARCHED: [(i64, &str, &str, &str, &str, i64); 10] = [
+    (1, "a", "t1", "allow", "ok", 1_000),
+    (2, "b", "t1", "allow", "ok", 2_000),
+    (3, "a", "t2", "deny", "denied", 3_000),
+    (4, "b", "t2", "allow", "tool_error", 4_000),
+    (5, "a", "t1", "allow", "ok", 5_000),
+    (6, "b", "t1", "deny", "denied", 2_500),
+    (7, "a", "t2", "allow", "ok", 7_000),
+    (8, "b", "t1", "deny", "refused", 8_000),
+    (9, "a", "t1", "allow", "ok", 9_000),
+    (10, "a", "t2", "allow", "tool_error", 10_000),
+];
+
+/// The search filters the console's Audit page adds (decision, outcome, until) and
+/// keyset pagination, alone and combined, in chain order and by time.
+async fn audit_search_filters(store: &Store) {
+    let rows: Vec<AuditRow> = SEARCHED
+        .iter()
+        .map(|&(seq, principal, tool, decision, outcome, time_ms)| AuditRow {
+            chain: String::new(),
+            seq,
+            time_ms,
+            principal: principal.into(),
+            tool: Some(tool.into()),
+            decision: decision.into(),
+            outcome: outcome.into(),
+            record: format!("r{seq}"),
+        })
+        .collect();
+    store.append_audit_batch(rows.clone()).await.unwrap();
+    let search = |query: AuditQuery| {
+        let store = store.clone();
+        async move {
+            let query = AuditQuery { limit: if query.limit == 0 { 100 } else { query.limit }, ..query };
+            store.audit_records(&query).await.unwrap().iter().map(|row| row.seq).collect::<Vec<_>>()
+        }
+    };
+    let text = |value: &str| Some(value.to_owned());
+    let cases: Vec<(AuditQuery, Vec<i64>)> = vec![
+        (AuditQuery { decision: text("deny"), ..Default::default() }, vec![3, 6, 8]),
+        (AuditQuery { outcome: text("denied"), ..Default::default() }, vec![3, 6]),
+        (AuditQuery { decision: text("deny"), outcome: text("refused"), ..Default::default() }, vec![8]),
+        (AuditQuery { principal: text("a"), decision: text("allow"), ..Default::default() }, vec![1, 5, 7, 9, 10]),
+        (AuditQuery { tool: text("t2"), outcome: text("tool_error"), ..Default::default() }, vec![4, 10]),
+        (AuditQuery { decision: text("maybe"), ..Default::default() }, vec![]),
+        // Record 6 (time 2500) is at or before 3000 although it comes after record 5.
+        (AuditQuery { until_ms: Some(3_000), ..Default::default() }, vec![1, 2, 3, 6]),
+        (AuditQuery { since_ms: Some(2_500), until_ms: Some(5_000), ..Default::default() }, vec![3, 4, 5, 6]),
+        (AuditQuery { until_ms: Some(999), ..Default::default() }, vec![]),
+        (
+            AuditQuery { decision: text("deny"), until_ms: Some(3_000), newest_first: true, ..Default::default() },
+            vec![6, 3],
+        ),
+        (AuditQuery { newest_first: true, limit: 3, ..Default::default() }, vec![10, 9, 8]),
+        (AuditQuery { newest_first: true, limit: 3, before: Some(rows[7].key()), ..Default::default() }, vec![7, 6, 5]),
+        (AuditQuery { by_time: true, newest_first: true, limit: 4, ..Default::default() }, vec![10, 9, 8, 7]),
+        (
+            AuditQuery {
+                by_time: true,
+                newest_first: true,
+                limit: 4,
+                before: Some(rows[6].key()),
+                ..Default::default()
+            },
+            vec![5, 4, 3, 6],
+        ),
+        (
+            AuditQuery {
+                by_time: true,
+                newest_first: true,
+                principal: text("b"),
+                before: Some(rows[3].key()),
+                ..Default::default()
+            },
+            vec![6, 2],
+        ),
+    ];
+    for (query, expected) in cases {
+        let described = format!("{query:?}");
+        assert_eq!(search(query).await, expected, "{described}");
+    }
+
+    // Page after page, each from the last record of the one before, in both orders: every
+    // record once.
+    for by_time in [false, true] {
+        for decision in [None, text("allow")] {
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let query = AuditQuery {
+                    by_time,
+                    newest_first: true,
+                    limit: 3,
+                    decision: decision.clone(),
+                    before: before.take(),
+                    ..Default::default()
+                };
+                let page = store.audit_records(&query).await.unwrap();
+                let Some(last) = page.last() else { break };
+                before = Some(last.key());
+                seen.extend(page.iter().map(|row| row.seq));
+            }
+            let mut expected: Vec<(i64, i64)> = SEARCHED
+                .iter()
+                .filter(|r| decision.as_deref().is_none_or(|d| d == r.3))
+                .map(|r| (if by_time { r.5 } else { r.0 }, r.0))
+                .collect();
+            expected.sort_unstable_by(|a, b| b.cmp(a));
+            let expected: Vec<i64> = expected.into_iter().map(|(_, seq)| seq).collect();
+            assert_eq!(seen, expected, "by_time {by_time}, decision {decision:?}");
+        }
+    }
+
+    assert_eq!(store.audit_record("", 6).await.unwrap().as_ref(), Some(&rows[5]), "every column where it belongs");
+    assert!(store.audit_record("", 11).await.unwrap().is_none());
+    assert!(store.audit_record("other", 6).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sqlite_audit_search_filters() {
+    let (store, dir) = sqlite_store("filters");
+    audit_search_filters(&store).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_audit_search_filters() {
+    let Some(store) = postgres_store("filters").await else { return };
+    audit_search_filters(&store).await;
+}
+
+/// A record as the server stores it (keys sorted), whose arguments hold keys named like the
+/// record's own.
+fn stored_record(seq: i64, decision: &str, outcome: &str) -> String {
+    format!(
+        "{{\"arguments\":{{\"decision\":\"deny\",\"nested\":{{\"outcome\":\"error\"}}}},\"decision\":\"{decision}\",\
+         \"detail\":\"said \\\"decision\\\":\\\"deny\\\"\",\"duration_us\":5,\"hash\":\"h{seq}\",\
+         \"method\":\"tools/call\",\"outcome\":\"{outcome}\",\"prev_hash\":\"p\",\"principal\":\"local\",\
+         \"remote_addr\":null,\"request_id\":null,\"seq\":{seq},\"session\":null,\
+         \"time\":\"2025-06-01T12:00:00.000Z\",\"tool\":\"fs_read\",\"transport\":\"stdio\"}}"
+    )
+}
+
+/// A store whose records predate the decision and outcome columns gets them from each
+/// record on upgrade (a record that is not JSON: empty), and searches find them.
+async fn upgrade_to_decision_columns(url: &str, backend: Backend) {
+    install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let mut connection = pool.acquire().await.unwrap();
+    backend.migrator().run_direct(Some(4), &mut *connection, false).await.unwrap();
+    let records = [stored_record(1, "allow", "ok"), stored_record(2, "deny", "denied"), "not json".to_owned()];
+    for record in &records[..2] {
+        let parsed: serde_json::Value = serde_json::from_str(record).unwrap();
+        assert_eq!(parsed["arguments"]["decision"], "deny", "a key the upgrade must not take for the record's");
+    }
+    for (seq, record) in (1_i64..).zip(records) {
+        sqlx::query(
+            "INSERT INTO audit_records (seq, time_ms, principal, tool, record) VALUES ($1, $2, 'local', 'fs_read', $3)",
+        )
+        .bind(seq)
+        .bind(seq * 1_000)
+        .bind(record)
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    }
+    drop(connection);
+    pool.close().await;
+
+    let store = Store::open(url).unwrap();
+    let all = AuditQuery { limit: 10, ..Default::default() };
+    let columns: Vec<(String, String)> =
+        store.audit_records(&all).await.unwrap().into_iter().map(|row| (row.decision, row.outcome)).collect();
+    let expected = [("allow", "ok"), ("deny", "denied"), ("", "")].map(|(d, o)| (d.to_owned(), o.to_owned()));
+    assert_eq!(columns, expected);
+    let denied = AuditQuery { decision: Some("deny".into()), limit: 10, ..Default::default() };
+    assert_eq!(store.audit_records(&denied).await.unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_to_decision_columns() {
+    let (_, dir) = sqlite_store("upgrade-decision");
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    let url = format!("{}?mode=rwc", Store::sqlite_url(&dir.join("nested")));
+    upgrade_to_decision_columns(&url, Backend::Sqlite).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_decision_columns() {
+    let Some(url) = postgres_url("upgrade_decision").await else { return };
+    upgrade_to_decision_columns(&url, Backend::Postgres).await;
+}
+
 /// `audit search` filters use the indexes on SQLite (a filter written as
 /// `($1 IS NULL OR principal = $1)` scanned the whole table).
 #[tokio::test]
@@ -214,6 +417,21 @@ async fn sqlite_searches_use_the_indexes() {
         (AuditQuery { principal: Some("token:ci".into()), ..Default::default() }, "audit_records_principal"),
         (AuditQuery { tool: Some("fs_read".into()), newest_first: true, ..Default::default() }, "audit_records_tool"),
         (AuditQuery { since_ms: Some(5), ..Default::default() }, "audit_records_time"),
+        (AuditQuery { until_ms: Some(5), newest_first: true, ..Default::default() }, "audit_records_time"),
+        (
+            AuditQuery { decision: Some("deny".into()), newest_first: true, ..Default::default() },
+            "audit_records_decision",
+        ),
+        (AuditQuery { outcome: Some("denied".into()), ..Default::default() }, "audit_records_outcome"),
+        // The principal's index, not the decision's, which narrows a search less.
+        (
+            AuditQuery { principal: Some("token:ci".into()), decision: Some("deny".into()), ..Default::default() },
+            "audit_records_principal",
+        ),
+        (
+            AuditQuery { decision: Some("deny".into()), outcome: Some("denied".into()), ..Default::default() },
+            "audit_records_outcome",
+        ),
     ];
     for (query, index) in cases {
         let query = AuditQuery { limit: 10, ..query };
@@ -225,6 +443,10 @@ async fn sqlite_searches_use_the_indexes() {
             .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
             .collect();
         assert!(plan.iter().any(|step| step.contains(index)), "{index}: {plan:?}");
+        if index != "audit_records_decision" {
+            assert!(!plan.iter().any(|step| step.contains("audit_records_decision")), "{index}: {plan:?}");
+        }
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "read in order, not sorted: {plan:?}");
     }
     store.close().await;
     let _ = std::fs::remove_dir_all(dir);
@@ -310,6 +532,8 @@ async fn postgres_keeps_a_chain_per_writer() {
         time_ms,
         principal: format!("token:{chain}"),
         tool: Some("get_current_time".into()),
+        decision: "allow".into(),
+        outcome: "ok".into(),
         record: format!("{chain}{seq}"),
     };
     store.append_audit_batch(vec![row("a", 1, 1_000), row("a", 2, 3_000)]).await.unwrap();
@@ -328,4 +552,18 @@ async fn postgres_keeps_a_chain_per_writer() {
     assert_eq!(records(store.audit_records(&one).await.unwrap()), ["b2", "b3"]);
     let newest = AuditQuery { limit: 2, newest_first: true, by_time: true, ..Default::default() };
     assert_eq!(records(store.audit_records(&newest).await.unwrap()), ["1", "b3"]);
+
+    // Keyset pages over several chains: records of one millisecond in two chains go by
+    // chain, then seq, and no page loses or repeats one.
+    store.append_audit_batch(vec![row("a", 3, 9_000), row("a", 4, 9_000)]).await.unwrap();
+    store.append_audit(&row("b", 4, 9_000)).await.unwrap();
+    let (mut paged, mut before) = (Vec::new(), None);
+    loop {
+        let query = AuditQuery { limit: 2, newest_first: true, by_time: true, before, ..Default::default() };
+        let page = store.audit_records(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.key());
+        paged.extend(records(page));
+    }
+    assert_eq!(paged, ["b4", "a4", "a3", "1", "b3", "b2", "a2", "b1", "a1"]);
 }

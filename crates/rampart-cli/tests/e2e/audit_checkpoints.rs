@@ -34,6 +34,8 @@ fn column_edits(last: u64) -> Vec<(String, Vec<String>)> {
         ("UPDATE audit_records SET principal = 'someone-else' WHERE seq = 4".into(), said("principal", "someone-else")),
         ("UPDATE audit_records SET tool = 'system_health' WHERE seq = 4".into(), said("tool", "system_health")),
         ("UPDATE audit_records SET tool = NULL WHERE seq = 4".into(), said("tool", "NULL")),
+        ("UPDATE audit_records SET decision = 'deny' WHERE seq = 4".into(), said("decision", "deny")),
+        ("UPDATE audit_records SET outcome = 'tool_error' WHERE seq = 4".into(), said("outcome", "tool_error")),
         ("UPDATE audit_records SET time_ms = time_ms - 86400000 WHERE seq = 4".into(), said("time_ms", "")),
         // The last record's seq: the chain alone cannot see this one (its order is unchanged).
         (
@@ -225,10 +227,13 @@ impl Logged {
         for record in records {
             let tool = record.event.tool.as_deref().map_or("NULL".to_owned(), quote);
             sql.push_str(&format!(
-                "INSERT INTO audit_records (seq, time_ms, principal, tool, record) VALUES ({}, {}, {}, {tool}, {});",
+                "INSERT INTO audit_records (seq, time_ms, principal, tool, decision, outcome, record) \
+                 VALUES ({}, {}, {}, {tool}, {}, {}, {});",
                 record.seq,
                 record.event.time.as_millisecond(),
                 quote(&record.event.principal),
+                quote(record.event.decision.as_str()),
+                quote(record.event.outcome.as_str()),
                 quote(record.line())
             ));
         }
