@@ -103,7 +103,7 @@ impl SecurityGuard {
     }
 
     /// Every record made from now on (redacted, before it is stored), as the console's
-    /// Live page shows them. A receiver more than [`LIVE_BACKLOG`] records behind loses
+    /// Live page shows them. A receiver more than `LIVE_BACKLOG` (1,024) records behind loses
     /// the oldest (`RecvError::Lagged`).
     pub fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<Arc<AuditEvent>> {
         self.live.subscribe()

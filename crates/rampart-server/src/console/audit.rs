@@ -297,14 +297,7 @@ fn row(row: &AuditRow, record: Option<&AuditRecord>) -> Markup {
             td { a.record-link href=(href) title={ "Record " (row.seq) } {
                 time datetime=(event.time.to_string()) { (shown_time(event.time)) }
             } }
-            td { (event.principal) }
-            td { (event.transport) }
-            td { (event.method) }
-            td { code { (event.tool.as_deref().unwrap_or("—")) } }
-            td class={ "decision-" (decision) } { (decision) }
-            td class={ "outcome-" (outcome) } { (outcome) }
-            td.num { (format!("{:.1}", event.duration_ms())) " ms" }
-            td.muted { (event.detail.as_deref().unwrap_or("")) }
+            (super::live::cells(event))
         }
     }
 }

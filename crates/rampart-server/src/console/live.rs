@@ -154,20 +154,26 @@ impl Filters {
 /// script inserts escaped HTML only).
 pub(crate) fn row(event: &AuditEvent) -> Markup {
     let time = event.time.strftime("%H:%M:%S%.3f").to_string();
-    let decision = event.decision.as_str();
-    let outcome = event.outcome.as_str();
     html! {
         tr.call data-principal=(event.principal) data-tool=(event.tool.as_deref().unwrap_or("")) {
             td { time datetime=(event.time.to_string()) { (time) } }
-            td { (event.principal) }
-            td { (event.transport) }
-            td { (event.method) }
-            td { code { (event.tool.as_deref().unwrap_or("—")) } }
-            td class={ "decision-" (decision) } { (decision) }
-            td class={ "outcome-" (outcome) } { (outcome) }
-            td.num { (format!("{:.1}", event.duration_us as f64 / 1000.0)) " ms" }
-            td.muted { (event.detail.as_deref().unwrap_or("")) }
+            (cells(event))
         }
+    }
+}
+
+/// A record's cells after its time, as [`header`] names them (Live and Audit).
+pub(crate) fn cells(event: &AuditEvent) -> Markup {
+    let (decision, outcome) = (event.decision.as_str(), event.outcome.as_str());
+    html! {
+        td { (event.principal) }
+        td { (event.transport) }
+        td { (event.method) }
+        td { code { (event.tool.as_deref().unwrap_or("—")) } }
+        td class={ "decision-" (decision) } { (decision) }
+        td class={ "outcome-" (outcome) } { (outcome) }
+        td.num { (format!("{:.1}", event.duration_ms())) " ms" }
+        td.muted { (event.detail.as_deref().unwrap_or("")) }
     }
 }
 

@@ -371,16 +371,21 @@ async fn server_timing(request: Request, next: Next) -> Response {
     response
 }
 
-/// The session id in the request's `Cookie` header.
-fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == COOKIE)
+        .find(|cookie| cookie.name() == name)
         .map(|cookie| cookie.value().to_owned())
+}
+
+/// The session id in the request's `Cookie` header.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
 }
 
 fn remote(request: &Request) -> Option<SocketAddr> {

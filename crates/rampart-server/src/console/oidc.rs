@@ -199,17 +199,6 @@ fn oidc_cookie(console: &Console, value: &str, remove: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie.build().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn pending_state(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == COOKIE)
-        .map(|cookie| cookie.value().to_owned())
-}
-
 #[derive(Deserialize, Default)]
 pub(crate) struct Start {
     next: Option<String>,
@@ -290,8 +279,8 @@ pub(crate) async fn callback(
     };
     // The state must be the one this browser started with, and still pending: a login
     // started elsewhere (login CSRF) or replayed is refused.
-    let bound =
-        pending_state(request.headers()).is_some_and(|cookie| bool::from(cookie.as_bytes().ct_eq(state.as_bytes())));
+    let bound = super::cookie_value(request.headers(), COOKIE)
+        .is_some_and(|cookie| bool::from(cookie.as_bytes().ct_eq(state.as_bytes())));
     let pending = if bound { oidc.take(state) } else { None };
     let Some(pending) = pending else {
         tracing::warn!(remote = ?remote, "console OpenID Connect callback with an unknown or foreign state");
