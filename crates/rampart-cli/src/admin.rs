@@ -133,7 +133,10 @@ async fn records(source: &AuditSource, query: &AuditQuery) -> anyhow::Result<Vec
                 .into_iter()
                 .filter(|r| query.principal.as_ref().is_none_or(|p| *p == r.event.principal))
                 .filter(|r| query.tool.as_ref().is_none_or(|t| Some(t) == r.event.tool.as_ref()))
+                .filter(|r| query.decision.as_ref().is_none_or(|d| d == r.event.decision.as_str()))
+                .filter(|r| query.outcome.as_ref().is_none_or(|o| o == r.event.outcome.as_str()))
                 .filter(|r| r.event.time.as_millisecond() >= since)
+                .filter(|r| query.until_ms.is_none_or(|until| r.event.time.as_millisecond() <= until))
                 .filter(|r| query.after_seq.is_none_or(|after| i64::try_from(r.seq).unwrap_or(i64::MAX) > after))
                 .collect();
             let limit = usize::try_from(query.limit.max(0)).unwrap_or(usize::MAX);
@@ -171,11 +174,11 @@ fn records_report(records: &[AuditRecord]) -> anyhow::Result<Report> {
     Ok(Report::lines(data, View::Text(text)))
 }
 
-fn since_ms(text: &str) -> anyhow::Result<i64> {
+fn time_ms(flag: &str, text: &str) -> anyhow::Result<i64> {
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(time.as_millisecond());
     }
-    let ago = parse_duration(text).with_context(|| format!("--since '{text}': use RFC 3339 or a duration like 1h"))?;
+    let ago = parse_duration(text).with_context(|| format!("--{flag} '{text}': use RFC 3339 or a duration like 1h"))?;
     Ok(Timestamp::now().as_millisecond() - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -227,10 +230,12 @@ pub(crate) async fn audit(command: AuditCommand, printer: &Printer) -> anyhow::R
             }
             Ok(Report::status_only(crate::output::Status::Success))
         }
-        AuditCommand::Search { principal, tool, since, limit, config: args } => {
+        AuditCommand::Search { principal, tool, decision, outcome, since, until, limit, config: args } => {
             let source = audit_source(&config(&args)?)?;
-            let since_ms = since.as_deref().map(since_ms).transpose()?;
-            let query = AuditQuery { principal, tool, since_ms, limit, ..Default::default() };
+            let since_ms = since.as_deref().map(|text| time_ms("since", text)).transpose()?;
+            let until_ms = until.as_deref().map(|text| time_ms("until", text)).transpose()?;
+            let query =
+                AuditQuery { principal, tool, decision, outcome, since_ms, until_ms, limit, ..Default::default() };
             records_report(&records(&source, &query).await?)
         }
         AuditCommand::Verify { checkpoints, public_key, config: args } => {

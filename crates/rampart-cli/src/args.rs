@@ -545,9 +545,18 @@ pub(crate) enum AuditCommand {
         /// Tool name.
         #[arg(long)]
         tool: Option<String>,
+        /// Only allowed or only denied requests.
+        #[arg(long, value_parser = ["allow", "deny"])]
+        decision: Option<String>,
+        /// Only records with this outcome.
+        #[arg(long, value_parser = ["ok", "tool_error", "denied", "refused", "rate_limited", "timed_out", "error", "cancelled", "auth_failed"])]
+        outcome: Option<String>,
         /// Since a time (RFC 3339) or a duration ago (e.g. 1h, 7d).
         #[arg(long)]
         since: Option<String>,
+        /// Until a time (RFC 3339) or a duration ago, inclusive.
+        #[arg(long)]
+        until: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: i64,

@@ -178,6 +178,20 @@ async fn denied_calls_and_failed_logins_are_audited_and_the_chain_verifies() {
             audit.contains("auth_failed")
         });
     assert!(failures.contains("auth_failed") && failures.contains("127.0.0.1"), "{failures}");
+    // The same search narrowed by decision, outcome and time (the store's own columns).
+    let tools = |filters: &[&str]| {
+        let (code, out, err) =
+            server.cli(&[&["audit", "search", "--principal", "token:ci", "--json"], filters].concat());
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["tool"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tools(&["--decision", "deny"]), ["admin_token_list"]);
+    assert_eq!(tools(&["--outcome", "ok"]), ["get_current_time"]);
+    assert_eq!(tools(&["--decision", "allow", "--outcome", "denied"]), Vec::<String>::new());
+    assert!(tools(&["--until", "1h"]).is_empty(), "nothing recorded an hour ago");
+    assert_eq!(tools(&["--since", "1h", "--until", "2999-01-01T00:00:00Z"]).len(), 2);
 
     let (code, stdout, _) = server.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "{stdout}");
