@@ -210,7 +210,10 @@ fn charts(series: &[Point]) -> Markup {
     html! {
         div.charts {
             figure #chart-calls {
-                figcaption { "Tool calls per minute, last hour (" (total) " in all)" }
+                figcaption {
+                    "Tool calls per minute, last hour (" (total) " in all; peak "
+                    (format!("{:.1}", max_calls / 60.0)) " calls/s)"
+                }
                 svg.chart viewBox={ "0 0 " (width) " " (height) } role="img"
                     aria-label={ "Tool calls per minute over the last hour; " (total) " calls" } {
                     line.axis x1=(left) y1=(6.0 + plot_h) x2=(width - 4.0) y2=(6.0 + plot_h) {}
