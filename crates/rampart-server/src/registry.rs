@@ -329,10 +329,17 @@ fn upstream_error(name: &str, message: String) -> ServerError {
 }
 
 /// What `config` sets up but does not use: a toolbox's section without the toolbox in
-/// `tools.enabled` (e.g. `[[fs.roots]]` without `"fs"`), which does nothing. A warning at
+/// `tools.enabled` (e.g. `[[fs.roots]]` without `"fs"`), or the console's login without
+/// the console, which does nothing. A warning at
 /// start, an error for `rampart config check --strict`.
 pub(crate) fn unused_sections(config: &Config) -> Vec<String> {
-    TOOLBOXES
+    let console_login = config.auth.jwt.as_ref().is_some_and(|jwt| jwt.console_client_id.is_some());
+    let console = (console_login && !config.server.console).then(|| {
+        "[auth.jwt] console_client_id is set but server.console is false, so it does nothing: set \
+         server.console = true, or remove console_client_id"
+            .to_owned()
+    });
+    let toolboxes = TOOLBOXES
         .iter()
         .filter(|kind| kind.section_hint.is_some() && !(kind.settings)(config).is_null())
         .filter(|kind| !config.tools.enabled.iter().any(|name| name == kind.name))
@@ -342,8 +349,8 @@ pub(crate) fn unused_sections(config: &Config) -> Vec<String> {
                  tools.enabled, or remove the [{0}] section",
                 kind.name
             )
-        })
-        .collect()
+        });
+    console.into_iter().chain(toolboxes).collect()
 }
 
 /// One toolbox built from a configuration, with the settings it was built from.
@@ -445,5 +452,22 @@ mod tests {
             let refused = refusal(names).unwrap_or_default();
             assert!(refused.starts_with(expected), "{names:?}: {refused}");
         }
+    }
+
+    #[test]
+    fn a_console_login_without_the_console_does_nothing() {
+        let mut config = Config::default();
+        assert!(unused_sections(&config).is_empty());
+        let jwt: rampart_config::JwtConfig = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.test", "audience": "https://mcp.example.test/mcp",
+            "jwks_url": "https://idp.example.test/jwks", "console_client_id": "rampart-console"
+        }))
+        .unwrap_or_else(|error| panic!("{error}"));
+        config.auth.jwt = Some(jwt);
+        let warnings = unused_sections(&config);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("console_client_id"), "{warnings:?}");
+        config.server.console = true;
+        assert!(unused_sections(&config).is_empty());
     }
 }
