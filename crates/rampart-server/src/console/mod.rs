@@ -44,7 +44,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Form, Router,
-    extract::{ConnectInfo, Query, Request, State},
+    extract::{ConnectInfo, FromRequest as _, Query, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -483,8 +483,9 @@ async fn home(axum::Extension(signed): axum::Extension<Signed>) -> Response {
     Redirect::to(&first.path()).into_response()
 }
 
+/// `/console/login?next=…`: where to go after signing in.
 #[derive(Deserialize, Default)]
-struct Next_ {
+struct SignInQuery {
     next: Option<String>,
 }
 
@@ -493,7 +494,7 @@ fn safe_next(next: Option<&str>) -> Option<&str> {
     next.filter(|n| n.starts_with("/console") && !n.starts_with("//") && !n.contains('\\') && !n.contains("://"))
 }
 
-async fn sign_in_page(State(console): State<Arc<Console>>, Query(query): Query<Next_>) -> Response {
+async fn sign_in_page(State(console): State<Arc<Console>>, Query(query): Query<SignInQuery>) -> Response {
     layout::sign_in(StatusCode::OK, safe_next(query.next.as_deref()), None, console.sign_in_with())
 }
 
@@ -615,8 +616,6 @@ async fn sign_out(
     response.headers_mut().insert(header::SET_COOKIE, console.cookie("", Some(cookie::time::Duration::ZERO)));
     response
 }
-
-use axum::extract::FromRequest as _;
 
 #[cfg(test)]
 mod tests {
