@@ -303,13 +303,18 @@ fn call_failed(error: CallError) -> String {
     }
 }
 
-/// Progress the tool reports, handed to the page's stream.
-struct ProgressPeer(mpsc::UnboundedSender<Value>);
+/// Progress the tool reports, handed to the page's stream: at most [`PROGRESS_BACKLOG`]
+/// reports wait for a slow page; beyond that the newest are dropped (the next one tells
+/// the page where the call is anyway).
+struct ProgressPeer(mpsc::Sender<Value>);
+
+/// Progress reports that may wait for the page.
+const PROGRESS_BACKLOG: usize = 64;
 
 #[async_trait]
 impl ClientPeer for ProgressPeer {
     async fn notify_progress(&self, _: &Value, progress: f64, total: Option<f64>, message: Option<String>) {
-        let _ = self.0.send(json!({ "progress": progress, "total": total, "message": message }));
+        let _ = self.0.try_send(json!({ "progress": progress, "total": total, "message": message }));
     }
     async fn log(&self, _: LogLevel, _: Option<&str>, _: Value) {}
     async fn request(&self, _: &str, _: Value) -> Result<Value, PeerError> {
@@ -349,7 +354,7 @@ pub(crate) async fn call(
             };
         }
     };
-    let (progress, mut reports) = mpsc::unbounded_channel();
+    let (progress, mut reports) = mpsc::channel(PROGRESS_BACKLOG);
     let cancel = CancellationToken::new();
     let context =
         CallContext::new(signed.caller.clone(), Arc::new(ProgressPeer(progress)), console.pipeline.guard().clone())
