@@ -264,12 +264,14 @@ pub(crate) async fn page(
     Extension(signed): Extension<Signed>,
     Query(filters): Query<Filters>,
 ) -> Response {
+    let given = super::audit::given;
     let query = AuditQuery {
-        by_time: true,
+        by_time: super::audit::merged_by_time(&console.store),
         newest_first: true,
-        limit: INITIAL_ROWS * 4,
-        principal: (!filters.principal.is_empty()).then(|| filters.principal.clone()),
-        tool: (!filters.tool.is_empty()).then(|| filters.tool.clone()),
+        limit: INITIAL_ROWS,
+        principal: given(&filters.principal),
+        tool: given(&filters.tool),
+        decision: given(&filters.decision),
         ..AuditQuery::default()
     };
     let (recent, error) = match console.store.audit_records(&query).await {
@@ -278,8 +280,6 @@ pub(crate) async fn page(
                 .iter()
                 .filter_map(|row| serde_json::from_str::<AuditRecord>(&row.record).ok())
                 .map(|record| record.event)
-                .filter(|event| filters.admits(event))
-                .take(INITIAL_ROWS as usize)
                 .collect::<Vec<_>>();
             (events, None)
         }

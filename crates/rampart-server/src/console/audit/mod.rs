@@ -92,7 +92,7 @@ impl AuditSettings {
 /// Whether searches merge chains by time. SQLite holds one chain (migration 0004), read in
 /// its own order, which every index of the table carries (the rowid is the sequence
 /// number); PostgreSQL may hold each replica's chain, merged by time.
-fn merged_by_time(store: &Store) -> bool {
+pub(crate) fn merged_by_time(store: &Store) -> bool {
     store.backend() == Backend::Postgres
 }
 
@@ -111,7 +111,7 @@ pub(crate) struct Filters {
 }
 
 /// A field's trimmed value, `None` when empty.
-fn given(value: &str) -> Option<String> {
+pub(crate) fn given(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
 }
