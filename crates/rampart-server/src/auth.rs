@@ -190,6 +190,54 @@ impl Credentials {
     }
 }
 
+/// Why [`Credentials::check`] let nobody in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refused {
+    /// The address is over its failed-login quota: it may try again after this long.
+    Throttled(std::time::Duration),
+    /// The credentials failed (logged, counted, counted against the address and audited).
+    Failed(AuthError),
+}
+
+impl Credentials {
+    /// [`Credentials::authenticate`] with everything a failure entails, for every way in
+    /// (`/mcp` and the other HTTP transports, the console's sign-in): an address over its
+    /// failed-login quota is refused before anything is checked; a failure is logged with
+    /// the address and a reason (never the credential), counted, counted against the
+    /// address (which may throttle it now) and audited as `auth_failed` on `transport`'s
+    /// `path`.
+    ///
+    /// # Errors
+    /// [`Refused`].
+    pub(crate) async fn check(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&ClientIdentity>,
+        remote: Option<SocketAddr>,
+        path: &str,
+        transport: Transport,
+    ) -> Result<Principal, Refused> {
+        let limits = self.guard.limits();
+        if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
+            self.guard.metrics().auth_failure("throttled");
+            return Err(Refused::Throttled(wait));
+        }
+        let error = match self.authenticate(authorization, certificate).await {
+            Ok(principal) => return Ok(principal),
+            Err(error) => error,
+        };
+        tracing::warn!(remote = ?remote, reason = error.reason(), %path, "authentication failed");
+        self.guard.metrics().auth_failure(error.reason());
+        if let Some(remote) = remote
+            && let Some(wait) = limits.auth_failed(remote.ip()).await
+        {
+            return Err(Refused::Throttled(wait));
+        }
+        self.guard.record_auth_failure(transport, remote.map(|r| r.to_string()), error.reason(), path).await;
+        Err(Refused::Failed(error))
+    }
+}
+
 /// 429 with `Retry-After` (RFC 6585 §4) for an address over its failed-login quota.
 fn throttled(credentials: &Credentials, wait: std::time::Duration) -> Response {
     credentials.guard.metrics().rate_limited();
@@ -202,28 +250,15 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let limits = credentials.guard.limits();
-    if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
-        credentials.guard.metrics().auth_failure("throttled");
-        return throttled(&credentials, wait);
-    }
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let certificate = request.extensions().get::<ClientIdentity>().cloned();
-    let principal = match credentials.authenticate(header.as_deref(), certificate.as_ref()).await {
+    let path = request.uri().path().to_owned();
+    let checked =
+        credentials.check(header.as_deref(), certificate.as_ref(), remote, &path, Transport::StreamableHttp).await;
+    let principal = match checked {
         Ok(principal) => principal,
-        Err(error) => {
-            let path = request.uri().path().to_owned();
-            tracing::warn!(remote = ?remote, reason = error.reason(), %path, "authentication failed");
-            credentials.guard.metrics().auth_failure(error.reason());
-            if let Some(remote) = remote
-                && let Some(wait) = limits.auth_failed(remote.ip()).await
-            {
-                return throttled(&credentials, wait);
-            }
-            credentials
-                .guard
-                .record_auth_failure(Transport::StreamableHttp, remote.map(|r| r.to_string()), error.reason(), &path)
-                .await;
+        Err(Refused::Throttled(wait)) => return throttled(&credentials, wait),
+        Err(Refused::Failed(error)) => {
             let challenge = credentials.challenge(error);
             let refusal = if error == AuthError::InsufficientScope {
                 HttpRefusal::InsufficientScope { challenge }

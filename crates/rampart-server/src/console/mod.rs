@@ -58,7 +58,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use crate::{SecurityGuard, auth::Credentials};
+use crate::{
+    SecurityGuard,
+    auth::{Credentials, Refused},
+};
 
 pub(crate) use layout::{csrf_field, error_page, page};
 pub(crate) use live::Recent;
@@ -546,34 +549,16 @@ impl Console {
     ) -> Result<(HeaderValue, String), Response> {
         let refuse =
             |status: StatusCode, message: &str| layout::sign_in(status, next, Some(message), self.sign_in_with());
-        let limits = self.guard.limits();
-        if let Some(wait) = remote.and_then(|r| limits.auth_blocked(r.ip())) {
-            self.guard.metrics().auth_failure("throttled");
-            let message =
-                format!("Too many failed sign-ins from this address; try again in {} s.", wait.as_secs().max(1));
-            return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
-        }
-        let principal = match self.credentials.authenticate(Some(&authorization), None).await {
+        let checked =
+            self.credentials.check(Some(&authorization), None, remote, "/console/login", Transport::Console).await;
+        let principal = match checked {
             Ok(principal) => principal,
-            Err(error) => {
-                tracing::warn!(remote = ?remote, reason = error.reason(), path = "/console/login", "authentication failed");
-                self.guard.metrics().auth_failure(error.reason());
-                if let Some(remote) = remote
-                    && let Some(wait) = limits.auth_failed(remote.ip()).await
-                {
-                    let message = format!("Too many failed sign-ins; try again in {} s.", wait.as_secs().max(1));
-                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
-                }
-                self.guard
-                    .record_auth_failure(
-                        Transport::Console,
-                        remote.map(|r| r.to_string()),
-                        error.reason(),
-                        "/console/login",
-                    )
-                    .await;
-                return Err(refuse(StatusCode::UNAUTHORIZED, "This token was not accepted."));
+            Err(Refused::Throttled(wait)) => {
+                let message =
+                    format!("Too many failed sign-ins from this address; try again in {} s.", wait.as_secs().max(1));
+                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
             }
+            Err(Refused::Failed(_)) => return Err(refuse(StatusCode::UNAUTHORIZED, "This token was not accepted.")),
         };
         let pages = self.pages_for(&principal.roles);
         if pages.is_empty() {
