@@ -248,6 +248,19 @@ impl Console {
         }
     }
 
+    /// The list a listing tool returns under `key` of its structured result
+    /// (`admin_token_list` → `tokens`), through [`Console::call_for_page`].
+    ///
+    /// # Errors
+    /// The message of a refused or failed call.
+    pub(crate) async fn list(&self, signed: &Signed, tool: &str, key: &str) -> Result<Vec<Value>, String> {
+        let output = self.call_for_page(signed, tool, Value::Object(Map::new())).await?;
+        Ok(output
+            .structured_content
+            .and_then(|mut value| value[key].as_array_mut().map(std::mem::take))
+            .unwrap_or_default())
+    }
+
     /// The origin pages are served from, for this request's `Host`.
     pub(crate) fn expected_origin(&self, headers: &HeaderMap) -> Option<String> {
         let host = headers.get(header::HOST)?.to_str().ok()?;
@@ -270,18 +283,29 @@ impl Console {
         Ok(())
     }
 
-    fn cookie(&self, value: &str, max_age: Option<cookie::time::Duration>) -> HeaderValue {
-        let mut cookie = cookie::Cookie::build((COOKIE, value.to_owned()))
-            .path("/console")
+    /// A `Set-Cookie` value for one of the console's cookies: `HttpOnly`, `Secure` under
+    /// TLS, with `path`, `same_site` and `max_age` (none: for the browser's session;
+    /// zero: removes it).
+    pub(crate) fn set_cookie(
+        &self,
+        (name, path, same_site): (&'static str, &'static str, cookie::SameSite),
+        value: &str,
+        max_age: Option<cookie::time::Duration>,
+    ) -> HeaderValue {
+        let mut cookie = cookie::Cookie::build((name, value.to_owned()))
+            .path(path)
             .http_only(true)
             .secure(self.tls)
-            .same_site(cookie::SameSite::Strict);
+            .same_site(same_site);
         if let Some(age) = max_age {
             cookie = cookie.max_age(age);
         }
         HeaderValue::from_str(&cookie.build().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
+
+/// The session cookie: sent back only by this site's own pages.
+const SESSION_COOKIE: (&str, &str, cookie::SameSite) = (COOKIE, "/console", cookie::SameSite::Strict);
 
 /// The text blocks of a tool result, one per line.
 pub(crate) fn output_text(output: &ToolOutput) -> String {
@@ -583,7 +607,7 @@ impl Console {
         self.guard.record_console_session(&caller, "sign-in", format!("console pages: {granted}")).await;
         let id = self.sessions.open(authorization);
         let target = next.map_or_else(|| pages[0].path(), str::to_owned);
-        Ok((self.cookie(&id, None), target))
+        Ok((self.set_cookie(SESSION_COOKIE, &id, None), target))
     }
 }
 
@@ -598,7 +622,9 @@ async fn sign_out(
     }
     console.guard.record_console_session(&signed.caller, "sign-out", "signed out".into()).await;
     let mut response = Redirect::to("/console/login").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, console.cookie("", Some(cookie::time::Duration::ZERO)));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, console.set_cookie(SESSION_COOKIE, "", Some(cookie::time::Duration::ZERO)));
     response
 }
 

@@ -185,18 +185,12 @@ impl Oidc {
     }
 }
 
+/// The login-binding cookie, `SameSite=Lax`: the authorization server's redirect back is a
+/// cross-site navigation; set for the login's lifetime, or removed.
 fn oidc_cookie(console: &Console, value: &str, remove: bool) -> HeaderValue {
-    let mut cookie = cookie::Cookie::build((COOKIE, value.to_owned()))
-        .path("/console/login/oidc")
-        .http_only(true)
-        .secure(console.tls)
-        .same_site(cookie::SameSite::Lax);
-    if remove {
-        cookie = cookie.max_age(cookie::time::Duration::ZERO);
-    } else {
-        cookie = cookie.max_age(cookie::time::Duration::seconds(PENDING.as_secs() as i64));
-    }
-    HeaderValue::from_str(&cookie.build().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let age = if remove { 0 } else { i64::try_from(PENDING.as_secs()).unwrap_or(i64::MAX) };
+    let binding = (COOKIE, "/console/login/oidc", cookie::SameSite::Lax);
+    console.set_cookie(binding, value, Some(cookie::time::Duration::seconds(age)))
 }
 
 #[derive(Deserialize, Default)]

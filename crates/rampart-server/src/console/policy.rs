@@ -13,7 +13,7 @@ use axum::{
 use maud::html;
 use rampart_core::Request as Attempt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Console, Page, Signed, layout};
 
@@ -30,12 +30,9 @@ pub(crate) struct Explain {
 /// The roles of the token named `name`, through `admin_token_list` (so only a principal
 /// granted that tool can look tokens up).
 async fn token_roles(console: &Console, signed: &Signed, name: &str) -> Result<Vec<String>, String> {
-    let listed = console.call_for_page(signed, "admin_token_list", json!({})).await?;
-    let tokens = listed.structured_content.unwrap_or_default();
-    tokens["tokens"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let tokens = console.list(signed, "admin_token_list", "tokens").await?;
+    tokens
+        .iter()
         .find(|token| token["name"] == name || token["id"] == name)
         .map(|token| {
             token["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()

@@ -27,13 +27,8 @@ async fn render(console: &Console, signed: &Signed, notice: Option<Notice>) -> R
         Some(Notice::Failed(_)) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
-    let listed = console.call_for_page(signed, "admin_token_list", json!({})).await;
-    let tokens = match &listed {
-        Ok(output) => {
-            output.structured_content.as_ref().and_then(|v| v["tokens"].as_array().cloned()).unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
-    };
+    let listed = console.list(signed, "admin_token_list", "tokens").await;
+    let tokens: &[Value] = listed.as_deref().unwrap_or_default();
     let body = html! {
         @match &notice {
             Some(Notice::Secret { message, token }) => {
@@ -56,7 +51,7 @@ async fn render(console: &Console, signed: &Signed, notice: Option<Notice>) -> R
             button #create-token-submit type="submit" { "Create" }
         }
         h2 { "Tokens" }
-        (table(signed, &tokens))
+        (table(signed, tokens))
     };
     layout::page_with_status(status, signed, Page::Tokens, "Tokens", body)
 }

@@ -18,15 +18,10 @@ use super::{Console, Page, Signed, csrf_field, layout};
 
 async fn render(console: &Console, signed: &Signed, notice: Option<Result<String, String>>) -> Response {
     let status = if matches!(notice, Some(Err(_))) { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let listed = console.call_for_page(signed, "admin_upstream_list", json!({})).await;
-    let upstreams: Vec<Value> = match &listed {
-        Ok(output) => {
-            output.structured_content.as_ref().and_then(|v| v["upstreams"].as_array().cloned()).unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
-    };
+    let listed = console.list(signed, "admin_upstream_list", "upstreams").await;
+    let upstreams: &[Value] = listed.as_deref().unwrap_or_default();
     let mut details = Vec::new();
-    for upstream in &upstreams {
+    for upstream in upstreams {
         let name = upstream["name"].as_str().unwrap_or_default();
         if upstream["changed_tools"].as_u64().unwrap_or(0) > 0
             && let Ok(shown) = console.call_for_page(signed, "admin_upstream_show", json!({ "upstream": name })).await
@@ -48,7 +43,7 @@ async fn render(console: &Console, signed: &Signed, notice: Option<Result<String
                 th scope="col" { "Last error" } th scope="col" { "Actions" }
             } }
             tbody {
-                @for upstream in &upstreams {
+                @for upstream in upstreams {
                     @let name = upstream["name"].as_str().unwrap_or_default();
                     @let state = upstream["state"].as_str().unwrap_or("?");
                     tr.upstream data-name=(name) {
