@@ -244,20 +244,35 @@ fn throttled(credentials: &Credentials, wait: std::time::Duration) -> Response {
     HttpRefusal::TooManyFailedLogins { retry_after: wait }.into_response()
 }
 
+/// The middleware form of [`caller`], for the HTTP transports other than `/mcp` (whose
+/// gate in `http.rs` calls [`caller`] itself).
 pub(crate) async fn authenticate(
     State(credentials): State<Arc<Credentials>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let certificate = request.extensions().get::<ClientIdentity>().cloned();
-    let path = request.uri().path().to_owned();
-    let checked =
-        credentials.check(header.as_deref(), certificate.as_ref(), remote, &path, Transport::StreamableHttp).await;
+    let (mut parts, body) = request.into_parts();
+    match caller(&credentials, &parts).await {
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// The caller of an HTTP request (over streamable HTTP, from its address), or the
+/// answer refusing it: 401 with `WWW-Authenticate`, 403 for insufficient scope, 429 for
+/// an address over its failed-login quota ([`Credentials::check`]).
+pub(crate) async fn caller(credentials: &Credentials, request: &http::request::Parts) -> Result<Caller, Response> {
+    let remote = request.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let header = request.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let certificate = request.extensions.get::<ClientIdentity>();
+    let path = request.uri.path();
+    let checked = credentials.check(header, certificate, remote, path, Transport::StreamableHttp).await;
     let principal = match checked {
         Ok(principal) => principal,
-        Err(Refused::Throttled(wait)) => return throttled(&credentials, wait),
+        Err(Refused::Throttled(wait)) => return Err(throttled(credentials, wait)),
         Err(Refused::Failed(error)) => {
             let challenge = credentials.challenge(error);
             let refusal = if error == AuthError::InsufficientScope {
@@ -266,14 +281,13 @@ pub(crate) async fn authenticate(
                 let message = format!("{error}: send Authorization: Bearer <API token> (rampart token create)");
                 HttpRefusal::Unauthorized { message, challenge }
             };
-            return refusal.into_response();
+            return Err(refusal.into_response());
         }
     };
-    request.extensions_mut().insert(Caller {
+    Ok(Caller {
         principal,
         transport: Transport::StreamableHttp,
         session: None,
         remote_addr: remote.map(|r| r.to_string()),
-    });
-    next.run(request).await
+    })
 }

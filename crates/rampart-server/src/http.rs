@@ -1,30 +1,39 @@
-//! The axum router and its middleware stack.
+//! The axum router and its middleware.
 //!
-//! Order, outermost first, and why:
-//! 1. request span + `x-request-id`: every log line of a request carries its id, including
-//!    refusals by the layers below;
-//! 2. Host/Origin guard: DNS-rebinding attempts are refused before anything else runs,
-//!    public paths included;
-//! 3. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
-//! 4. authentication: everything else needs credentials; it stores the
-//!    [`Caller`](rampart_core::Caller) that the MCP handler and the pipeline use;
-//! 5. session binding: a session belongs to the principal that opened it; another
-//!    principal naming it is answered as for an unknown session, and recorded
-//!    (`sessions.rs`);
-//! 6. JSON-RPC validation of POST bodies (time to receive, size, JSON, batch, version),
-//!    after authentication so that unauthenticated bodies are never read;
-//! 7. the MCP streamable HTTP service at `/mcp` (rmcp), which enforces `Accept` (406)
-//!    and sessions.
+//! What runs, outermost first, and why:
+//! 1. [`front`], for every request: the response is counted in flight (see below), the
+//!    request gets its span and `x-request-id` (every log line of a request carries its
+//!    id, including refusals below), and the Host/Origin guard refuses DNS-rebinding
+//!    attempts before anything else runs, public paths included;
+//! 2. public routes `/`, `/healthz`, `/readyz` (no authentication, for probes);
+//! 3. at `/mcp`, [`mcp_gate`], one step after another in one middleware:
+//!    - authentication: credentials become the [`Caller`](rampart_core::Caller) that the
+//!      MCP handler and the pipeline use;
+//!    - session binding: a session belongs to the principal that opened it; another
+//!      principal naming it is answered as for an unknown session, and recorded
+//!      (`sessions.rs`);
+//!    - JSON-RPC validation of POST bodies (time to receive, size, JSON, batch, version),
+//!      after authentication so that unauthenticated bodies are never read;
+//!    - the MCP streamable HTTP service (rmcp), which enforces `Accept` (406) and
+//!      sessions, run with the caller known to rmcp's synchronous `get_tool` hook
+//!      ([`rampart_mcp::with_caller`]);
+//!
+//!    the other authenticated routes (legacy HTTP+SSE, `/metrics`, WebSocket) take the
+//!    same steps as separate middleware (`auth::authenticate`, `jsonrpc::validate`).
+//!
+//! The steps are folded into two middleware rather than one each because every
+//! `from_fn` layer boxes and moves the request's future and clones its state on every
+//! request: six layers cost more CPU per call than the checks they ran (bench/README.md,
+//! "Against a bare rmcp server").
 //!
 //! With `server.console`, the web console's routes (`/console/…`, see `console`) sit
-//! beside the protected ones, behind the same Host/Origin guard, with their own gate:
-//! a sign-in session cookie instead of an `Authorization` header, checked by the same
-//! credentials.
+//! beside the protected ones, behind the same front, with their own gate: a sign-in
+//! session cookie instead of an `Authorization` header, checked by the same credentials.
 //!
 //! Every answer these layers give themselves is built in `refusal.rs`.
 //!
-//! Around all of it, [`ResponsesInFlight`] counts responses not yet fully sent, so that
-//! shutdown closes sessions only once every answer has reached its client.
+//! [`ResponsesInFlight`] counts responses not yet fully sent, so that shutdown closes
+//! sessions only once every answer has reached its client.
 
 use std::{
     pin::Pin,
@@ -51,12 +60,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
-    SecurityGuard,
-    auth::Credentials,
-    guard::OriginGuard,
-    jsonrpc::BodyLimits,
-    refusal::HttpRefusal,
-    sessions::{SessionBinding, bind_sessions},
+    SecurityGuard, auth::Credentials, guard::OriginGuard, jsonrpc::BodyLimits, refusal::HttpRefusal,
+    sessions::SessionBinding,
 };
 
 /// What the router needs.
@@ -158,25 +163,16 @@ impl hyper::body::Body for TrackedBody {
     }
 }
 
-async fn track_response(State(responses): State<ResponsesInFlight>, request: Request, next: Next) -> Response {
-    if request.method() == Method::GET {
-        return next.run(request).await;
-    }
-    let guard = responses.enter();
-    next.run(request).await.map(|body| axum::body::Body::new(TrackedBody { body, _guard: guard }))
-}
-
 /// Builds the whole HTTP application, and the source of `/metrics` for a separate
 /// metrics listener.
 pub fn router(state: AppState) -> (Router, MetricsSource) {
-    let guard = Arc::new(OriginGuard::new(&state.allowed_hosts, &state.allowed_origins));
+    let origin = OriginGuard::new(&state.allowed_hosts, &state.allowed_origins);
     let (mcp, sessions) = streamable_http_service(state.handler.clone(), state.http.clone());
     let body_limits = BodyLimits {
         max_bytes: state.http.max_body_bytes,
         read_timeout: state.body_read_timeout,
         guard: state.guard.clone(),
     };
-    let mcp_body_limits = body_limits.clone();
     let binding = SessionBinding {
         owners: state.handler.session_owners(),
         live: sessions.clone(),
@@ -193,11 +189,9 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
         sessions,
         legacy: legacy.as_ref().map(|(sessions, ..)| sessions.clone()),
     };
-    let mcp = Router::new()
-        .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(mcp_body_limits, crate::jsonrpc::validate))
-        .layer(middleware::from_fn_with_state(binding, bind_sessions));
-    let mut protected = mcp;
+    let gate = Arc::new(McpGate { credentials: state.credentials.clone(), binding, body_limits: body_limits.clone() });
+    let mcp = Router::new().nest_service("/mcp", mcp).layer(middleware::from_fn_with_state(gate, mcp_gate));
+    let mut protected = Router::new();
     if let Some((sessions, sse_path, messages_path)) = legacy {
         protected = protected.merge(legacy_router(&state, sessions, &sse_path, &messages_path, body_limits));
     }
@@ -247,13 +241,12 @@ pub fn router(state: AppState) -> (Router, MetricsSource) {
             "/.well-known/oauth-protected-resource/{*path}",
             get(resource_metadata).with_state(state.credentials.clone()),
         )
+        .merge(mcp)
         .merge(protected)
         .merge(websocket)
         .merge(console)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(guard, check_origin))
-        .layer(middleware::from_fn(request_span))
-        .layer(middleware::from_fn_with_state(state.responses.clone(), track_response));
+        .layer(middleware::from_fn_with_state(Arc::new(Front { origin, responses: state.responses.clone() }), front));
     (app, scrape)
 }
 
@@ -361,16 +354,15 @@ async fn not_found() -> Response {
     HttpRefusal::NotFound.into_response()
 }
 
-async fn check_origin(State(guard): State<Arc<OriginGuard>>, request: Request, next: Next) -> Response {
+/// The Host/Origin guard's refusal of `request`, if it refuses it.
+fn origin_refusal(guard: &OriginGuard, request: &Request) -> Option<Response> {
     let headers = request.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
     let origin = text(header::ORIGIN);
-    if let Err(refusal) = guard.check(host, origin) {
-        tracing::warn!(reason = %refusal.message(), "request refused (DNS-rebinding protection)");
-        return HttpRefusal::Forbidden { message: refusal.message() }.into_response();
-    }
-    next.run(request).await
+    let refusal = guard.check(host, origin).err()?;
+    tracing::warn!(reason = %refusal.message(), "request refused (DNS-rebinding protection)");
+    Some(HttpRefusal::Forbidden { message: refusal.message() }.into_response())
 }
 
 /// A request id unique to this process's lifetime and across processes: a random 64-bit
@@ -420,7 +412,16 @@ fn traced_request_span(id: &str, request: &mut Request) -> tracing::Span {
     span
 }
 
-async fn request_span(mut request: Request, next: Next) -> Response {
+/// What [`front`] needs.
+struct Front {
+    origin: OriginGuard,
+    responses: ResponsesInFlight,
+}
+
+/// The front of every request (the module's step 1): counted in flight unless a `GET`,
+/// its span and `x-request-id`, the Host/Origin guard.
+async fn front(State(front): State<Arc<Front>>, mut request: Request, next: Next) -> Response {
+    let in_flight = (request.method() != Method::GET).then(|| front.responses.enter());
     let id = next_request_id();
     // Probes (a load balancer's, every few seconds) and scrapes are not traced.
     let traced =
@@ -430,9 +431,47 @@ async fn request_span(mut request: Request, next: Next) -> Response {
     } else {
         tracing::info_span!(REQUEST_SPAN_NAME, request_id = %id, method = %request.method(), path = %request.uri().path())
     };
-    let mut response = next.run(request).instrument(span).await;
+    let refused = span.in_scope(|| origin_refusal(&front.origin, &request));
+    let mut response = match refused {
+        Some(refusal) => refusal,
+        None => next.run(request).instrument(span).await,
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    match in_flight {
+        Some(guard) => response.map(|body| axum::body::Body::new(TrackedBody { body, _guard: guard })),
+        None => response,
+    }
+}
+
+/// What [`mcp_gate`] needs.
+struct McpGate {
+    credentials: Arc<Credentials>,
+    binding: SessionBinding,
+    body_limits: BodyLimits,
+}
+
+/// `/mcp`'s steps (the module's step 3), each of which may answer instead of the
+/// transport: authentication, session binding, the body's JSON-RPC check; then the
+/// transport with the caller known, and the session binding settled by its answer.
+async fn mcp_gate(State(gate): State<Arc<McpGate>>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let caller = match crate::auth::caller(&gate.credentials, &parts).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal,
+    };
+    parts.extensions.insert(caller.clone());
+    let mut request = Request::from_parts(parts, body);
+    let bound = match crate::sessions::bind(&gate.binding, &caller, &mut request).await {
+        Ok(bound) => bound,
+        Err(refusal) => return refusal,
+    };
+    let request = match crate::jsonrpc::read_checked(&gate.body_limits, request).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let response = rampart_mcp::with_caller(caller, next.run(request)).await;
+    crate::sessions::settle(&gate.binding, bound, response.status(), response.headers()).await;
     response
 }

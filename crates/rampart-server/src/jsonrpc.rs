@@ -125,16 +125,27 @@ fn request(method: &Value, params: Option<&Value>) -> Result<(), (i64, &'static 
     }
 }
 
+/// The middleware form of [`read_checked`], for the legacy HTTP+SSE messages endpoint
+/// (`/mcp`'s gate in `http.rs` calls [`read_checked`] itself).
 pub(crate) async fn validate(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    match read_checked(&limits, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// A `POST`'s body received within the limits and checked (the table above), as a request
+/// carrying it whole; other methods pass unread. `Err` is the answer refusing it.
+pub(crate) async fn read_checked(limits: &BodyLimits, request: Request) -> Result<Request, Response> {
     if request.method() != Method::POST {
-        return next.run(request).await;
+        return Ok(request);
     }
     let (parts, body) = request.into_parts();
     let bytes = match tokio::time::timeout(limits.read_timeout, to_bytes(body, limits.max_bytes)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             limits.guard.metrics().refused("body_too_large");
-            return HttpRefusal::BodyTooLarge { limit: limits.max_bytes }.into_response();
+            return Err(HttpRefusal::BodyTooLarge { limit: limits.max_bytes }.into_response());
         }
         Err(_) => {
             // A client holding a connection (and a concurrency slot) open by dribbling
@@ -147,13 +158,13 @@ pub(crate) async fn validate(State(limits): State<BodyLimits>, request: Request,
                     format!("the request body did not arrive within {seconds} s (limits.body_read_timeout_secs)");
                 limits.guard.record_refusal(caller, "request", Outcome::Refused, detail).await;
             }
-            return HttpRefusal::BodyTimeout { seconds }.into_response();
+            return Err(HttpRefusal::BodyTimeout { seconds }.into_response());
         }
     };
     if let Err(refusal) = check(&bytes) {
-        return refusal.into_response();
+        return Err(refusal.into_response());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 #[cfg(test)]

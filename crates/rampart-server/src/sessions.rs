@@ -12,17 +12,16 @@
 //! - `DELETE` of a session that is not the caller's is 404 (MCP 2025-11-25 Streamable
 //!   HTTP: a session id that is not valid gets 404 Not Found).
 //!
-//! It also runs the rest of the request with the caller known to rmcp's synchronous
-//! `get_tool` hook ([`rampart_mcp::with_caller`]).
+//! [`bind`] runs before the transport and [`settle`] after it, both in `/mcp`'s gate
+//! (`http.rs`).
 
 use std::sync::Arc;
 
 use axum::{
-    extract::{Request, State},
-    middleware::Next,
+    extract::Request,
     response::{IntoResponse, Response},
 };
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rampart_core::{Caller, Outcome};
 use rampart_mcp::{BoundSession, SessionCheck, SessionCount, SessionOwner, SessionOwners};
 
@@ -40,20 +39,32 @@ pub(crate) struct SessionBinding {
     pub(crate) sessions: bool,
 }
 
-pub(crate) async fn bind_sessions(State(binding): State<SessionBinding>, mut request: Request, next: Next) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-        // Authentication always runs first; without a caller nothing may pass.
-        return HttpRefusal::SessionNotFound.into_response();
-    };
+/// What [`bind`] learnt about a request, for [`settle`] once it has been answered.
+pub(crate) struct Bound {
+    owner: SessionOwner,
+    /// The session the request named, if any, and whether it is the caller's.
+    named: Option<(String, SessionCheck)>,
+    is_delete: bool,
+}
+
+/// Before `request` (from `caller`) goes to the transport: marks a session of the
+/// caller's own ([`BoundSession`]), records a use of another principal's and makes the
+/// request name a session nobody has, or refuses a `DELETE` of a session that is not the
+/// caller's (404).
+pub(crate) async fn bind(binding: &SessionBinding, caller: &Caller, request: &mut Request) -> Result<Bound, Response> {
     let owner = SessionOwner::of(&caller.principal);
     let named = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let check = named.as_deref().map(|id| binding.owners.check(id, &owner));
-    match (&named, check) {
-        (Some(id), Some(SessionCheck::Owned)) => {
+    let named = named.map(|id| {
+        let check = binding.owners.check(&id, &owner);
+        (id, check)
+    });
+    match &named {
+        Some((id, SessionCheck::Owned)) => {
             request.extensions_mut().insert(BoundSession(id.clone()));
         }
-        (Some(id), Some(SessionCheck::Foreign)) => {
-            refuse_foreign(&binding.guard, &caller, id, request.method().as_str(), "").await;
+        Some((id, SessionCheck::Foreign)) => {
+            let method = request.method().as_str().to_owned();
+            refuse_foreign(&binding.guard, caller, id, &method, "").await;
             // From here on the request names a session nobody has.
             let unknown = format!("unknown-{}", uuid::Uuid::new_v4());
             if let Ok(value) = HeaderValue::from_str(&unknown) {
@@ -63,24 +74,30 @@ pub(crate) async fn bind_sessions(State(binding): State<SessionBinding>, mut req
         _ => {}
     }
     let is_delete = request.method() == Method::DELETE;
-    if is_delete && binding.sessions && named.is_some() && check != Some(SessionCheck::Owned) {
-        return HttpRefusal::SessionNotFound.into_response();
+    let owned = matches!(named, Some((_, SessionCheck::Owned)));
+    if is_delete && binding.sessions && named.is_some() && !owned {
+        return Err(HttpRefusal::SessionNotFound.into_response());
     }
-    let response = rampart_mcp::with_caller(caller, next.run(request)).await;
-    match (named, check) {
-        (None, _) => {
-            let opened = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    Ok(Bound { owner, named, is_delete })
+}
+
+/// After the transport answered `status` with `headers`: a session the answer opened
+/// (`initialize`) is bound to its caller before the client learns its id; a session the
+/// caller deleted is released.
+pub(crate) async fn settle(binding: &SessionBinding, bound: Bound, status: StatusCode, headers: &HeaderMap) {
+    match bound.named {
+        None => {
+            let opened = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
             if let Some(session) = opened {
-                binding.owners.bind(session, owner);
-                prune(&binding).await;
+                binding.owners.bind(session, bound.owner);
+                prune(binding).await;
             }
         }
-        (Some(id), Some(SessionCheck::Owned)) if is_delete && response.status().is_success() => {
+        Some((id, SessionCheck::Owned)) if bound.is_delete && status.is_success() => {
             binding.owners.release(&id);
         }
         _ => {}
     }
-    response
 }
 
 /// Records and counts a use of another principal's session (`request`: what was tried,
