@@ -66,6 +66,20 @@ class Server(cps.BenchServer):
         self.rounds = []  # (calls/s, server µs CPU per call, p50 ms, p99 ms)
 
 
+def server_configs(rampart, bare):
+    """The six servers compared: (label, binary, flags, config TOML, whether an API token)."""
+    rampart, bare = os.path.abspath(rampart), os.path.abspath(bare)
+    open_config = "[audit]\nenabled = false\n"
+    return [
+        ("bare_session", bare, [], None, False),
+        ("bare_stateless", bare, ["--stateless"], None, False),
+        ("secure_session", rampart, [], None, True),
+        ("secure_stateless", rampart, ["--stateless"], None, True),
+        ("open_session", rampart, ["--insecure-no-auth"], open_config, False),
+        ("open_stateless", rampart, ["--insecure-no-auth", "--stateless"], open_config, False),
+    ]
+
+
 def run_slice(server, args):
     load = types.SimpleNamespace(concurrency=args.concurrency, warmup=args.warmup, duration=args.slice,
                                  client_threads=1, build_loadgen=False)
@@ -102,16 +116,7 @@ def main():
         build_bare()
     if not os.access(cps.loadgen_path(), os.X_OK):
         cps.build_loadgen()
-    rampart, bare = os.path.abspath(args.bin), os.path.abspath(args.bare_bin)
-    open_config = "[audit]\nenabled = false\n"
-    configs = [
-        ("bare_session", bare, [], None, False),
-        ("bare_stateless", bare, ["--stateless"], None, False),
-        ("secure_session", rampart, [], None, True),
-        ("secure_stateless", rampart, ["--stateless"], None, True),
-        ("open_session", rampart, ["--insecure-no-auth"], open_config, False),
-        ("open_stateless", rampart, ["--insecure-no-auth", "--stateless"], open_config, False),
-    ]
+    configs = server_configs(args.bin, args.bare_bin)
     if args.before_bin:
         before = os.path.abspath(args.before_bin)
         configs += [
