@@ -85,32 +85,36 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
 /// ([`rampart_core::TRACE_TARGET`]) stay out of the log unless the filter names them, so
 /// that without an exporter they are disabled where they are made.
 fn init_logging(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerProvider>> {
-    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+    use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
     let mut filter = if log.level.contains("rmcp") { log.level.clone() } else { format!("{},rmcp=warn", log.level) };
     if !log.level.contains(rampart_core::TRACE_TARGET) {
         filter.push_str(&format!(",{}=off", rampart_core::TRACE_TARGET));
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .with_context(|| format!("log.level '{}' is not a valid filter", log.level))?;
+    // `Targets` (`target=level` directives) rather than `EnvFilter`: its span and field
+    // directives need tracing-subscriber's `env-filter` feature, whose `matchers`
+    // dependency turns on regex-automata's full DFAs for every small regex in the binary
+    // (the policy's globs among them): ~5 % of a cold start's CPU, for syntax nobody used.
+    let filter: Targets = filter.parse().with_context(|| {
+        format!(
+            "log.level '{}' is not a valid filter (TARGET=LEVEL directives, e.g. info,rampart_server=debug)",
+            log.level
+        )
+    })?;
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match log.format {
+        LogFormat::Text => logs.with_ansi(ansi).boxed(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).boxed(),
+    };
     let Some(endpoint) = &telemetry.otlp_endpoint else {
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        match log.format {
-            LogFormat::Text => builder.with_ansi(ansi).init(),
-            LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
-        }
+        tracing_subscriber::registry().with(logs.with_filter(filter)).try_init()?;
         return Ok(None);
     };
     let provider = tracer_provider(endpoint, telemetry)?;
     let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "rampart");
     // The log as without telemetry; the traces get Rampart's trace spans and each HTTP
     // request's span, and no events (log lines stay in the log).
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = match log.format {
-        LogFormat::Text => logs.with_ansi(ansi).boxed(),
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).boxed(),
-    };
     let traces = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_location(false)

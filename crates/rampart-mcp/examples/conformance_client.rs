@@ -23,6 +23,7 @@ use rampart_core::PeerError;
 use rampart_mcp::{ClientEvents, ClientTarget, ConnectOptions, McpClient, ServerNotice};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 /// Longest wait for one tool call (sse-retry's answer comes after a 500 ms reconnect).
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,12 +32,13 @@ const OAUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
+    // RUST_LOG as `target=level` directives; warnings only without it.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::WARN));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
         .init();
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
     // The runner appends the server's URL last.

@@ -56,6 +56,41 @@ fn bad_configuration_names_the_key_and_the_file() {
     assert!(stderr.contains("RAMPART_LISTN"), "{stderr}");
 }
 
+/// `--log` takes `TARGET=LEVEL` directives: each target logs at its own level, and a
+/// filter that is not one stops the start with a message saying what is expected.
+#[test]
+fn the_log_filter_sets_a_level_per_target_and_refuses_what_it_cannot_read() {
+    use std::io::Write as _;
+    let dir = TempDir::new("log-filter");
+    // The stdio server answers one `initialize`, sees the end of its input and stops.
+    let serve = |filter: &str| {
+        let mut child = std::process::Command::new("timeout")
+            .args(["60", BIN, "serve", "--transport", "stdio", "--log", filter])
+            .env("RAMPART_DATA_DIR", &dir.0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn rampart");
+        let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{initialize}").unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = serve("off,rampart_server::run=info");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("stopped"), "rampart_server::run at info: {stderr}");
+    assert!(!stderr.contains("stdio session ended"), "rampart_mcp is off: {stderr}");
+    let (code, stderr) = serve("info");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("stdio session ended") && stderr.contains("stopped"), "{stderr}");
+    let (code, stderr) = serve("rampart_server=loud");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("'rampart_server=loud' is not a valid filter (TARGET=LEVEL"), "{stderr}");
+}
+
 /// A toolbox's section without the toolbox in `tools.enabled` does nothing: a warning
 /// that names both, and an error under `--strict`.
 #[test]
