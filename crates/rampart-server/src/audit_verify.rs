@@ -82,22 +82,29 @@ pub struct CheckpointCheck {
 }
 
 impl CheckpointCheck {
-    /// One line on the checkpoints of a chain that verified with `summary`.
-    pub fn describe(&self, summary: &VerifySummary) -> String {
-        let Some((path, key)) = &self.public_key else {
-            return format!(
-                "checkpoints: none checked: no checkpoint file at {} (truncation and re-chaining are not detectable without one)",
-                self.file.display()
-            );
-        };
-        let mut line = format!(
-            "checkpoints: {} signed checkpoint{} in {} checked with public key {} (key id {})",
+    /// What was checked, e.g. `2 signed checkpoints in FILE checked with public key PATH
+    /// (key id ID)`; `None` when there is no checkpoint file.
+    pub fn checked_with(&self) -> Option<String> {
+        let (path, key) = self.public_key.as_ref()?;
+        Some(format!(
+            "{} signed checkpoint{} in {} checked with public key {} (key id {})",
             self.checked,
             if self.checked == 1 { "" } else { "s" },
             self.file.display(),
             path.display(),
             key.key_id()
-        );
+        ))
+    }
+
+    /// One line on the checkpoints of a chain that verified with `summary`.
+    pub fn describe(&self, summary: &VerifySummary) -> String {
+        let Some(checked) = self.checked_with() else {
+            return format!(
+                "checkpoints: none checked: no checkpoint file at {} (truncation and re-chaining are not detectable without one)",
+                self.file.display()
+            );
+        };
+        let mut line = format!("checkpoints: {checked}");
         if summary.confirmed > 0 {
             line.push_str(&format!("; the last covers record {}", summary.confirmed));
             let uncovered = summary.last.seq.saturating_sub(summary.confirmed);
