@@ -17,6 +17,8 @@
 //!    - the MCP streamable HTTP service (rmcp), which enforces `Accept` (406) and
 //!      sessions, run with the caller known to rmcp's synchronous `get_tool` hook
 //!      ([`rampart_mcp::with_caller`]);
+//!    - a POST's event stream gathered into one write when it ends within a few
+//!      milliseconds (`coalesce.rs`: one TCP segment per quick call instead of three);
 //!
 //!    the other authenticated routes (legacy HTTP+SSE, `/metrics`, WebSocket) take the
 //!    same steps as separate middleware (`auth::authenticate`, `jsonrpc::validate`).
@@ -471,7 +473,8 @@ async fn mcp_gate(State(gate): State<Arc<McpGate>>, request: Request, next: Next
         Ok(request) => request,
         Err(refusal) => return refusal,
     };
+    let post = request.method() == Method::POST;
     let response = rampart_mcp::with_caller(caller, next.run(request)).await;
     crate::sessions::settle(&gate.binding, bound, response.status(), response.headers()).await;
-    response
+    if post { crate::coalesce::gather(response, crate::coalesce::WINDOW).await } else { response }
 }

@@ -34,6 +34,7 @@ mod audit_store;
 mod audit_verify;
 mod auth;
 mod cluster;
+mod coalesce;
 mod console;
 mod dbus;
 mod error;

@@ -1,10 +1,10 @@
 //! Streamable HTTP: rmcp's client end to end, authentication, DNS-rebinding protection,
-//! public paths, stateless mode.
+//! public paths, stateless mode, one write for a quick answer.
 
 use rampart_mcp::{ClientTarget, McpClient};
 use serde_json::{Map, Value, json};
 
-use crate::support::{Server, TempDir, initialize_body, mcp_post, run};
+use crate::support::{Server, TempDir, initialize_body, mcp_post, messages, open_session, run};
 
 const KEY: &str = "e2e-key-0123456789abcdef";
 
@@ -179,4 +179,69 @@ async fn stateless_mode_issues_no_session_and_still_serves() {
     let result = rmcp.call_tool("system_health", Map::new()).await.unwrap();
     assert_eq!(result["structuredContent"]["status"], "ok");
     rmcp.close().await;
+}
+
+/// A quick call's answer leaves in one body of known length (headers, events and end in
+/// one write, `coalesce.rs`), in session and in stateless mode; a long call's progress
+/// still reaches the client as it happens, before the result.
+#[tokio::test]
+async fn a_quick_answer_is_one_body_of_known_length_and_a_long_call_still_streams() {
+    for stateless in [false, true] {
+        let mode = if stateless { "stateless" } else { "session" };
+        let flags: &[&str] =
+            if stateless { &["--profile", "conformance", "--stateless"] } else { &["--profile", "conformance"] };
+        let server = Server::open(flags);
+        let client = reqwest::Client::new();
+        let session = if stateless { None } else { Some(open_session(&client, &server.url).await) };
+        let post = |body: Value| {
+            let request = mcp_post(&client, &server.url).header("mcp-protocol-version", "2025-11-25");
+            match &session {
+                Some(session) => request.header("mcp-session-id", session),
+                None => request,
+            }
+            .json(&body)
+        };
+
+        let quick = post(json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": { "name": "get_current_time", "arguments": { "timezone": "UTC" } } }))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(quick.status(), 200, "{mode}");
+        assert_eq!(quick.headers()["content-type"], "text/event-stream", "{mode}");
+        assert!(quick.headers().get("transfer-encoding").is_none(), "{mode}: {:?}", quick.headers());
+        let length: usize = quick.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        let body = quick.text().await.unwrap();
+        assert_eq!(body.len(), length, "{mode}");
+        let answers = messages("text/event-stream", &body);
+        assert_eq!(answers.last().unwrap()["result"]["structuredContent"]["timezone"], "UTC", "{mode}: {body}");
+
+        // 2 s in ten steps, a progress notification after each.
+        let started = std::time::Instant::now();
+        let mut long = post(json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": { "name": "slow_compute", "arguments": { "seconds": 2.0 }, "_meta": { "progressToken": "p-1" } } }))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(long.status(), 200, "{mode}");
+        assert!(long.headers().get("content-length").is_none(), "{mode}: streamed, not gathered");
+        let mut seen = String::new();
+        while !seen.contains("notifications/progress") {
+            let chunk = long.chunk().await.unwrap().expect("the stream goes on until the result");
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let first_progress = started.elapsed();
+        assert!(
+            first_progress < std::time::Duration::from_millis(1500),
+            "{mode}: first progress after {first_progress:?}"
+        );
+        while let Some(chunk) = long.chunk().await.unwrap() {
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let answers = messages("text/event-stream", &seen);
+        let progress = answers.iter().filter(|message| message["method"] == "notifications/progress").count();
+        assert_eq!(progress, 10, "{mode}: {seen}");
+        assert_eq!(answers.last().unwrap()["id"], 3, "{mode}: {seen}");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(2), "{mode}");
+    }
 }
