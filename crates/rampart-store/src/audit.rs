@@ -205,10 +205,27 @@ impl Conditions {
     /// `column = $n`, or `column || '' = $n` when `use_index` is false: the same
     /// condition, which no index can serve.
     fn equals(&mut self, column: &str, value: Option<String>, use_index: bool) {
-        if let Some(value) = value {
-            let placeholder = self.bind(Parameter::Text(value));
-            let column = if use_index { column.to_owned() } else { format!("{column} || ''") };
-            self.and(&format!("{column} = {placeholder}"));
+        self.equals_indexed_apart_from(column, value, use_index, None);
+    }
+
+    /// [`Self::equals`] on a column whose index leaves out the rows holding `common`
+    /// (SQLite's partial indexes on `decision` and `outcome`): for another value, the
+    /// index's own condition `column <> 'common'` is added, implied by the equality but
+    /// needed for SQLite to see that the index covers the search.
+    fn equals_indexed_apart_from(
+        &mut self,
+        column: &str,
+        value: Option<String>,
+        use_index: bool,
+        common: Option<&'static str>,
+    ) {
+        let Some(value) = value else { return };
+        let partial = common.filter(|common| use_index && value != *common);
+        let placeholder = self.bind(Parameter::Text(value));
+        let column = if use_index { column.to_owned() } else { format!("{column} || ''") };
+        self.and(&format!("{column} = {placeholder}"));
+        if let Some(common) = partial {
+            self.and(&format!("{column} <> '{common}'"));
         }
     }
 }
@@ -232,7 +249,9 @@ impl Conditions {
 /// rare value fast but narrow a search little: when a more selective filter is given too
 /// (principal or tool; outcome over decision), theirs is written so that no index serves
 /// it, and the database walks the other filter's index instead of guessing between them
-/// (without statistics, SQLite takes every equality as equally selective).
+/// (without statistics, SQLite takes every equality as equally selective). On SQLite
+/// their indexes leave out `allow` and `ok` (migration 0006), so a search for another
+/// value names that condition too.
 pub(crate) fn search_statement(
     prefix: &str,
     query: AuditQuery,
@@ -244,8 +263,8 @@ pub(crate) fn search_statement(
     conditions.equals("chain", query.chain, true);
     conditions.equals("principal", query.principal, true);
     conditions.equals("tool", query.tool, true);
-    conditions.equals("outcome", query.outcome, outcome_indexed);
-    conditions.equals("decision", query.decision, decision_indexed);
+    conditions.equals_indexed_apart_from("outcome", query.outcome, outcome_indexed, Some("ok"));
+    conditions.equals_indexed_apart_from("decision", query.decision, decision_indexed, Some("allow"));
     let mut window = Vec::new();
     if let Some(since) = query.since_ms {
         let n = conditions.bind(Parameter::Integer(since));
