@@ -27,6 +27,10 @@ as medians over the rounds:
     python3 bench/vs_rmcp.py [--rounds 9] [--slice 3] [--warmup 0.5] [-c 64]
                              [--bin target/release/rampart] [--bare-bin bench/bare/target/release/rampart-bench-bare]
                              [--before-bin OTHER/rampart] [--only bare_session,secure_session]
+                             [--with-unaudited]
+
+`--with-unaudited` adds unaudited_session and unaudited_stateless: Rampart with its token
+and policy but `[audit] enabled = false`, so that the audit log's share is measured apart.
 
 Needs the release binaries (`cargo build --release -p rampart-cli`; bench/bare and
 bench/loadgen are built on first use). Servers listen on 127.0.0.1:0 and are stopped by PID.
@@ -105,6 +109,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each slice (default 0.5)")
     ap.add_argument("-c", "--concurrency", type=int, default=64, help="MCP sessions (= connections) per slice (default 64)")
     ap.add_argument("--only", help="comma-separated servers to run (default: all six)")
+    ap.add_argument("--with-unaudited", action="store_true",
+                    help="also Rampart with tokens and policy but the audit log off (unaudited_*): what the log costs")
     ap.add_argument("--before-bin", help="an earlier rampart build whose secure servers run in the same rounds "
                                          "(secure_*_before), to judge a change; prints cpu_ratio_*_before")
     args = ap.parse_args()
@@ -122,6 +128,12 @@ def main():
         configs += [
             ("secure_session_before", before, [], None, True),
             ("secure_stateless_before", before, ["--stateless"], None, True),
+        ]
+    if args.with_unaudited:
+        rampart = os.path.abspath(args.bin)
+        configs += [
+            ("unaudited_session", rampart, [], "[audit]\nenabled = false\n", True),
+            ("unaudited_stateless", rampart, ["--stateless"], "[audit]\nenabled = false\n", True),
         ]
     if args.only:
         wanted = set(args.only.split(","))
