@@ -10,9 +10,10 @@ on their own), scaled to µs of server CPU per call. Also the top functions.
     python3 bench/profile.py [--bin target/release/rampart] [--server secure_session]
                              [--seconds 5] [--top 40] [--call-graph dwarf] [--keep perf.data]
 
-Servers: secure_session, secure_stateless, open_session, open_stateless (Rampart, as in
-vs_rmcp.py), bare_session, bare_stateless (bench/bare). Needs `perf` (Debian package
-linux-perf) and permission to profile the server (root, or kernel.perf_event_paranoid <= 1).
+Servers: secure_session, secure_stateless, open_session, open_stateless, unaudited_session,
+unaudited_stateless (Rampart, as in vs_rmcp.py), bare_session, bare_stateless (bench/bare).
+Needs `perf` (Debian package linux-perf) and permission to profile the server (root, or
+kernel.perf_event_paranoid <= 1).
 For call graphs, a binary with line tables: `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 cargo build --release -p rampart-cli` (with a separate CARGO_TARGET_DIR, to keep the
 benchmark's binary as it is), then `--call-graph dwarf`.
@@ -62,7 +63,7 @@ def main():
     ap.add_argument("--keep", help="keep perf.data at this path")
     args = ap.parse_args()
 
-    configs = {c[0]: c for c in vs_rmcp.server_configs(args.bin, args.bare_bin)}
+    configs = {c[0]: c for c in vs_rmcp.server_configs(args.bin, args.bare_bin, unaudited=True)}
     if args.server not in configs:
         ap.error(f"--server is one of {', '.join(configs)}")
     data = args.keep or os.path.join(tempfile.mkdtemp(prefix="rampart-profile-"), "perf.data")

@@ -70,18 +70,25 @@ class Server(cps.BenchServer):
         self.rounds = []  # (calls/s, server µs CPU per call, p50 ms, p99 ms)
 
 
-def server_configs(rampart, bare):
-    """The six servers compared: (label, binary, flags, config TOML, whether an API token)."""
+def server_configs(rampart, bare, unaudited=False):
+    """The six servers compared, and with `unaudited` the two of `--with-unaudited`:
+    (label, binary, flags, config TOML, whether an API token)."""
     rampart, bare = os.path.abspath(rampart), os.path.abspath(bare)
-    open_config = "[audit]\nenabled = false\n"
-    return [
+    no_audit = "[audit]\nenabled = false\n"
+    configs = [
         ("bare_session", bare, [], None, False),
         ("bare_stateless", bare, ["--stateless"], None, False),
         ("secure_session", rampart, [], None, True),
         ("secure_stateless", rampart, ["--stateless"], None, True),
-        ("open_session", rampart, ["--insecure-no-auth"], open_config, False),
-        ("open_stateless", rampart, ["--insecure-no-auth", "--stateless"], open_config, False),
+        ("open_session", rampart, ["--insecure-no-auth"], no_audit, False),
+        ("open_stateless", rampart, ["--insecure-no-auth", "--stateless"], no_audit, False),
     ]
+    if unaudited:
+        configs += [
+            ("unaudited_session", rampart, [], no_audit, True),
+            ("unaudited_stateless", rampart, ["--stateless"], no_audit, True),
+        ]
+    return configs
 
 
 def run_slice(server, args):
@@ -122,18 +129,12 @@ def main():
         build_bare()
     if not os.access(cps.loadgen_path(), os.X_OK):
         cps.build_loadgen()
-    configs = server_configs(args.bin, args.bare_bin)
+    configs = server_configs(args.bin, args.bare_bin, unaudited=args.with_unaudited)
     if args.before_bin:
         before = os.path.abspath(args.before_bin)
         configs += [
             ("secure_session_before", before, [], None, True),
             ("secure_stateless_before", before, ["--stateless"], None, True),
-        ]
-    if args.with_unaudited:
-        rampart = os.path.abspath(args.bin)
-        configs += [
-            ("unaudited_session", rampart, [], "[audit]\nenabled = false\n", True),
-            ("unaudited_stateless", rampart, ["--stateless"], "[audit]\nenabled = false\n", True),
         ]
     if args.only:
         wanted = set(args.only.split(","))
