@@ -49,28 +49,32 @@ pub(crate) async fn gather(response: Response, window: Duration) -> Response {
     let (parts, mut body) = response.into_parts();
     let deadline = tokio::time::sleep(window);
     tokio::pin!(deadline);
-    let mut gathered = Gathered::default();
-    loop {
+    // The data so far, as one buffer (it is sent as one).
+    let mut gathered: Option<Bytes> = None;
+    // What ends the gathering with the stream still open: a frame that is not data
+    // (trailers, an error), or the end of the window (`None`).
+    let after = loop {
         let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
         tokio::select! {
             biased;
             frame = frame => match frame {
-                None => return Response::from_parts(parts, Body::from(gathered.into_bytes())),
+                None => return Response::from_parts(parts, Body::from(gathered.unwrap_or_default())),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => gathered.push(data),
-                    Err(frame) => {
-                        gathered.frames.push_back(Ok(frame));
-                        return Response::from_parts(parts, gathered.then(body));
+                    Ok(data) => {
+                        gathered = Some(match gathered {
+                            None => data,
+                            Some(before) => [before, data].concat().into(),
+                        });
                     }
+                    Err(frame) => break Some(Ok(frame)),
                 },
-                Some(Err(error)) => {
-                    gathered.frames.push_back(Err(error));
-                    return Response::from_parts(parts, gathered.then(body));
-                }
+                Some(Err(error)) => break Some(Err(error)),
             },
-            () = &mut deadline => return Response::from_parts(parts, gathered.then(body)),
+            () = &mut deadline => break None,
         }
-    }
+    };
+    let frames = gathered.filter(|data| !data.is_empty()).map(|data| Ok(Frame::data(data))).into_iter().chain(after);
+    Response::from_parts(parts, Body::new(Replayed { frames: frames.collect(), rest: body }))
 }
 
 fn is_event_stream(response: &Response) -> bool {
@@ -79,35 +83,6 @@ fn is_event_stream(response: &Response) -> bool {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
-}
-
-/// The data gathered so far (one buffer: it is sent as one), and what came after it
-/// that was not data (trailers, an error).
-#[derive(Default)]
-struct Gathered {
-    data: Option<Bytes>,
-    frames: VecDeque<Result<Frame<Bytes>, axum::Error>>,
-}
-
-impl Gathered {
-    fn push(&mut self, data: Bytes) {
-        self.data = Some(match self.data.take() {
-            None => data,
-            Some(before) => [before, data].concat().into(),
-        });
-    }
-
-    fn into_bytes(self) -> Bytes {
-        self.data.unwrap_or_default()
-    }
-
-    /// A body that yields what was gathered, then the rest of `body`.
-    fn then(mut self, body: Body) -> Body {
-        if let Some(data) = self.data.take().filter(|data| !data.is_empty()) {
-            self.frames.push_front(Ok(Frame::data(data)));
-        }
-        Body::new(Replayed { frames: self.frames, rest: body })
-    }
 }
 
 /// Frames already taken from `rest`, yielded before it.
