@@ -7,7 +7,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -15,6 +15,7 @@ use std::{
 
 use tokio::{
     sync::{
+        Notify,
         mpsc::{
             self,
             error::{SendTimeoutError, TrySendError},
@@ -156,6 +157,11 @@ enum Job {
 
 /// State the writer shares with [`AuditLog`].
 struct Shared {
+    /// Set once the writer has read the chain's head at start, or has ended without
+    /// reading it ([`AuditLog::ready`]).
+    started: OnceLock<Result<(), AuditError>>,
+    /// Wakes [`AuditLog::ready`]'s waiters once `started` is set.
+    start: Notify,
     healthy: AtomicBool,
     head: Mutex<ChainHead>,
     /// Set by [`AuditLog::drain`]: past this instant the writer stops retrying records
@@ -206,40 +212,49 @@ impl AuditLog {
     /// How long [`Self::shutdown`] keeps retrying records the sink refuses: 5 s.
     pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-    /// Reads the sink's last record and starts the writer task (on the current tokio
-    /// runtime) with a queue of `capacity` events, committing [`Commit::Asynchronous`]ly
-    /// unless [`Self::with_commit`] says otherwise.
-    ///
-    /// A sink that cannot be reached (a database that is down) does not stop the start:
-    /// the log starts unhealthy ([`Self::is_healthy`] is false) and [`Self::probe`] or
-    /// the next append reconnects.
+    /// Starts the writer and waits until it has read the sink's last record
+    /// ([`Self::spawn`], then [`Self::ready`]).
     ///
     /// # Errors
     /// [`AuditError::ZeroCapacity`]; [`AuditError::Sink`] when the last record does not
     /// match its own hash ([`SinkError::TamperedLast`]): nothing is chained onto a record
     /// that was edited.
     pub async fn start(sink: Arc<dyn AuditSink>, capacity: usize, policy: FailurePolicy) -> Result<Self, AuditError> {
+        let log = Self::spawn(sink, capacity, policy)?;
+        log.ready().await?;
+        Ok(log)
+    }
+
+    /// Starts the writer task (on the current tokio runtime) with a queue of `capacity`
+    /// events, committing [`Commit::Asynchronous`]ly unless [`Self::with_commit`] says
+    /// otherwise, and returns at once: the writer first reads the sink's last record (which
+    /// opens, and may migrate, a store), then takes the queue in order. Events recorded
+    /// meanwhile wait in the queue; [`Self::ready`] says when the head has been read, and
+    /// whether the chain may be continued. A server answers its client's first message
+    /// while this happens (stdio cold start) and runs no call before it has.
+    ///
+    /// A sink that cannot be reached (a database that is down) does not stop the start:
+    /// the log starts unhealthy ([`Self::is_healthy`] is false) and [`Self::probe`] or
+    /// the next append reconnects.
+    ///
+    /// # Errors
+    /// [`AuditError::ZeroCapacity`].
+    pub fn spawn(sink: Arc<dyn AuditSink>, capacity: usize, policy: FailurePolicy) -> Result<Self, AuditError> {
         if capacity == 0 {
             return Err(AuditError::ZeroCapacity);
         }
-        let head = match read_head(sink.as_ref()).await {
-            Ok(head) => Some(head),
-            Err(error @ SinkError::TamperedLast { .. }) => return Err(AuditError::Sink(Arc::new(error))),
-            Err(error) => {
-                tracing::error!(%error, "audit sink unavailable at start; the log starts unhealthy");
-                None
-            }
-        };
         let shared = Arc::new(Shared {
-            healthy: AtomicBool::new(head.is_some()),
-            head: Mutex::new(head.clone().unwrap_or_else(ChainHead::genesis)),
+            started: OnceLock::new(),
+            start: Notify::new(),
+            healthy: AtomicBool::new(false),
+            head: Mutex::new(ChainHead::genesis()),
             give_up_at: Mutex::new(None),
             checkpointer: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel(capacity);
         let writer = Writer {
             sink: Arc::clone(&sink),
-            head,
+            head: None,
             shared: Arc::clone(&shared),
             policy,
             given_up: 0,
@@ -255,6 +270,25 @@ impl AuditLog {
             writer,
             sink,
         })
+    }
+
+    /// Waits until the writer has read the chain's head at start (at once after that: one
+    /// atomic load). A sink that could not be reached counts as read: the log is then
+    /// unhealthy, see [`Self::is_healthy`].
+    ///
+    /// # Errors
+    /// [`AuditError::Sink`] with [`SinkError::TamperedLast`] when the last record does not
+    /// match its own hash: nothing may be chained onto it, so nothing should run;
+    /// [`AuditError::WriterStopped`] if the writer ended before reading it.
+    pub async fn ready(&self) -> Result<(), AuditError> {
+        loop {
+            // Registered before the check, so that a head read in between still wakes it.
+            let started = self.shared.start.notified();
+            if let Some(result) = self.shared.started.get() {
+                return result.clone();
+            }
+            started.await;
+        }
     }
 
     /// Checks that the sink answers again (reads its last record); on success the log is
@@ -373,8 +407,8 @@ impl AuditLog {
         result
     }
 
-    /// Whether the last append succeeded (and the writer is running). False from a sink
-    /// error until an append (or [`Self::probe`]) succeeds again: check it before running
+    /// Whether the last append succeeded (and the writer is running). False until the
+    /// head is read at start ([`Self::ready`]), and from a sink error until an append (or [`Self::probe`]) succeeds again: check it before running
     /// an operation to refuse it up front under fail-closed. A full queue does not change
     /// it.
     pub fn is_healthy(&self) -> bool {
@@ -386,8 +420,8 @@ impl AuditLog {
         self.sender.max_capacity().saturating_sub(self.sender.capacity())
     }
 
-    /// The last record durably stored (seq 0 and the genesis hash when none): an anchor to
-    /// keep outside the log (see [`Verifier::with_anchor`](crate::Verifier::with_anchor)).
+    /// The last record durably stored (seq 0 and the genesis hash when none, or before
+    /// [`Self::ready`]): an anchor to keep outside the log (see [`Verifier::with_anchor`](crate::Verifier::with_anchor)).
     pub fn head(&self) -> ChainHead {
         self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -423,6 +457,15 @@ async fn read_head(sink: &dyn AuditSink) -> Result<ChainHead, SinkError> {
     }
 }
 
+/// Tells [`AuditLog::ready`]'s waiters when the writer ends (returns, or panics) before
+/// reading the head.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.shared.started.set(Err(AuditError::WriterStopped));
+        self.shared.start.notify_waiters();
+    }
+}
+
 /// The writer task's state: the sink, and the head of the chain as stored.
 struct Writer {
     sink: Arc<dyn AuditSink>,
@@ -439,6 +482,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        self.read_head_at_start().await;
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         loop {
             self.take_checkpointer();
@@ -495,6 +539,29 @@ impl Writer {
             }
         }
         self.final_checkpoint().await;
+    }
+
+    /// Reads the stored head before taking any event, and tells [`AuditLog::ready`]'s
+    /// waiters. A tampered last record leaves the head unknown: every append re-reads it
+    /// and fails, so the events are held (fail closed) or given up (fail open), never
+    /// chained onto it.
+    async fn read_head_at_start(&mut self) {
+        let started = match read_head(self.sink.as_ref()).await {
+            Ok(head) => {
+                *self.shared.head.lock().unwrap_or_else(PoisonError::into_inner) = head.clone();
+                self.head = Some(head);
+                self.shared.healthy.store(true, Ordering::Release);
+                Ok(())
+            }
+            // Whoever waits on `ready` reports it (a server refuses to serve).
+            Err(error @ SinkError::TamperedLast { .. }) => Err(AuditError::Sink(Arc::new(error))),
+            Err(error) => {
+                tracing::error!(%error, "audit sink unavailable at start; the log starts unhealthy");
+                Ok(())
+            }
+        };
+        let _ = self.shared.started.set(started);
+        self.shared.start.notify_waiters();
     }
 
     /// Takes on a checkpointer handed over by [`AuditLog::with_checkpoints`], from the

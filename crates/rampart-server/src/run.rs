@@ -203,16 +203,27 @@ pub async fn serve(config: Config, options: LoadOptions, added: Vec<ToolboxFacto
         TransportKind::Dbus => Transport::Dbus,
     };
     let built = build(&config, transport, options, added).await?;
+    // A stdio client's first message is answered while the audit log reads its chain's
+    // head (the store opens then: cold start); no call runs before it has. The other
+    // transports serve once it has.
+    if config.server.transport != TransportKind::Stdio {
+        built.audit_ready().await?;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
     if let Some(cluster) = &built.cluster {
         apply_cluster_events(cluster, &built, shutdown.clone());
     }
     tokio::spawn(reload_on_hangup(built.pipeline.clone(), local_operator(&config)));
+    // Set when the audit log refuses its chain after stdio began serving: the server stops.
+    let mut refused = None;
     match config.server.transport {
         TransportKind::Stdio => {
             banner(&config, &built, "stdio (MCP on stdin/stdout)");
-            serve_stdio(built.handler.clone(), shutdown).await?;
+            tokio::select! {
+                served = serve_stdio(built.handler.clone(), shutdown) => served?,
+                Err(error) = built.audit_ready() => refused = Some(error),
+            }
         }
         TransportKind::Dbus => {
             let bus = format!("{:?}", config.dbus.bus).to_lowercase();
@@ -275,13 +286,18 @@ pub async fn serve(config: Config, options: LoadOptions, added: Vec<ToolboxFacto
         tracing::warn!(in_flight = built.pipeline.in_flight(), "grace period over; exiting with calls in flight");
     }
     if let Some(audit) = built.guard.audit() {
-        match audit.drain(AuditLog::DEFAULT_DRAIN_GRACE).await {
+        // A refused chain takes no record: what is queued goes to this log at once.
+        let grace = if refused.is_some() { Duration::ZERO } else { AuditLog::DEFAULT_DRAIN_GRACE };
+        match audit.drain(grace).await {
             Ok(0) => tracing::debug!("audit log drained"),
             Ok(lost) => tracing::error!(lost, "audit records not stored at shutdown (each is in this log)"),
             Err(error) => tracing::error!(%error, "audit log not drained at shutdown"),
         }
     }
     built.store.close().await;
+    if let Some(error) = refused {
+        return Err(error);
+    }
     tracing::info!("stopped");
     Ok(())
 }

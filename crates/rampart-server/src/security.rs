@@ -141,10 +141,14 @@ impl SecurityGuard {
         self.audit.as_ref()
     }
 
-    /// Whether the audit log lets requests run: always, unless it fails closed and
-    /// cannot be written.
+    /// Whether the audit log lets requests run: once it has read its chain's head at start
+    /// (a request that arrives first waits for it), unless that head was edited, or it
+    /// fails closed and cannot be written.
     async fn audit_admits(&self) -> bool {
         let Some(audit) = &self.audit else { return true };
+        if audit.ready().await.is_err() {
+            return false;
+        }
         if audit.policy() != rampart_audit::FailurePolicy::FailClosed || audit.is_healthy() {
             return true;
         }

@@ -53,6 +53,19 @@ pub struct Built {
     pub cluster: Option<Arc<Cluster>>,
 }
 
+impl Built {
+    /// Waits until the audit log has read its chain's head (at once without an audit log).
+    ///
+    /// # Errors
+    /// [`ServerError::Audit`] when the last record was edited: the server must not serve.
+    pub async fn audit_ready(&self) -> Result<(), ServerError> {
+        match self.guard.audit() {
+            Some(audit) => audit.ready().await.map_err(|e| ServerError::Audit(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Built {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Built").field("pipeline", &self.pipeline).finish_non_exhaustive()
@@ -141,7 +154,9 @@ pub(crate) fn audit_chain(config: &Config, store: &Store) -> String {
     format!("{host}-{}", &unique[..8])
 }
 
-/// The audit log `config` asks for, writing `chain` when it goes to the store.
+/// The audit log `config` asks for, writing `chain` when it goes to the store. Its writer
+/// reads the chain's head in the background: wait on [`AuditLog::ready`] before relying on
+/// it (the pipeline does before every call).
 pub(crate) async fn start_audit(config: &Config, store: &Store, chain: &str) -> Result<Option<AuditLog>, ServerError> {
     if !config.audit.enabled {
         return Ok(None);
@@ -163,8 +178,7 @@ pub(crate) async fn start_audit(config: &Config, store: &Store, chain: &str) -> 
     if !chain.is_empty() {
         tracing::info!(chain, "this replica's audit records go to a hash chain of its own");
     }
-    let log = AuditLog::start(sink, config.audit.queue_capacity, policy)
-        .await
+    let log = AuditLog::spawn(sink, config.audit.queue_capacity, policy)
         .map_err(|e| ServerError::Audit(e.to_string()))?
         .with_commit(commit);
     Ok(Some(match checkpointer {
@@ -353,7 +367,11 @@ impl LocalAdmin {
     pub async fn open(config: &Config) -> Result<Self, ServerError> {
         let policy = build_policy(config)?;
         let store = open_store(config)?;
-        let audit = match start_audit(config, &store, "").await {
+        let started = match start_audit(config, &store, "").await {
+            Ok(Some(log)) => log.ready().await.map(|()| Some(log)).map_err(|e| ServerError::Audit(e.to_string())),
+            other => other,
+        };
+        let audit = match started {
             Ok(log) => log.map(|log| log.with_commit(Commit::Synchronous)),
             Err(error) if config.audit.on_failure == AuditFailure::Open => {
                 tracing::warn!(%error, "this command is not recorded in the audit log (audit failure policy: fail open)");

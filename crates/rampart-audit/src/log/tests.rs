@@ -23,21 +23,43 @@ const INTERLOPER: u8 = 3;
 /// Every append conflicts, as if another writer always got there first.
 const ALWAYS_CONFLICTS: u8 = 4;
 
-/// A memory sink that fails on demand, and whose appends can be held at a gate.
+/// A memory sink that fails on demand, and whose appends, or reads of the last record,
+/// can be held at a gate.
 struct TestSink {
     records: MemorySink,
     mode: AtomicU8,
     gate: Option<Semaphore>,
+    head_gate: Option<Semaphore>,
 }
 
 impl TestSink {
     fn new() -> Arc<Self> {
-        Arc::new(Self { records: MemorySink::new(), mode: AtomicU8::new(WORKS), gate: None })
+        Arc::new(Self { records: MemorySink::new(), mode: AtomicU8::new(WORKS), gate: None, head_gate: None })
     }
 
     /// Appends wait for a permit of `gate`.
     fn gated() -> Arc<Self> {
-        Arc::new(Self { records: MemorySink::new(), mode: AtomicU8::new(WORKS), gate: Some(Semaphore::new(0)) })
+        Arc::new(Self {
+            records: MemorySink::new(),
+            mode: AtomicU8::new(WORKS),
+            gate: Some(Semaphore::new(0)),
+            head_gate: None,
+        })
+    }
+
+    /// Holding `records`; reads of the last one wait for a permit of `head_gate` (a
+    /// store that takes its time to open).
+    async fn slow_to_open(records: &[AuditRecord]) -> Arc<Self> {
+        let sink = Self {
+            records: MemorySink::new(),
+            mode: AtomicU8::new(WORKS),
+            gate: None,
+            head_gate: Some(Semaphore::new(0)),
+        };
+        for record in records {
+            sink.records.append(&record.clone().into()).await.unwrap();
+        }
+        Arc::new(sink)
     }
 
     fn set(&self, mode: u8) {
@@ -72,6 +94,9 @@ impl AuditSink for TestSink {
     }
 
     async fn last(&self) -> Result<Option<AuditRecord>, SinkError> {
+        if let Some(gate) = &self.head_gate {
+            gate.acquire().await.unwrap().forget();
+        }
         self.records.last().await
     }
 }
@@ -245,6 +270,64 @@ async fn start_refuses_bad_settings_and_a_tampered_tail() {
     match AuditLog::start(tampered_sink, 4, FailurePolicy::FailClosed).await {
         Err(AuditError::Sink(cause)) => assert!(matches!(*cause, SinkError::TamperedLast { seq: 1 })),
         other => panic!("expected TamperedLast, got {other:?}"),
+    }
+}
+
+/// Two records stored by an earlier run, the second edited when `tampered`.
+async fn earlier_run(tampered: bool) -> Vec<AuditRecord> {
+    let sink = Arc::new(MemorySink::new());
+    let log = synchronous(sink.clone(), 4, FailurePolicy::FailClosed).await;
+    log.record(event(1)).await.unwrap();
+    log.record(event(2)).await.unwrap();
+    log.shutdown().await;
+    let mut records = sink.records();
+    if tampered {
+        records[1].event.principal = "token:admin".into();
+    }
+    records
+}
+
+#[tokio::test]
+async fn spawn_returns_before_the_head_is_read_and_chains_what_was_queued_after_it() {
+    let sink = TestSink::slow_to_open(&earlier_run(false).await).await;
+    let log = AuditLog::spawn(sink.clone(), 8, FailurePolicy::FailClosed).unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), log.ready()).await.is_err(),
+        "not ready while the head is unread"
+    );
+    assert!(!log.is_healthy(), "not healthy before the head is read");
+    for n in 3..=5 {
+        assert!(log.record(event(n)).await.unwrap().queued(), "recording does not wait for the head");
+    }
+    assert_eq!(sink.records.records().len(), 2, "nothing is appended before the head is read");
+
+    sink.head_gate.as_ref().unwrap().add_permits(100);
+    log.ready().await.unwrap();
+    assert_eq!(log.drain(PATIENCE).await.unwrap(), 0);
+    let records = sink.records.records();
+    assert_eq!(request_ids(&records), ["req-1", "req-2", "req-3", "req-4", "req-5"]);
+    let summary = verify(records).unwrap();
+    assert_eq!((summary.records, summary.last.seq), (5, 5), "chained after the stored head");
+    assert_eq!(log.head(), summary.last);
+    assert!(log.is_healthy());
+}
+
+#[tokio::test]
+async fn a_tampered_tail_found_after_spawn_is_refused_and_nothing_is_chained_onto_it() {
+    for policy in [FailurePolicy::FailClosed, FailurePolicy::FailOpen] {
+        let tampered = earlier_run(true).await;
+        let sink = TestSink::slow_to_open(&tampered).await;
+        let log = AuditLog::spawn(sink.clone(), 8, policy).unwrap();
+        log.record(event(3)).await.unwrap();
+        sink.head_gate.as_ref().unwrap().add_permits(100);
+        match log.ready().await {
+            Err(AuditError::Sink(cause)) => assert!(matches!(*cause, SinkError::TamperedLast { seq: 2 }), "{policy:?}"),
+            other => panic!("{policy:?}: expected TamperedLast, got {other:?}"),
+        }
+        assert!(log.ready().await.is_err(), "{policy:?}: stays refused");
+        assert!(!log.is_healthy(), "{policy:?}");
+        assert_eq!(log.drain(Duration::ZERO).await.unwrap(), 1, "{policy:?}: the queued record is given up");
+        assert_eq!(sink.records.records(), tampered, "{policy:?}: nothing chained onto the edited record");
     }
 }
 

@@ -186,3 +186,180 @@ fn a_task_running_at_stdin_eof_is_cancelled_and_recorded() {
         .unwrap_or_else(|| panic!("the task's call is recorded: {out}"));
     assert_eq!(record["outcome"], "cancelled", "{record}");
 }
+
+// ---- the audit log's head, read off the first answer's path ----
+
+/// `rampart serve --transport stdio` on `data`, its stdout lines parsed on a thread.
+struct RawStdio {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    messages: std::sync::mpsc::Receiver<Value>,
+}
+
+impl RawStdio {
+    fn start(data: &TempDir, args: &[&str]) -> Self {
+        let mut child = Command::new("timeout")
+            .args(["60", BIN, "serve", "--transport", "stdio"])
+            .args(args)
+            .env("RAMPART_DATA_DIR", &data.0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, messages) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { stdin: child.stdin.take(), child, messages }
+    }
+
+    fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn initialize(&mut self) {
+        self.send(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "0" } } }));
+    }
+
+    fn call_health(&mut self, id: u64) {
+        self.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": "system_health", "arguments": {} } }));
+    }
+
+    /// Closes stdin (the session ends) and waits for the exit: the exit status, stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, String, Vec<Value>) {
+        drop(self.stdin.take());
+        self.exit()
+    }
+
+    /// Waits for the server to exit by itself (stdin still open): the exit status, stderr,
+    /// and the messages not read yet.
+    fn exit(mut self) -> (std::process::ExitStatus, String, Vec<Value>) {
+        let status = wait(&mut self.child);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (status, stderr, self.messages.iter().collect())
+    }
+}
+
+/// One stdio session calling `system_health`: a store with a record in it.
+fn store_with_a_record(data: &TempDir) {
+    let mut server = RawStdio::start(data, &[]);
+    server.initialize();
+    server.call_health(2);
+    let answer = server.messages.iter().find(|message| message["id"] == 2).unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["status"], "ok", "{answer}");
+    let (status, stderr, _) = server.finish();
+    assert!(status.success(), "{stderr}");
+}
+
+/// Another process holding the SQLite store locked (no reader gets in) until `release`.
+struct StoreLock(std::process::Child);
+
+impl StoreLock {
+    fn take(db: &std::path::Path) -> Self {
+        let script = "import sqlite3,sys\n\
+                      c=sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                      c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')\n\
+                      c.execute('SELECT count(*) FROM audit_records').fetchall()\n\
+                      print('locked', flush=True); sys.stdin.readline()\n\
+                      c.execute('COMMIT'); c.close(); print('released', flush=True)";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut said).unwrap();
+        assert_eq!(said.trim(), "locked");
+        Self(child)
+    }
+
+    fn release(mut self) {
+        writeln!(self.0.stdin.as_mut().unwrap()).unwrap();
+        assert!(self.0.wait().unwrap().success());
+    }
+}
+
+/// The store's busy timeout (rampart-store: `PRAGMA busy_timeout = 5000`): how long the
+/// first answer waited on a locked store when the log read its head before serving.
+const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stdio cold start: the first answer does not wait for the store (the audit log reads its
+/// chain's head in the background), but no call runs before the head is read, and the
+/// call made meanwhile is recorded, chained after what was stored.
+#[test]
+fn the_first_answer_does_not_wait_for_the_store_and_no_call_runs_before_the_audit_head_is_read() {
+    // Failing open too: a call must not run unrecorded before the head is read.
+    for on_failure in ["closed", "open"] {
+        let data = TempDir::new("stdio-locked-store");
+        let config = data.0.join("rampart.toml");
+        std::fs::write(&config, format!("[audit]\non_failure = \"{on_failure}\"\n")).unwrap();
+        let args = ["--config", config.to_str().unwrap()];
+        store_with_a_record(&data);
+        let lock = StoreLock::take(&data.0.join("rampart.db"));
+        let mut server = RawStdio::start(&data, &args);
+        let started = std::time::Instant::now();
+        server.initialize();
+        let first = server.messages.recv_timeout(STORE_BUSY_TIMEOUT - Duration::from_secs(1));
+        let first =
+            first.unwrap_or_else(|_| panic!("{on_failure}: initialize waited for the store: {:?}", started.elapsed()));
+        assert_eq!(first["result"]["serverInfo"]["name"], "rampart", "{first}");
+
+        server.call_health(2);
+        let early = server.messages.recv_timeout(Duration::from_millis(500));
+        assert!(early.is_err(), "{on_failure}: a call answered before the audit log read its head: {early:?}");
+        lock.release();
+        let answer = server.messages.recv_timeout(Duration::from_secs(10)).expect("the call runs once the store opens");
+        assert_eq!(answer["id"], 2);
+        assert_eq!(answer["result"]["structuredContent"]["status"], "ok", "{on_failure}: {answer}");
+        let (status, stderr, _) = server.finish();
+        assert!(status.success(), "{stderr}");
+
+        let env = [("RAMPART_DATA_DIR", data.0.to_str().unwrap())];
+        let (code, out, err) = crate::support::run(&["audit", "verify"], &env, None);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, out, err) =
+            crate::support::run(&["audit", "search", "--tool", "system_health", "--json"], &env, None);
+        assert_eq!(code, 0, "{err}");
+        let calls: Vec<Value> = out.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        assert_eq!(calls.len(), 2, "{on_failure}: both sessions' calls are recorded: {out}");
+        assert!(calls.iter().all(|call| call["outcome"] == "ok"), "{out}");
+    }
+}
+
+/// A stdio server whose audit chain ends in an edited record answers `initialize` (the
+/// head is read in the background) but runs no call, and exits naming the fix.
+#[test]
+fn a_stdio_server_on_an_edited_audit_tail_runs_no_call_and_exits() {
+    let data = TempDir::new("stdio-tampered-tail");
+    store_with_a_record(&data);
+    crate::security::sqlite(
+        &data.0.join("rampart.db"),
+        "UPDATE audit_records SET record = replace(record, '\"system_health\"', '\"system_about\"') \
+         WHERE seq = (SELECT max(seq) FROM audit_records);",
+    );
+    let mut server = RawStdio::start(&data, &[]);
+    server.initialize();
+    server.call_health(2);
+    let (status, stderr, messages) = server.exit();
+    assert_eq!(status.code(), Some(2), "refuses to serve: {stderr}");
+    assert!(stderr.contains("does not match its hash") && stderr.contains("rampart audit verify"), "{stderr}");
+    let ran = messages.iter().find(|message| {
+        message["id"] == 2 && message.get("result").is_some_and(|result| result["isError"] != json!(true))
+    });
+    assert!(ran.is_none(), "the call ran: {messages:?}");
+    let env = [("RAMPART_DATA_DIR", data.0.to_str().unwrap())];
+    let (code, out, _) = crate::support::run(&["audit", "search", "--tool", "system_health", "--json"], &env, None);
+    assert_eq!((code, out.lines().count()), (0, 1), "nothing chained onto the edited record: {out}");
+}
