@@ -375,6 +375,20 @@ fn invalid_configurations() {
     }
 }
 
+/// A pattern at the length limit is built into a matcher when first checked (no panic),
+/// and one byte more is refused with the policy.
+#[test]
+fn patterns_are_bounded_and_the_longest_still_matches() {
+    let longest = format!("/{}", "?*".repeat(2047) + "x");
+    assert_eq!(longest.len(), 4096);
+    let policy = policy(&format!("[roles.ops]\nfs = [{{ path = \"{longest}\" }}]"));
+    let ops = strings(&["ops"]);
+    assert!(policy.allows(&ops, &read(&format!("/{}x", "a".repeat(2047)))));
+    assert!(!policy.allows(&ops, &read("/etc/passwd")));
+    let error = Policy::new(&config(&format!("[roles.ops]\nfs = [{{ path = \"{longest}y\" }}]"))).unwrap_err();
+    assert!(error.to_string().ends_with("is not valid: the pattern is longer than 4096 bytes"), "{error}");
+}
+
 #[test]
 fn model_rejects_unknown_keys_and_values() {
     let cases: &[(&str, &str)] = &[

@@ -38,7 +38,7 @@ impl SystemToolbox {
     /// [`ToolError::Failed`] when the configured local zone is not an IANA name.
     pub fn new(info: SystemInfo) -> Result<Self, ToolError> {
         let local_timezone = time::local_zone_name(info.local_timezone.as_deref());
-        time::zone(&local_timezone)?;
+        time::check_zone(&local_timezone)?;
         let tools = tools(&local_timezone);
         Ok(Self { info, local_timezone, started: Instant::now(), tools })
     }

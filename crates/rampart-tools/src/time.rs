@@ -2,7 +2,11 @@
 //! the reference server `mcp-server-time` (IANA names, ISO 8601 with offset, seconds
 //! precision, English weekday, DST flag, `time_difference` like `+5.75h`).
 
-use jiff::{Timestamp, Zoned, civil::Date, tz::TimeZone};
+use jiff::{
+    Timestamp, Zoned,
+    civil::Date,
+    tz::{TimeZone, TimeZoneDatabase},
+};
 use rampart_core::ToolError;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -100,13 +104,51 @@ fn format_hours(seconds: i32) -> String {
     if seconds % 3600 == 0 { format!("{hours:+.1}h") } else { format!("{hours:+}h") }
 }
 
+/// Checks that `name` is a zone, as [`zone`] does, looking first in jiff's bundled copy
+/// of the database (static data): the system's copy lists its whole zoneinfo directory on
+/// first use (~0.4 ms), which a start should not pay for a check; a name only the system
+/// knows (newer tzdata) is still found there.
+///
+/// # Errors
+/// [`zone`]'s.
+pub(crate) fn check_zone(name: &str) -> Result<(), ToolError> {
+    if TimeZoneDatabase::bundled().get(name).is_ok() {
+        return Ok(());
+    }
+    zone(name).map(drop)
+}
+
 /// The zone used when a tool is called without one: configured, else the system's IANA
-/// name, else `UTC`.
+/// name, else `UTC`. The system's name is read from `TZ` or the `/etc/localtime` link
+/// when the bundled database knows it (see [`check_zone`]), else found by jiff in the
+/// system's database (`TimeZone::try_system`).
 pub(crate) fn local_zone_name(configured: Option<&str>) -> String {
     if let Some(name) = configured {
         return name.to_owned();
     }
-    TimeZone::try_system().ok().and_then(|tz| tz.iana_name().map(str::to_owned)).unwrap_or_else(|| "UTC".into())
+    named_system_zone()
+        .or_else(|| TimeZone::try_system().ok().and_then(|tz| tz.iana_name().map(str::to_owned)))
+        .unwrap_or_else(|| "UTC".into())
+}
+
+/// The zone `TZ` or `/etc/localtime` names, see [`zone_named_by`].
+fn named_system_zone() -> Option<String> {
+    let tz = std::env::var("TZ").ok();
+    let link = if tz.is_none() { std::fs::read_link("/etc/localtime").ok() } else { None };
+    zone_named_by(tz.as_deref(), link.as_deref())
+}
+
+/// The zone `tz` (the `TZ` variable) names (`Europe/Paris`, `:Europe/Paris`), or else
+/// the one `localtime` (the `/etc/localtime` link's target) points to
+/// (`…/zoneinfo/Europe/Paris`), by its name in the bundled database; `None` for anything
+/// else (a path in `TZ`, a POSIX rule, a link outside a zoneinfo directory), which jiff
+/// reads instead.
+fn zone_named_by(tz: Option<&str>, localtime: Option<&std::path::Path>) -> Option<String> {
+    let name = match tz {
+        Some(tz) => tz.strip_prefix(':').unwrap_or(tz),
+        None => localtime?.to_str()?.rsplit_once("zoneinfo/")?.1,
+    };
+    TimeZoneDatabase::bundled().get(name).ok()?.iana_name().map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -185,6 +227,42 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(parse_hh_mm(input), expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn the_system_zone_is_named_without_the_system_database() {
+        let path = |link: &'static str| Some(std::path::Path::new(link));
+        let cases = [
+            (Some("Europe/Paris"), None, Some("Europe/Paris")),
+            (Some(":Asia/Tokyo"), path("/usr/share/zoneinfo/UTC"), Some("Asia/Tokyo")),
+            (Some("america/new_york"), None, Some("America/New_York")),
+            (Some("CET-1CEST,M3.5.0,M10.5.0/3"), None, None),
+            (Some("/usr/share/zoneinfo/Europe/Paris"), None, None),
+            (Some("Mars/Olympus"), None, None),
+            (None, path("/usr/share/zoneinfo/America/Sao_Paulo"), Some("America/Sao_Paulo")),
+            (None, path("../usr/share/zoneinfo/Etc/UTC"), Some("Etc/UTC")),
+            (None, path("/etc/localtime.copy"), None),
+            (None, None, None),
+        ];
+        for (tz, link, expected) in cases {
+            assert_eq!(zone_named_by(tz, link).as_deref(), expected, "TZ={tz:?} link={link:?}");
+        }
+    }
+
+    #[test]
+    fn the_local_zone_is_the_one_jiff_finds() {
+        let jiff = TimeZone::try_system().ok().and_then(|tz| tz.iana_name().map(str::to_owned));
+        assert_eq!(local_zone_name(None), jiff.unwrap_or_else(|| "UTC".into()));
+        assert_eq!(local_zone_name(Some("Asia/Kathmandu")), "Asia/Kathmandu");
+    }
+
+    #[test]
+    fn zones_are_checked_in_either_database() {
+        for name in ["Europe/Paris", "UTC", "asia/kolkata"] {
+            assert!(check_zone(name).is_ok(), "{name}");
+        }
+        let error = check_zone("Mars/Olympus").unwrap_err().to_string();
+        assert!(error.contains("unknown timezone 'Mars/Olympus'"), "{error}");
     }
 
     #[test]
