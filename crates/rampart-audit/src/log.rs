@@ -281,6 +281,9 @@ impl AuditLog {
     /// match its own hash: nothing may be chained onto it, so nothing should run;
     /// [`AuditError::WriterStopped`] if the writer ended before reading it.
     pub async fn ready(&self) -> Result<(), AuditError> {
+        if let Some(result) = self.shared.started.get() {
+            return result.clone();
+        }
         loop {
             // Registered before the check, so that a head read in between still wakes it.
             let started = self.shared.start.notified();
