@@ -411,9 +411,9 @@ impl AuditLog {
     }
 
     /// Whether the last append succeeded (and the writer is running). False until the
-    /// head is read at start ([`Self::ready`]), and from a sink error until an append (or [`Self::probe`]) succeeds again: check it before running
-    /// an operation to refuse it up front under fail-closed. A full queue does not change
-    /// it.
+    /// head is read at start ([`Self::ready`]), and from a sink error until an append (or
+    /// [`Self::probe`]) succeeds again: check it before running an operation to refuse it
+    /// up front under fail-closed. A full queue does not change it.
     pub fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Acquire) && !self.sender.is_closed()
     }
@@ -424,7 +424,8 @@ impl AuditLog {
     }
 
     /// The last record durably stored (seq 0 and the genesis hash when none, or before
-    /// [`Self::ready`]): an anchor to keep outside the log (see [`Verifier::with_anchor`](crate::Verifier::with_anchor)).
+    /// [`Self::ready`]): an anchor to keep outside the log (see
+    /// [`Verifier::with_anchor`](crate::Verifier::with_anchor)).
     pub fn head(&self) -> ChainHead {
         self.shared.head.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -460,15 +461,6 @@ async fn read_head(sink: &dyn AuditSink) -> Result<ChainHead, SinkError> {
     }
 }
 
-/// Tells [`AuditLog::ready`]'s waiters when the writer ends (returns, or panics) before
-/// reading the head.
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let _ = self.shared.started.set(Err(AuditError::WriterStopped));
-        self.shared.start.notify_waiters();
-    }
-}
-
 /// The writer task's state: the sink, and the head of the chain as stored.
 struct Writer {
     sink: Arc<dyn AuditSink>,
@@ -481,6 +473,15 @@ struct Writer {
     given_up: usize,
     /// Signed checkpoints, once [`AuditLog::with_checkpoints`] handed a checkpointer over.
     checkpoints: Option<Checkpoints>,
+}
+
+/// Tells [`AuditLog::ready`]'s waiters when the writer ends (returns, or panics) before
+/// reading the head.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.shared.started.set(Err(AuditError::WriterStopped));
+        self.shared.start.notify_waiters();
+    }
 }
 
 impl Writer {
