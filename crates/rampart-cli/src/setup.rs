@@ -84,9 +84,11 @@ fn flag_overrides(args: &ServeArgs) -> Vec<(&'static str, serde_json::Value)> {
 /// `--log debug` must not write callers' secrets to the log. The spans made for tracing
 /// ([`rampart_core::TRACE_TARGET`]) stay out of the log unless the filter names them, so
 /// that without an exporter they are disabled where they are made.
-fn init_logging(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerProvider>> {
-    use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _};
-
+/// `log.level` as the log's filter: rmcp at `warn` and the trace target off unless named.
+///
+/// # Errors
+/// When it is not a list of `TARGET=LEVEL` directives.
+fn log_filter(log: &LogConfig) -> anyhow::Result<tracing_subscriber::filter::Targets> {
     let mut filter = if log.level.contains("rmcp") { log.level.clone() } else { format!("{},rmcp=warn", log.level) };
     if !log.level.contains(rampart_core::TRACE_TARGET) {
         filter.push_str(&format!(",{}=off", rampart_core::TRACE_TARGET));
@@ -95,12 +97,18 @@ fn init_logging(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<
     // directives need tracing-subscriber's `env-filter` feature, whose `matchers`
     // dependency turns on regex-automata's full DFAs for every small regex in the binary
     // (the policy's globs among them): ~5 % of a cold start's CPU, for syntax nobody used.
-    let filter: Targets = filter.parse().with_context(|| {
+    filter.parse().with_context(|| {
         format!(
             "log.level '{}' is not a valid filter (TARGET=LEVEL directives, e.g. info,rampart_server=debug)",
             log.level
         )
-    })?;
+    })
+}
+
+fn init_logging(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerProvider>> {
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+    let filter = log_filter(log)?;
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match log.format {
@@ -210,6 +218,7 @@ pub(crate) fn config_check(args: &ConfigCheckArgs) -> anyhow::Result<Report> {
     let Loaded { config, file } =
         load(LoadOptions { config_path: args.config.clone(), overrides: Vec::new(), dotenv: true, env: None })?;
     let warnings = rampart_server::validate(&config, &crate::added_toolboxes())?;
+    log_filter(&config.log)?;
     if args.strict && !warnings.is_empty() {
         let list: String = warnings.iter().map(|w| format!("\n  warning: {w}")).collect();
         bail!("{} warning(s), and --strict treats them as errors:{list}", warnings.len());

@@ -89,6 +89,12 @@ fn the_log_filter_sets_a_level_per_target_and_refuses_what_it_cannot_read() {
     let (code, stderr) = serve("rampart_server=loud");
     assert_eq!(code, 2);
     assert!(stderr.contains("'rampart_server=loud' is not a valid filter (TARGET=LEVEL"), "{stderr}");
+    // `config check` finds it before a start does.
+    let file = dir.0.join("rampart.toml");
+    std::fs::write(&file, "[log]\nlevel = \"rampart_server=loud\"\n").unwrap();
+    let (code, _, stderr) = run(&["config", "check", "--config", file.to_str().unwrap()], &[], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("'rampart_server=loud' is not a valid filter (TARGET=LEVEL"), "{stderr}");
 }
 
 /// A toolbox's section without the toolbox in `tools.enabled` does nothing: a warning
