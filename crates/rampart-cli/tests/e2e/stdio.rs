@@ -96,37 +96,18 @@ async fn tool_failures_are_results_and_unknown_tools_are_protocol_errors() {
 #[test]
 fn stdout_carries_only_mcp_messages_and_logs_go_to_stderr() {
     let data = TempDir::new("stdio-raw");
-    let mut child = Command::new("timeout")
-        .args(["60", BIN, "serve", "--transport", "stdio", "--log", "debug"])
-        .env("RAMPART_DATA_DIR", &data.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let requests = [
-        json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "0" } } }),
-        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
-        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "system_health", "arguments": {} } }),
-    ];
-    for request in &requests {
-        writeln!(stdin, "{request}").unwrap();
-    }
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut server = RawStdio::start(&data, &["--log", "debug"]);
+    server.initialize();
+    server.call_health(2);
+    let first = server.recv(Duration::from_secs(30)).unwrap();
     assert_eq!(first["id"], 1);
     assert_eq!(first["result"]["serverInfo"]["name"], "rampart");
-    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second = server.recv(Duration::from_secs(30)).unwrap();
     assert_eq!(second["id"], 2);
     assert_eq!(second["result"]["structuredContent"]["status"], "ok");
-    drop(stdin); // EOF ends the session
-    let status = wait(&mut child);
+    let (status, stderr, rest) = server.finish(); // EOF ends the session
     assert!(status.success(), "exit on stdin EOF: {status:?}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.is_empty(), "nothing else on stdout: {rest:?}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("transport: stdio"), "banner on stderr: {stderr}");
     assert!(stderr.contains("tool call"), "debug logs on stderr: {stderr}");
 }
@@ -189,11 +170,16 @@ fn a_task_running_at_stdin_eof_is_cancelled_and_recorded() {
 
 // ---- the audit log's head, read off the first answer's path ----
 
-/// `rampart serve --transport stdio` on `data`, its stdout lines parsed on a thread.
+/// `rampart serve --transport stdio` on `data`, its stdout read line by line on a thread.
 struct RawStdio {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
-    messages: std::sync::mpsc::Receiver<Value>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// A line of stdout as an MCP message; anything else fails the test.
+fn message(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|_| panic!("not an MCP message on stdout: {line:?}"))
 }
 
 impl RawStdio {
@@ -208,15 +194,20 @@ impl RawStdio {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (sender, messages) = std::sync::mpsc::channel();
+        let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(serde_json::from_str(&line).unwrap()).is_err() {
+                if sender.send(line).is_err() {
                     break;
                 }
             }
         });
-        Self { stdin: child.stdin.take(), child, messages }
+        Self { stdin: child.stdin.take(), child, lines }
+    }
+
+    /// The next message on stdout, waiting at most `timeout`.
+    fn recv(&self, timeout: Duration) -> Result<Value, std::sync::mpsc::RecvTimeoutError> {
+        self.lines.recv_timeout(timeout).map(|line| message(&line))
     }
 
     fn send(&mut self, message: &Value) {
@@ -246,7 +237,7 @@ impl RawStdio {
         let status = wait(&mut self.child);
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
-        (status, stderr, self.messages.iter().collect())
+        (status, stderr, self.lines.iter().map(|line| message(&line)).collect())
     }
 }
 
@@ -255,7 +246,8 @@ fn store_with_a_record(data: &TempDir) {
     let mut server = RawStdio::start(data, &[]);
     server.initialize();
     server.call_health(2);
-    let answer = server.messages.iter().find(|message| message["id"] == 2).unwrap();
+    let answer = std::iter::from_fn(|| server.recv(Duration::from_secs(30)).ok()).find(|message| message["id"] == 2);
+    let answer = answer.expect("the call is answered");
     assert_eq!(answer["result"]["structuredContent"]["status"], "ok", "{answer}");
     let (status, stderr, _) = server.finish();
     assert!(status.success(), "{stderr}");
@@ -311,16 +303,16 @@ fn the_first_answer_does_not_wait_for_the_store_and_no_call_runs_before_the_audi
         let mut server = RawStdio::start(&data, &args);
         let started = std::time::Instant::now();
         server.initialize();
-        let first = server.messages.recv_timeout(STORE_BUSY_TIMEOUT - Duration::from_secs(1));
+        let first = server.recv(STORE_BUSY_TIMEOUT - Duration::from_secs(1));
         let first =
             first.unwrap_or_else(|_| panic!("{on_failure}: initialize waited for the store: {:?}", started.elapsed()));
         assert_eq!(first["result"]["serverInfo"]["name"], "rampart", "{first}");
 
         server.call_health(2);
-        let early = server.messages.recv_timeout(Duration::from_millis(500));
+        let early = server.recv(Duration::from_millis(500));
         assert!(early.is_err(), "{on_failure}: a call answered before the audit log read its head: {early:?}");
         lock.release();
-        let answer = server.messages.recv_timeout(Duration::from_secs(10)).expect("the call runs once the store opens");
+        let answer = server.recv(Duration::from_secs(10)).expect("the call runs once the store opens");
         assert_eq!(answer["id"], 2);
         assert_eq!(answer["result"]["structuredContent"]["status"], "ok", "{on_failure}: {answer}");
         let (status, stderr, _) = server.finish();
