@@ -59,10 +59,18 @@ impl Built {
     /// # Errors
     /// [`ServerError::Audit`] when the last record was edited: the server must not serve.
     pub async fn audit_ready(&self) -> Result<(), ServerError> {
-        match self.guard.audit() {
-            Some(audit) => audit.ready().await.map_err(|e| ServerError::Audit(e.to_string())),
-            None => Ok(()),
-        }
+        audit_ready(self.guard.audit()).await
+    }
+}
+
+/// Waits until `audit`, if any, has read its chain's head ([`AuditLog::ready`]).
+///
+/// # Errors
+/// [`ServerError::Audit`] when the last record was edited.
+async fn audit_ready(audit: Option<&AuditLog>) -> Result<(), ServerError> {
+    match audit {
+        Some(audit) => audit.ready().await.map_err(|e| ServerError::Audit(e.to_string())),
+        None => Ok(()),
     }
 }
 
@@ -368,8 +376,8 @@ impl LocalAdmin {
         let policy = build_policy(config)?;
         let store = open_store(config)?;
         let started = match start_audit(config, &store, "").await {
-            Ok(Some(log)) => log.ready().await.map(|()| Some(log)).map_err(|e| ServerError::Audit(e.to_string())),
-            other => other,
+            Ok(log) => audit_ready(log.as_ref()).await.map(|()| log),
+            error => error,
         };
         let audit = match started {
             Ok(log) => log.map(|log| log.with_commit(Commit::Synchronous)),
