@@ -37,8 +37,11 @@ impl SystemToolbox {
     /// # Errors
     /// [`ToolError::Failed`] when the configured local zone is not an IANA name.
     pub fn new(info: SystemInfo) -> Result<Self, ToolError> {
+        // Only a configured zone needs checking: the system's comes from a database.
+        if let Some(configured) = &info.local_timezone {
+            time::check_zone(configured)?;
+        }
         let local_timezone = time::local_zone_name(info.local_timezone.as_deref());
-        time::check_zone(&local_timezone)?;
         let tools = tools(&local_timezone);
         Ok(Self { info, local_timezone, started: Instant::now(), tools })
     }

@@ -54,6 +54,14 @@ fn bad_configuration_names_the_key_and_the_file() {
     let (code, _, stderr) = run(&["config", "check"], &[("RAMPART_LISTN", "x")], Some(&dir.0));
     assert_eq!(code, 2);
     assert!(stderr.contains("RAMPART_LISTN"), "{stderr}");
+    // A configured local zone is checked (in any case), the system's is taken as found.
+    std::fs::write(&file, "[tools.system]\nlocal_timezone = \"Mars/Olympus\"\n").unwrap();
+    let (code, _, stderr) = run(&["config", "check", "--config", file.to_str().unwrap()], &[], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown timezone 'Mars/Olympus'"), "{stderr}");
+    std::fs::write(&file, "[tools.system]\nlocal_timezone = \"asia/tokyo\"\n").unwrap();
+    let (code, _, stderr) = run(&["config", "check", "--config", file.to_str().unwrap()], &[], None);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// `--log` takes `TARGET=LEVEL` directives: each target logs at its own level, and a
